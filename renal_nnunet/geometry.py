@@ -1,0 +1,246 @@
+"""Fixed-grid resampling with exact mapping back, and patient coordinates.
+
+The paper resizes whole CTs (and kidney crops) to 128x128x128. This module does that resize in a
+way that can be undone exactly: a :class:`GridSidecar` records the source geometry and the crop box,
+and :func:`resample_from_grid` puts grid-space arrays (labels or class probabilities) back onto the
+source voxels.
+
+Conventions:
+    * ITK index order (x, y, z) for ``crop_start``/``crop_size``/sizes in sidecars; numpy arrays
+      from SimpleITK are (z, y, x).
+    * Patient coordinates are ITK's LPS+: +x is the patient's LEFT, +y posterior, +z superior (mm).
+    * Grid voxel ``g`` (per axis) has its centre at source continuous index
+      ``start - 0.5 + (g + 0.5) * size / grid``: the grid tiles the crop box edge to edge.
+    * A grid image written for nnU-Net keeps the source's origin and direction with a nominal
+      1 mm spacing, so stock planning does not resample it again; the true geometry lives in the
+      sidecar only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from renal_nnunet.io import InputError, write_json
+
+__all__ = [
+    "GridSidecar",
+    "resample_to_grid",
+    "resample_from_grid",
+    "grid_image_physical",
+    "physical_points_mm",
+    "patient_left_mm",
+    "bounding_box_with_margin",
+]
+
+Interpolation = Literal["nearest", "linear", "label"]
+
+
+@dataclass(frozen=True)
+class GridSidecar:
+    """Source geometry and crop box of a grid-resampled image (all in ITK (x, y, z) order).
+
+    Attributes:
+        size: source image size in voxels.
+        spacing_mm: source voxel spacing in mm.
+        origin_mm: source origin (LPS mm).
+        direction: source direction cosines, 9 values row-major.
+        crop_start: first source voxel of the crop box.
+        crop_size: crop box size in source voxels (the whole image when not cropped).
+        grid: grid edge length in voxels (the grid is grid x grid x grid).
+    """
+
+    size: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    origin_mm: tuple[float, float, float]
+    direction: tuple[float, ...]
+    crop_start: tuple[int, int, int]
+    crop_size: tuple[int, int, int]
+    grid: int
+
+    @property
+    def grid_spacing_mm(self) -> np.ndarray:
+        """True physical spacing of the grid voxels in mm, (x, y, z)."""
+        return np.asarray(self.crop_size, float) * np.asarray(self.spacing_mm) / self.grid
+
+    def source_reference(self) -> sitk.Image:
+        """An empty image with the source geometry, to resample onto or copy information from."""
+        ref = sitk.Image([int(s) for s in self.size], sitk.sitkUInt8)
+        ref.SetSpacing(self.spacing_mm)
+        ref.SetOrigin(self.origin_mm)
+        ref.SetDirection(self.direction)
+        return ref
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write the sidecar atomically as JSON."""
+        return write_json(asdict(self), path)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "GridSidecar":
+        """Read a sidecar written by :meth:`to_json`."""
+        import json
+
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        except (OSError, ValueError, TypeError) as err:
+            raise InputError(path, f"not a valid grid sidecar: {err}") from None
+
+
+def _sidecar_for(image: sitk.Image, grid: int, crop_start, crop_size) -> GridSidecar:
+    size = tuple(int(s) for s in image.GetSize())
+    start = (0, 0, 0) if crop_start is None else tuple(int(s) for s in crop_start)
+    extent = size if crop_size is None else tuple(int(s) for s in crop_size)
+    for axis in range(3):
+        if extent[axis] < 1 or start[axis] < 0 or start[axis] + extent[axis] > size[axis]:
+            raise ValueError(f"crop box start {start} size {extent} lies outside the image of size {size}")
+    if grid < 2:
+        raise ValueError(f"grid must be at least 2 voxels, got {grid}")
+    return GridSidecar(
+        size=size,
+        spacing_mm=tuple(float(s) for s in image.GetSpacing()),
+        origin_mm=tuple(float(o) for o in image.GetOrigin()),
+        direction=tuple(float(d) for d in image.GetDirection()),
+        crop_start=start,
+        crop_size=extent,
+        grid=int(grid),
+    )
+
+
+def grid_image_physical(sidecar: GridSidecar) -> sitk.Image:
+    """An empty grid image carrying the grid's true physical geometry (not the nominal 1 mm)."""
+    direction = np.asarray(sidecar.direction).reshape(3, 3)
+    spacing = np.asarray(sidecar.spacing_mm)
+    first_centre_index = np.asarray(sidecar.crop_start) - 0.5 + 0.5 * np.asarray(sidecar.crop_size) / sidecar.grid
+    origin = np.asarray(sidecar.origin_mm) + direction @ (spacing * first_centre_index)
+    ref = sitk.Image([sidecar.grid] * 3, sitk.sitkUInt8)
+    ref.SetSpacing(tuple(sidecar.grid_spacing_mm))
+    ref.SetOrigin(tuple(origin))
+    ref.SetDirection(sidecar.direction)
+    return ref
+
+
+_ITK_INTERPOLATORS = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear, "label": sitk.sitkLabelGaussian}
+
+
+def resample_to_grid(
+    image: sitk.Image,
+    grid: int,
+    interpolation: Interpolation = "linear",
+    crop_start: Sequence[int] | None = None,
+    crop_size: Sequence[int] | None = None,
+) -> tuple[sitk.Image, GridSidecar]:
+    """Resample ``image`` (or a crop box of it) to a ``grid``^3 image.
+
+    Args:
+        image: source image (CT in HU, or a label map).
+        grid: edge length of the cubic output grid, in voxels (the paper uses 128).
+        interpolation: ``linear`` for CT, ``nearest`` or ``label`` (smooth label-Gaussian) for labels.
+        crop_start: first voxel of the crop box, ITK (x, y, z) order; default the whole image.
+        crop_size: crop box size in voxels, ITK (x, y, z) order.
+
+    Returns:
+        The grid image with the source's origin and direction and a nominal 1 mm spacing (what
+        nnU-Net is given), and the sidecar that maps it back.
+    """
+    sidecar = _sidecar_for(image, grid, crop_start, crop_size)
+    reference = grid_image_physical(sidecar)
+    resampled = sitk.Resample(
+        image, reference, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0, image.GetPixelID(),
+        True,  # nearest-neighbour extrapolation: grid centres half a voxel inside the box edge stay defined
+    )
+    resampled.SetSpacing((1.0, 1.0, 1.0))
+    resampled.SetOrigin(image.GetOrigin())
+    return resampled, sidecar
+
+
+def resample_from_grid(
+    array: np.ndarray,
+    sidecar: GridSidecar,
+    interpolation: Interpolation = "linear",
+    fill_value: float = 0.0,
+) -> np.ndarray:
+    """Map a grid-space array back onto the source voxels.
+
+    Args:
+        array: grid array (z, y, x) = (grid, grid, grid), or channels-first (C, grid, grid, grid),
+            e.g. nnU-Net class probabilities.
+        sidecar: the sidecar written when the grid image was made.
+        interpolation: ``nearest`` for labels, ``linear`` for probabilities or intensities.
+        fill_value: value outside the crop box (for probabilities pass per-channel handling by
+            calling once per channel, or use 0 and renormalise).
+
+    Returns:
+        An array in the source's (z, y, x) shape (channels first if the input had channels).
+    """
+    array = np.asarray(array)
+    expected = (sidecar.grid,) * 3
+    if array.shape[-3:] != expected or array.ndim not in (3, 4):
+        raise ValueError(f"array of shape {array.shape} does not match grid {expected} (optionally channels first)")
+    if array.ndim == 4:
+        return np.stack([resample_from_grid(channel, sidecar, interpolation, fill_value) for channel in array])
+    grid_image = sitk.GetImageFromArray(array)
+    grid_image.CopyInformation(grid_image_physical(sidecar))
+    start, extent = np.asarray(sidecar.crop_start), np.asarray(sidecar.crop_size)
+    crop_ref = sidecar.source_reference()
+    crop_ref = sitk.RegionOfInterest(crop_ref, [int(e) for e in extent], [int(s) for s in start])
+    back = sitk.Resample(grid_image, crop_ref, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0,
+                         grid_image.GetPixelID(), True)
+    out = np.full(tuple(reversed(sidecar.size)), fill_value, dtype=array.dtype)
+    out[start[2]:start[2] + extent[2], start[1]:start[1] + extent[1], start[0]:start[0] + extent[0]] = (
+        sitk.GetArrayFromImage(back)
+    )
+    return out
+
+
+def physical_points_mm(image: sitk.Image, indices_zyx: np.ndarray) -> np.ndarray:
+    """Patient (LPS) coordinates in mm of voxel indices given in numpy (z, y, x) order.
+
+    Args:
+        image: the image whose geometry defines the mapping.
+        indices_zyx: (N, 3) array of (possibly fractional) voxel indices, numpy order.
+
+    Returns:
+        (N, 3) array of LPS coordinates in mm (x: +left, y: +posterior, z: +superior).
+    """
+    indices_xyz = np.asarray(indices_zyx, float).reshape(-1, 3)[:, ::-1]
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    return np.asarray(image.GetOrigin()) + (indices_xyz * np.asarray(image.GetSpacing())) @ direction.T
+
+
+def patient_left_mm(image: sitk.Image, indices_zyx: np.ndarray) -> np.ndarray:
+    """Position along the patient's right-to-left axis (LPS x, mm; larger = further LEFT)."""
+    return physical_points_mm(image, indices_zyx)[:, 0]
+
+
+def bounding_box_with_margin(
+    mask_zyx: np.ndarray, spacing_xyz_mm: Sequence[float], margin_mm: float
+) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Bounding box of a boolean mask grown by ``margin_mm`` on every side, clipped to the image.
+
+    Args:
+        mask_zyx: boolean mask in numpy (z, y, x) order.
+        spacing_xyz_mm: voxel spacing in ITK (x, y, z) order, mm.
+        margin_mm: margin added on each side, mm.
+
+    Returns:
+        ``(start, size)`` in ITK (x, y, z) order, ready for :func:`resample_to_grid`.
+
+    Raises:
+        ValueError: the mask is empty.
+    """
+    if not mask_zyx.any():
+        raise ValueError("cannot take the bounding box of an empty mask")
+    shape_xyz = np.asarray(mask_zyx.shape[::-1])
+    coords = np.nonzero(mask_zyx)
+    low = np.array([c.min() for c in coords])[::-1]
+    high = np.array([c.max() for c in coords])[::-1] + 1
+    pad = np.ceil(margin_mm / np.asarray(spacing_xyz_mm, float)).astype(int)
+    low = np.maximum(low - pad, 0)
+    high = np.minimum(high + pad, shape_xyz)
+    return tuple(int(v) for v in low), tuple(int(v) for v in high - low)

@@ -1,0 +1,202 @@
+"""Image IO with clear errors and atomic writes.
+
+Images are ``SimpleITK.Image`` objects everywhere in this package, so geometry (origin, spacing,
+direction, all in ITK's LPS+ patient convention) always travels with the voxels. Arrays taken from
+them with ``sitk.GetArrayFromImage`` are indexed (z, y, x), the reverse of ITK's (x, y, z) index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = [
+    "InputError",
+    "read_image",
+    "read_label_map",
+    "write_image",
+    "atomic_path",
+    "write_json",
+    "read_series_or_image",
+    "check_same_geometry",
+]
+
+
+class InputError(ValueError):
+    """A bad input file. The message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike | None, problem: str):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+def read_image(path: str | os.PathLike) -> sitk.Image:
+    """Read a 3D image (NIfTI or anything SimpleITK reads).
+
+    Raises:
+        InputError: the file is missing, corrupt or truncated, or not a single-channel 3D image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file does not exist")
+    try:
+        image = sitk.ReadImage(str(path))
+        # Truncated gzip streams only fail once the voxels are decompressed.
+        sitk.GetArrayViewFromImage(image)
+    except RuntimeError as err:
+        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else "unreadable"
+        raise InputError(path, f"cannot be read (corrupt or truncated?): {first_line}") from None
+    _require_3d(image, path)
+    return image
+
+
+def _require_3d(image: sitk.Image, path: str | os.PathLike | None) -> None:
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(path, f"has {image.GetNumberOfComponentsPerPixel()} components per voxel; expected a scalar 3D image")
+    size = image.GetSize()
+    if image.GetDimension() != 3:
+        raise InputError(path, f"is {image.GetDimension()}D with size {size}; expected a 3D image")
+    if min(size) < 2:
+        raise InputError(path, f"is effectively 2D (size {size}); expected a 3D volume")
+
+
+def read_label_map(
+    path: str | os.PathLike,
+    allowed_labels: set[int] | None = None,
+    reference: sitk.Image | None = None,
+    reference_path: str | os.PathLike | None = None,
+) -> sitk.Image:
+    """Read an integer label map, optionally checking its values and its geometry.
+
+    Args:
+        path: the label file.
+        allowed_labels: values that may occur; others raise.
+        reference: an image whose grid the label map must share (e.g. the CT it belongs to).
+        reference_path: name of the reference, for the error message.
+
+    Raises:
+        InputError: unreadable file, non-integer or unknown labels, or a geometry mismatch.
+    """
+    label = read_image(path)
+    array = sitk.GetArrayViewFromImage(label)
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.all(np.mod(array, 1) == 0):
+            raise InputError(path, f"label map has non-integer values (dtype {array.dtype})")
+        label = sitk.Cast(label, sitk.sitkUInt8 if array.min() >= 0 and array.max() < 256 else sitk.sitkInt32)
+        array = sitk.GetArrayViewFromImage(label)
+    if allowed_labels is not None:
+        present = {int(v) for v in np.unique(array)}
+        unknown = sorted(present - set(allowed_labels))
+        if unknown:
+            raise InputError(path, f"unknown label values {unknown}; allowed are {sorted(allowed_labels)}")
+    if reference is not None:
+        check_same_geometry(reference, label, reference_path, path)
+    return label
+
+
+def check_same_geometry(
+    a: sitk.Image,
+    b: sitk.Image,
+    name_a: str | os.PathLike | None = None,
+    name_b: str | os.PathLike | None = None,
+    tolerance_mm: float = 1e-3,
+) -> None:
+    """Raise ``InputError`` unless ``a`` and ``b`` share size, spacing, origin and direction.
+
+    Spacing and origin are compared in mm with ``tolerance_mm``; direction cosines with 1e-4.
+    """
+    problems = []
+    if a.GetSize() != b.GetSize():
+        problems.append(f"size {b.GetSize()} != {a.GetSize()}")
+    if not np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tolerance_mm):
+        problems.append(f"spacing {b.GetSpacing()} != {a.GetSpacing()}")
+    if not np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance_mm):
+        problems.append(f"origin {b.GetOrigin()} != {a.GetOrigin()}")
+    if not np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-4):
+        problems.append(f"direction {b.GetDirection()} != {a.GetDirection()}")
+    if problems:
+        raise InputError(
+            name_b,
+            f"geometry does not match {name_a or 'the reference image'}: " + "; ".join(problems)
+            + ". Resample it onto the image grid first (e.g. SimpleITK.Resample with the image as reference).",
+        )
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary name keeps the file's suffixes (``.nii.gz``), so writers that choose a format by
+    extension still work. Nothing half-written is left behind on failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> Path:
+    """Write ``image`` atomically (temp file, then rename). Returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=compress)
+    return path
+
+
+def write_json(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON atomically. Returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_series_or_image(path: str | os.PathLike) -> sitk.Image:
+    """Read a CT from a NIfTI (or other single) file, or from a folder holding one DICOM series.
+
+    Raises:
+        InputError: missing path, no or several DICOM series in the folder, unreadable data.
+    """
+    path = Path(path)
+    if path.is_dir():
+        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+        if not series_ids:
+            raise InputError(path, "folder holds no DICOM series")
+        if len(series_ids) > 1:
+            raise InputError(path, f"folder holds {len(series_ids)} DICOM series; give one series per folder")
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series_ids[0])
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(files)
+        try:
+            image = reader.Execute()
+        except RuntimeError as err:
+            raise InputError(path, f"DICOM series cannot be read: {str(err).strip().splitlines()[-1]}") from None
+        _require_3d(image, path)
+        return image
+    return read_image(path)
