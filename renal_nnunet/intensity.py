@@ -1,0 +1,23 @@
+"""CT intensity handling shared by conversion and inference."""
+
+from __future__ import annotations
+
+import SimpleITK as sitk
+
+__all__ = ["PAPER_WINDOW_LEVEL_HU", "PAPER_WINDOW_WIDTH_HU", "window_ct"]
+
+# The paper prints "width 30 HU, level 300 HU"; the intended window is level 30, width 300.
+PAPER_WINDOW_LEVEL_HU = 30.0
+PAPER_WINDOW_WIDTH_HU = 300.0
+
+
+def window_ct(
+    ct: sitk.Image, level_hu: float = PAPER_WINDOW_LEVEL_HU, width_hu: float = PAPER_WINDOW_WIDTH_HU
+) -> sitk.Image:
+    """Clip a CT (HU) to the window ``[level - width/2, level + width/2]``; float32, geometry kept.
+
+    With the paper's window this is [-120, 180] HU: fat (< -30 HU, the sign of AML) stays
+    distinguishable from water (cysts, 0-20 HU) and enhancing tissue.
+    """
+    low, high = level_hu - width_hu / 2.0, level_hu + width_hu / 2.0
+    return sitk.Clamp(sitk.Cast(ct, sitk.sitkFloat32), sitk.sitkFloat32, low, high)

@@ -1,0 +1,36 @@
+"""Label conventions used across the package (one place, so every stage agrees).
+
+KiTS (input references): 0 background, 1 kidney (without renal-sinus fat), 2 tumour, 3 cyst.
+Kidney stage (nnU-Net dataset ``*_RenalKidney{G}``): 0 background, 1 right kidney, 2 left kidney;
+"kidney" is everything inside the kidney's outer boundary (parenchyma, sinus and masses).
+Mass stage (``*_RenalMass{G}``, one crop per kidney): 0 background, 1 mass (tumour or cyst).
+One-stage ablation (``*_RenalOneStage{G}`` and native ``*_RenalOneStage``): 0 background,
+1 kidney, 2 mass.
+Pipeline output (``<case>_seg.nii.gz``): see :data:`OUTPUT_LABELS`; masses are labels 3-6 and a
+mass's side is the side of the kidney it lies in.
+"""
+
+from __future__ import annotations
+
+KITS_LABELS: dict[str, int] = {"background": 0, "kidney": 1, "tumor": 2, "cyst": 3}
+
+KIDNEY_STAGE_LABELS: dict[str, int] = {"background": 0, "kidney_right": 1, "kidney_left": 2}
+MASS_STAGE_LABELS: dict[str, int] = {"background": 0, "mass": 1}
+ONE_STAGE_LABELS: dict[str, int] = {"background": 0, "kidney": 1, "mass": 2}
+
+LESION_CLASSES: tuple[str, ...] = ("AML", "cystic", "solid")
+"""Classifier classes, in the order of its output logits."""
+
+OUTPUT_LABELS: dict[str, int] = {
+    "background": 0,
+    "kidney_right": 1,
+    "kidney_left": 2,
+    "AML": 3,
+    "cystic": 4,
+    "solid": 5,
+    "mass_too_small": 6,
+}
+"""Labels of the pipeline's ``<case>_seg.nii.gz``."""
+
+OUTPUT_MASS_LABELS: tuple[int, ...] = (3, 4, 5, 6)
+SIDES: tuple[str, ...] = ("right", "left")
