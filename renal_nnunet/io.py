@@ -8,9 +8,11 @@ them with ``sitk.GetArrayFromImage`` are indexed (z, y, x), the reverse of ITK's
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -47,6 +49,8 @@ def read_image(path: str | os.PathLike) -> sitk.Image:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")
+    if path.name.endswith(".gz"):
+        _require_complete_gzip(path)
     try:
         image = sitk.ReadImage(str(path))
         # Truncated gzip streams only fail once the voxels are decompressed.
@@ -56,6 +60,20 @@ def read_image(path: str | os.PathLike) -> sitk.Image:
         raise InputError(path, f"cannot be read (corrupt or truncated?): {first_line}") from None
     _require_3d(image, path)
     return image
+
+
+def _require_complete_gzip(path: Path) -> None:
+    """Raise ``InputError`` unless the gzip stream reaches its end marker.
+
+    ITK zero-fills the missing voxels of some truncated ``.nii.gz`` files without an error (seen on
+    real KiTS23 label maps cut in half), so the stream is checked here (~20 % of the read time).
+    """
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (EOFError, OSError, zlib.error) as err:
+        raise InputError(path, f"cannot be read (corrupt or truncated?): {err}") from None
 
 
 def _require_3d(image: sitk.Image, path: str | os.PathLike | None) -> None:
