@@ -1,9 +1,52 @@
-"""Subcommands of this stage (see renal_nnunet.cli)."""
+"""``renal-nnunet evaluate``: compare predicted label maps with references (see renal_nnunet.cli)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="segmentation, detection, classification and KiTS metrics of predictions against references",
+        description="Match predictions (pipeline labels 0-6) to references by case id and write per_case.csv, "
+        "per_lesion.csv, kits.csv, errors.csv, summary.csv, summary.md and PNG figures.",
+    )
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predicted label maps (<case>_seg.nii.gz)")
+    parser.add_argument("--ref", required=True, type=Path, help="folder of reference label maps or KiTS case folders")
+    parser.add_argument("--ref-format", choices=("pipeline", "kits"), default="pipeline",
+                        help="labels of the references: pipeline (0-6) or kits (1 kidney, 2 tumour, 3 cyst)")
+    parser.add_argument("--lesions-pred", type=Path, default=None,
+                        help="predicted lesion table (CSV with case_id) or folder of <case>_lesions.csv "
+                        "(default: the --pred folder)")
+    parser.add_argument("--lesions-ref", type=Path, default=None,
+                        help="reference lesion table, e.g. RenalLesions/lesions.csv from convert")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--workers", type=int, default=1, help="cases evaluated in parallel")
+    parser.add_argument("--size-threshold-mm", type=float, default=5.0,
+                        help="average-diameter threshold of the classification strata (mm)")
+    parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26, help="lesion connectivity")
+    parser.add_argument("--min-lesion-voxels", type=int, default=0, help="ignore smaller lesion components")
+    parser.add_argument("--min-lesion-mm3", type=float, default=0.0, help="ignore lesion components below this volume")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from renal_nnunet.evaluation.detection import DetectionConfig
+    from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
+
+    config = EvaluationConfig(
+        ref_format=args.ref_format, size_threshold_mm=args.size_threshold_mm,
+        detection=DetectionConfig(args.connectivity, args.min_lesion_voxels, args.min_lesion_mm3),
+        lesions_pred=args.lesions_pred, lesions_ref=args.lesions_ref, workers=args.workers, figures=not args.no_figures,
+    )
+    result = evaluate_folders(args.pred, args.ref, args.out, config)
+    evaluated = result.per_case["case_id"].nunique() if len(result.per_case) else 0
+    print(f"evaluated {evaluated} case(s), {len(result.errors)} error(s); report in {args.out}")
+    for row in result.errors.itertuples():
+        print(f"  error {row.case_id}: {row.problem}")
+    print((args.out / "summary.md").read_text())
+    return 0 if evaluated else 1
