@@ -1,0 +1,72 @@
+"""Grad-CAM heat maps for the 3D lesion classifier.
+
+pytorch-grad-cam computes the 3D Grad-CAM (channel weights = spatial mean of the class-score
+gradient at ``layer4``; map = ReLU of the weighted feature sum), but it resizes the map with
+``scipy.ndimage.zoom``, which aligns the corner voxels and so shifts the map by up to half a feature
+cell and overshoots (cubic). We take the library's raw feature-resolution map and upsample it
+trilinearly with ``align_corners=False``, which puts each feature cell's value at the centre of
+the input voxels it covers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+__all__ = ["grad_cam", "upsample_cam"]
+
+
+class _FeatureResolutionGradCAM(GradCAM):
+    """pytorch-grad-cam's GradCAM returning the ReLU'd map at feature resolution (no resizing)."""
+
+    def compute_cam_per_layer(self, input_tensor, targets, eigen_smooth):
+        activations = [a.cpu().data.numpy() for a in self.activations_and_grads.activations]
+        gradients = [g.cpu().data.numpy() for g in self.activations_and_grads.gradients]
+        return [
+            np.maximum(self.get_cam_image(input_tensor, layer, targets, act, grad, eigen_smooth), 0)[:, None]
+            for layer, act, grad in zip(self.target_layers, activations, gradients)
+        ]
+
+    def aggregate_multi_layers(self, cam_per_target_layer):
+        return np.mean(np.concatenate(cam_per_target_layer, axis=1), axis=1)
+
+
+def grad_cam(model: nn.Module, volume: torch.Tensor | np.ndarray, target_class: int,
+             target_layer: nn.Module | None = None) -> np.ndarray:
+    """Grad-CAM of ``target_class`` for one input volume, at the input's resolution.
+
+    Args:
+        model: the classifier (put in eval mode here); default target layer ``model.layer4``.
+        volume: (D, H, W), (1, D, H, W) or (1, 1, D, H, W) input as given to the model (windowed
+            crop, (z, y, x) order).
+        target_class: index into the logits (``LESION_CLASSES`` order).
+        target_layer: the convolutional stage to explain.
+
+    Returns:
+        float32 array shaped like the volume's spatial dims (D, H, W), scaled to [0, 1] by its
+        maximum (all zeros if the class has no positive evidence, e.g. random weights).
+    """
+    tensor = torch.as_tensor(np.asarray(volume) if not isinstance(volume, torch.Tensor) else volume)
+    spatial_shape = tuple(tensor.shape[-3:])
+    if tensor.ndim < 3 or tensor.ndim > 5 or tensor[..., 0, 0, 0].numel() != 1:
+        raise ValueError(f"expected one volume shaped (D, H, W) or (1, 1, D, H, W), got {tuple(tensor.shape)}")
+    tensor = tensor.reshape(1, 1, *spatial_shape).float()
+    device = next(model.parameters()).device
+    layer = target_layer if target_layer is not None else model.layer4
+    with torch.enable_grad(), _FeatureResolutionGradCAM(model=model, target_layers=[layer]) as cam:
+        raw = cam(input_tensor=tensor.to(device), targets=[ClassifierOutputTarget(int(target_class))])[0]
+    return upsample_cam(raw, spatial_shape)
+
+
+def upsample_cam(feature_map: np.ndarray, shape_zyx: tuple[int, int, int]) -> np.ndarray:
+    """Trilinear, cell-centred (``align_corners=False``) upsampling of a (d, h, w) map to
+    ``shape_zyx``, then scaling to [0, 1] by the maximum (an all-zero map stays zero)."""
+    tensor = torch.as_tensor(np.asarray(feature_map, np.float32))[None, None]
+    upsampled = F.interpolate(tensor, size=tuple(int(s) for s in shape_zyx), mode="trilinear",
+                              align_corners=False)[0, 0].numpy()
+    peak = float(upsampled.max())
+    return (upsampled / peak if peak > 0 else np.zeros_like(upsampled)).astype(np.float32)
