@@ -1,9 +1,51 @@
-"""Subcommands of this stage (see renal_nnunet.cli)."""
+"""``renal-nnunet convert kits|manifest``: build the paper's nnU-Net raw datasets (see renal_nnunet.cli)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this stage's subcommands."""
+    """Add ``convert kits`` and ``convert manifest``."""
+    convert = subparsers.add_parser("convert", help="convert KiTS21/KiTS23 or a CSV manifest into nnU-Net raw datasets")
+    kinds = convert.add_subparsers(dest="convert_source", metavar="SOURCE", required=True)
+    kits = kinds.add_parser("kits", help="a KiTS21 data/ or KiTS23 dataset/ folder")
+    kits.add_argument("src", help="folder with case_XXXXX/ folders and kits.json (KiTS21) or kits23.json (KiTS23)")
+    _add_common(kits)
+    kits.set_defaults(func=_run_kits)
+    manifest = kinds.add_parser("manifest", help="an institution's CSV manifest (see renal_nnunet.dataset_conversion.manifest)")
+    manifest.add_argument("csv", help="CSV with columns patient_id, series_id, image, label [, label_values, subtype]")
+    _add_common(manifest)
+    manifest.set_defaults(func=_run_manifest)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="nnU-Net raw folder to write the datasets into")
+    parser.add_argument("--first-id", type=int, default=501, help="dataset id of the kidney dataset (default 501)")
+    parser.add_argument("--grid", type=int, default=128, help="grid edge in voxels (default 128, the paper's)")
+    parser.add_argument("--margin-mm", type=float, default=10.0, help="margin around each kidney crop, mm (default 10)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+
+
+def _config(args):
+    from renal_nnunet.dataset_conversion.convert import ConversionConfig
+
+    return ConversionConfig(first_id=args.first_id, grid=args.grid, margin_mm=args.margin_mm, workers=args.workers)
+
+
+def _run_kits(args) -> int:
+    from renal_nnunet.dataset_conversion.convert import convert_kits
+
+    return _finish(convert_kits(args.src, args.out, _config(args)))
+
+
+def _run_manifest(args) -> int:
+    from renal_nnunet.dataset_conversion.manifest import convert_manifest
+
+    return _finish(convert_manifest(args.csv, args.out, _config(args)))
+
+
+def _finish(report) -> int:
+    print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
+    return 0 if report.ok else 1
