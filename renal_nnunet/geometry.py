@@ -10,10 +10,13 @@ Conventions:
       from SimpleITK are (z, y, x).
     * Patient coordinates are ITK's LPS+: +x is the patient's LEFT, +y posterior, +z superior (mm).
     * Grid voxel ``g`` (per axis) has its centre at source continuous index
-      ``start - 0.5 + (g + 0.5) * size / grid``: the grid tiles the crop box edge to edge.
-    * A grid image written for nnU-Net keeps the source's origin and direction with a nominal
-      1 mm spacing, so stock planning does not resample it again; the true geometry lives in the
-      sidecar only.
+      ``start - 0.5 + (g + 0.5) * size / grid`` (counted from the other end on a flipped axis):
+      the grid tiles the crop box edge to edge.
+    * The grid's axes are the source's axes reordered/flipped to run closest to patient LPS, so the
+      networks see every CT in one anatomical orientation whatever its storage order.
+    * A grid image written for nnU-Net keeps the source's origin and (reordered) direction cosines
+      with a nominal 1 mm spacing, so stock planning does not resample it again; the true
+      geometry lives in the sidecar only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "resample_to_grid",
     "resample_from_grid",
     "grid_image_physical",
+    "canonical_axes",
     "physical_points_mm",
     "patient_left_mm",
     "bounding_box_with_margin",
@@ -112,16 +116,45 @@ def _sidecar_for(image: sitk.Image, grid: int, crop_start, crop_size) -> GridSid
     )
 
 
+def canonical_axes(direction: Sequence[float]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Which source axis (and sign) best matches each patient axis (LPS x, y, z).
+
+    Returns ``(source_axis, sign)`` per patient axis, so that the grid's axis ``k`` runs along
+    source axis ``source_axis[k]`` in direction ``sign[k]``. For a direction that is not close to
+    a signed permutation (ties at 45 degrees) the source axes are kept as they are.
+    """
+    matrix = np.asarray(direction, float).reshape(3, 3)
+    source_axis = tuple(int(np.argmax(np.abs(matrix[k]))) for k in range(3))
+    if sorted(source_axis) != [0, 1, 2]:
+        source_axis = (0, 1, 2)
+    sign = tuple(1 if matrix[k, j] >= 0 else -1 for k, j in enumerate(source_axis))
+    return source_axis, sign
+
+
 def grid_image_physical(sidecar: GridSidecar) -> sitk.Image:
-    """An empty grid image carrying the grid's true physical geometry (not the nominal 1 mm)."""
+    """An empty grid image carrying the grid's true physical geometry (not the nominal 1 mm).
+
+    The grid's axes are the source axes reordered and flipped to run closest to patient LPS x, y, z
+    (:func:`canonical_axes`): every CT, whatever its stored orientation, reaches the network with
+    the same anatomy along the same array axis, so a kidney model trained on KiTS (stored
+    inferior-posterior-left) also reads a DICOM series (stored left-posterior-superior) correctly.
+    """
     direction = np.asarray(sidecar.direction).reshape(3, 3)
     spacing = np.asarray(sidecar.spacing_mm)
-    first_centre_index = np.asarray(sidecar.crop_start) - 0.5 + 0.5 * np.asarray(sidecar.crop_size) / sidecar.grid
+    start, extent = np.asarray(sidecar.crop_start, float), np.asarray(sidecar.crop_size, float)
+    source_axis, sign = canonical_axes(sidecar.direction)
+    first_centre_index = np.empty(3)
+    grid_spacing, grid_direction = np.empty(3), np.empty((3, 3))
+    for k, (j, s) in enumerate(zip(source_axis, sign)):
+        half_cell = 0.5 * extent[j] / sidecar.grid
+        first_centre_index[j] = start[j] - 0.5 + half_cell if s > 0 else start[j] + extent[j] - 0.5 - half_cell
+        grid_spacing[k] = extent[j] * spacing[j] / sidecar.grid
+        grid_direction[:, k] = s * direction[:, j]
     origin = np.asarray(sidecar.origin_mm) + direction @ (spacing * first_centre_index)
     ref = sitk.Image([sidecar.grid] * 3, sitk.sitkUInt8)
-    ref.SetSpacing(tuple(sidecar.grid_spacing_mm))
+    ref.SetSpacing(tuple(grid_spacing))
     ref.SetOrigin(tuple(origin))
-    ref.SetDirection(sidecar.direction)
+    ref.SetDirection(tuple(grid_direction.ravel()))
     return ref
 
 
@@ -145,8 +178,9 @@ def resample_to_grid(
         crop_size: crop box size in voxels, ITK (x, y, z) order.
 
     Returns:
-        The grid image with the source's origin and direction and a nominal 1 mm spacing (what
-        nnU-Net is given), and the sidecar that maps it back.
+        The grid image (what nnU-Net is given): the source's origin, the source's direction
+        cosines reordered to run closest to LPS (see :func:`grid_image_physical`) and a nominal
+        1 mm spacing; and the sidecar that maps it back.
     """
     sidecar = _sidecar_for(image, grid, crop_start, crop_size)
     reference = grid_image_physical(sidecar)

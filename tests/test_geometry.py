@@ -8,6 +8,7 @@ import SimpleITK as sitk
 from renal_nnunet.geometry import (
     GridSidecar,
     bounding_box_with_margin,
+    grid_image_physical,
     patient_left_mm,
     resample_from_grid,
     resample_to_grid,
@@ -31,14 +32,17 @@ def _oblique_image(array: np.ndarray) -> sitk.Image:
     return image
 
 
-def test_grid_image_has_nominal_spacing_and_source_origin_direction():
+def test_grid_image_has_nominal_spacing_source_origin_and_lps_axes():
     image = _oblique_image(np.zeros((20, 60, 50), np.float32))
     grid_image, sidecar = resample_to_grid(image, 16)
     assert grid_image.GetSize() == (16, 16, 16)
     assert grid_image.GetSpacing() == (1.0, 1.0, 1.0)
     assert grid_image.GetOrigin() == image.GetOrigin()
-    assert grid_image.GetDirection() == image.GetDirection()
+    # source axes (x: inferior, y: anterior, z: left) reordered to run along LPS x, y, z
+    np.testing.assert_allclose(grid_image.GetDirection(), np.eye(3).ravel())
     np.testing.assert_allclose(sidecar.grid_spacing_mm, np.array([50, 60, 20]) * np.array([0.7, 0.7, 2.5]) / 16)
+    physical = grid_image_physical(sidecar)
+    np.testing.assert_allclose(physical.GetSpacing(), np.array([20 * 2.5, 60 * 0.7, 50 * 0.7]) / 16)
 
 
 def test_round_trip_reproduces_a_label_map(tmp_path):
@@ -81,3 +85,18 @@ def test_patient_left_follows_the_direction_not_the_array_index():
     assert patient_left_mm(image, high_index) > patient_left_mm(image, low_index)
     flipped = sitk.Flip(image, [True, False, False])  # same voxels, x axis now points to the right
     assert patient_left_mm(flipped, high_index) < patient_left_mm(flipped, low_index)
+
+
+def test_grid_array_is_the_same_whatever_the_storage_orientation():
+    """A KiTS-like (I, P, L) volume and its LPS-stored copy reach the network as the same array."""
+    mask = _ellipsoid((40, 120, 100), (18, 40, 70), (6, 15, 12)).astype(np.float32)
+    kits_like = _oblique_image(mask)
+    lps = sitk.DICOMOrient(kits_like, "LPS")
+    assert lps.GetDirection() != kits_like.GetDirection()
+    grid_a, sidecar_a = resample_to_grid(kits_like, 32, "linear")
+    grid_b, sidecar_b = resample_to_grid(lps, 32, "linear")
+    np.testing.assert_allclose(sitk.GetArrayFromImage(grid_a), sitk.GetArrayFromImage(grid_b), atol=1e-5)
+    np.testing.assert_allclose(grid_a.GetDirection(), np.eye(3).ravel(), atol=1e-9)
+    for grid_image, sidecar, source in ((grid_a, sidecar_a, kits_like), (grid_b, sidecar_b, lps)):
+        back = resample_from_grid(sitk.GetArrayFromImage(grid_image), sidecar, "linear") > 0.5
+        assert _dice(back, sitk.GetArrayFromImage(source) > 0.5) > 0.95

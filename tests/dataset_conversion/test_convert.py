@@ -46,14 +46,16 @@ def test_four_datasets_with_paper_names_and_consistent_case_lists(converted_subs
     assert mass_cases == expected  # case_00194 has one (right) kidney
 
 
-def test_grid_images_keep_orientation_and_origin_and_sidecars_hold_the_source_geometry(converted_subset, subset_src):
+def test_grid_images_keep_origin_lps_axes_and_sidecars_hold_the_source_geometry(converted_subset, subset_src):
     raw, _, _ = converted_subset
     source = read_image(subset_src / "case_00017" / "imaging.nii.gz")
+    assert source.GetDirection() != (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # KiTS stores (I, P, L)
     for key in ("kidney", "one_stage_grid"):
         folder = _dataset(raw, key)
         image = sitk.ReadImage(str(folder / "imagesTr" / "case_00017_0000.nii.gz"))
         assert image.GetSize() == (TEST_GRID,) * 3 and image.GetSpacing() == (1.0, 1.0, 1.0)
-        np.testing.assert_allclose(image.GetDirection(), source.GetDirection(), atol=1e-6)
+        # the source's axes, reordered to run along patient L, P, S (renal_nnunet.geometry.canonical_axes)
+        np.testing.assert_allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-6)
         np.testing.assert_allclose(image.GetOrigin(), source.GetOrigin(), atol=1e-4)
         assert sitk.GetArrayViewFromImage(image).min() >= -120 and sitk.GetArrayViewFromImage(image).max() <= 180
         sidecar = GridSidecar.from_json(folder / "sidecars" / "case_00017.json")

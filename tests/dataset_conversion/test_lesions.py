@@ -108,7 +108,7 @@ def test_lesion_crop_masks_by_outline_windows_and_maps_back():
     lesion_image.CopyInformation(ct)
     crop, sidecar = lesion_crop(ct, lesion_image, grid=16, lesion_id=2)
     values = sitk.GetArrayFromImage(crop)
-    assert crop.GetSize() == (16, 16, 16) and crop.GetDirection() == ct.GetDirection()
+    assert crop.GetSize() == (16, 16, 16) and crop.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # LPS axes
     assert values.min() >= OUTSIDE_LESION_HU and values.max() <= 180.0
     assert sidecar.crop_start == (36, 20, 10) and sidecar.crop_size == (20, 20, 6)
     assert values[8, 8, 8] == pytest.approx(np.clip(ct_array[10:16, 20:40, 36:56], -120, 180).mean(), abs=40)
