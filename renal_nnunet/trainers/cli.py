@@ -1,9 +1,127 @@
-"""Subcommands of this stage (see renal_nnunet.cli)."""
+"""``renal-nnunet env|plan|train|predict-dataset|predict-stage|map-back`` (see renal_nnunet.cli).
+
+The nnU-Net wrappers need no ``nnUNet_extTrainer``: they register this package's trainers
+in-process. ``env`` prints the line that makes the stock ``nnUNetv2_*`` commands find them too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+
+_TRAINER_HELP = "trainer class (default nnUNetTrainerRenalPaper; stock ones such as nnUNetTrainer work too)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this stage's subcommands."""
+    """Add the trainer-plugin subcommands."""
+    env = subparsers.add_parser("env", help="print the export line that lets stock nnUNetv2_* commands find the trainers")
+    env.set_defaults(func=_run_env)
+
+    plan = subparsers.add_parser("plan", help="nnUNetv2_plan_and_preprocess (+ install the converter's patient-grouped splits)")
+    plan.add_argument("-d", "--dataset", required=True, help="dataset id or name")
+    plan.add_argument("-c", "--configurations", nargs="+", default=["3d_fullres"], help="default 3d_fullres")
+    plan.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
+    plan.add_argument("--no-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
+    plan.set_defaults(func=_run_plan)
+
+    train = subparsers.add_parser("train", help="nnUNetv2_train with this package's trainers registered")
+    train.add_argument("dataset", help="dataset id or name")
+    train.add_argument("fold", help="fold 0-4 or 'all'")
+    train.add_argument("-c", "--configuration", default="3d_fullres")
+    train.add_argument("-tr", "--trainer", default="nnUNetTrainerRenalPaper", help=_TRAINER_HELP)
+    train.add_argument("-p", "--plans", default="nnUNetPlans")
+    train.add_argument("--c", dest="continue_training", action="store_true", help="continue from the latest checkpoint")
+    train.add_argument("--npz", action="store_true", help="also save validation probabilities")
+    train.add_argument("-device", "--device", default="cuda", choices=("cuda", "cpu", "mps"))
+    train.set_defaults(func=_run_train)
+
+    predict = subparsers.add_parser("predict-dataset", help="nnUNetv2_predict on a folder of grid images (CASE_0000.nii.gz)")
+    predict.add_argument("-i", "--input", required=True, help="folder of nnU-Net-format images")
+    predict.add_argument("-o", "--output", required=True, help="output folder")
+    predict.add_argument("-d", "--dataset", required=True, help="dataset id or name of the trained model")
+    predict.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
+    predict.add_argument("-c", "--configuration", default="3d_fullres")
+    predict.add_argument("-tr", "--trainer", default="nnUNetTrainerRenalPaper", help=_TRAINER_HELP)
+    predict.add_argument("-p", "--plans", default="nnUNetPlans")
+    predict.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth")
+    predict.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (1: no pools)")
+    predict.add_argument("--save-probabilities", action="store_true")
+    predict.add_argument("-device", "--device", default="cuda", choices=("cuda", "cpu", "mps"))
+    predict.set_defaults(func=_run_predict_dataset)
+
+    stage = subparsers.add_parser("predict-stage", help="one model on CTs, labels written in each CT's geometry")
+    stage.add_argument("-i", "--input", nargs="+", required=True, help="CT files (NIfTI, ...) or DICOM series folders")
+    stage.add_argument("-o", "--output", required=True, help="output folder (CASE.nii.gz per input)")
+    stage.add_argument("-m", "--model", required=True,
+                       help="trained-model folder, e.g. $nnUNet_results/Dataset501_RenalKidney128/"
+                            "nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres")
+    stage.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
+    stage.add_argument("--crop-from", nargs="+", default=None, metavar="LABELS",
+                       help="one label map per input (e.g. kidney predictions): predict in each label's box")
+    stage.add_argument("--margin-mm", type=float, default=10.0, help="crop margin around each box, mm (default 10)")
+    stage.add_argument("-device", "--device", default="cpu", choices=("cuda", "cpu", "mps"))
+    stage.set_defaults(func=_run_predict_stage)
+
+    back = subparsers.add_parser("map-back", help="map grid predictions (e.g. from nnUNetv2_predict) onto the source CTs")
+    back.add_argument("-i", "--input", required=True, help="folder of CASE.nii.gz grid predictions")
+    back.add_argument("-s", "--sidecars", required=True, help="folder of CASE.json grid sidecars (<dataset>/sidecars)")
+    back.add_argument("-o", "--output", required=True, help="output folder")
+    back.set_defaults(func=_run_map_back)
+
+
+def _run_env(args) -> int:
+    from renal_nnunet.trainers.registration import ext_trainer_export_line
+
+    print(ext_trainer_export_line(os.environ.get("nnUNet_extTrainer")))
+    return 0
+
+
+def _run_plan(args) -> int:
+    from renal_nnunet.trainers.commands import plan
+
+    print(plan(args.dataset, args.configurations, verify=not args.no_verify, num_processes=args.num_processes))
+    return 0
+
+
+def _run_train(args) -> int:
+    from renal_nnunet.trainers.commands import train
+
+    print(train(args.dataset, args.fold, args.trainer, args.configuration, args.plans, args.continue_training,
+                args.device, args.npz))
+    return 0
+
+
+def _run_predict_dataset(args) -> int:
+    from renal_nnunet.trainers.commands import predict_dataset
+
+    print(predict_dataset(args.input, args.output, args.dataset, _folds(args.folds), args.trainer, args.configuration,
+                          args.plans, args.device, args.save_probabilities, args.num_processes, args.checkpoint))
+    return 0
+
+
+def _run_predict_stage(args) -> int:
+    from renal_nnunet.trainers.commands import predict_stage_files
+
+    written, failures = predict_stage_files(args.input, args.output, args.model, _folds(args.folds), args.crop_from,
+                                            args.margin_mm, args.device)
+    return _report(written, failures)
+
+
+def _run_map_back(args) -> int:
+    from renal_nnunet.trainers.commands import map_predictions_to_source
+
+    return _report(*map_predictions_to_source(args.input, args.sidecars, args.output))
+
+
+def _folds(folds: list[str]) -> tuple:
+    return tuple(f if f == "all" else int(f) for f in folds)
+
+
+def _report(written, failures) -> int:
+    for path in written:
+        print(path)
+    for failure in failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(f"{len(written)} written, {len(failures)} failed", file=sys.stderr if failures else sys.stdout)
+    return 1 if failures else 0

@@ -1,0 +1,254 @@
+"""nnU-Net's own plan / train / predict entry points, called in-process with this package's
+trainers registered (no ``nnUNet_extTrainer`` needed), and mapping grid predictions back.
+
+Each function is the library side of a ``renal-nnunet`` subcommand and mirrors a stock command:
+
+=====================================  ==============================================
+``plan``                               ``nnUNetv2_plan_and_preprocess -d D -c 3d_fullres
+                                       --verify_dataset_integrity`` + copy the converter's
+                                       ``splits_final.json`` into the preprocessed folder
+``train``                              ``nnUNetv2_train D 3d_fullres F -tr T [--c]``
+``predict_dataset``                    ``nnUNetv2_predict -i IN -o OUT -d D -c C -tr T -f ...``
+``map_predictions_to_source``          (no stock equivalent) grid labels -> CT geometry
+``predict_stage_files``                (no stock equivalent) CT files -> stage labels in
+                                       each CT's geometry (optionally per kidney box)
+=====================================  ==============================================
+
+nnU-Net's folders come from the usual ``nnUNet_raw`` / ``nnUNet_preprocessed`` /
+``nnUNet_results`` variables (nnU-Net 2.8.1 reads them when used, not at import).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import SimpleITK as sitk
+
+from renal_nnunet.geometry import GridSidecar, resample_from_grid
+from renal_nnunet.io import InputError, read_image, write_image
+from renal_nnunet.trainers.registration import trainer_lookup
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PAPER_TRAINER",
+    "dataset_folder",
+    "plan",
+    "train",
+    "predict_dataset",
+    "map_labels_to_source",
+    "map_predictions_to_source",
+    "predict_stage_files",
+]
+
+PAPER_TRAINER = "nnUNetTrainerRenalPaper"
+
+
+def _required_env(name: str) -> Path:
+    value = os.environ.get(name)
+    if not value:
+        raise ValueError(f"environment variable {name} is not set; point it at nnU-Net's {name} folder "
+                         "(see nnU-Net's documentation/setting_up_paths.md)")
+    return Path(value)
+
+
+def dataset_folder(dataset: int | str, kind: str = "nnUNet_raw") -> Path:
+    """``$<kind>/DatasetNNN_Name`` for a dataset id or name (kind: nnUNet_raw / _preprocessed / _results)."""
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    _required_env(kind)
+    try:
+        name = maybe_convert_to_dataset_name(dataset if str(dataset).startswith("Dataset") else int(dataset))
+    except RuntimeError as err:
+        raise ValueError(str(err)) from None
+    return _required_env(kind) / name
+
+
+def plan(dataset: int | str, configurations: Sequence[str] = ("3d_fullres",), verify: bool = True,
+         num_processes: int = 1) -> Path:
+    """Fingerprint, plan and preprocess a dataset with nnU-Net's defaults, then install its splits.
+
+    Args:
+        dataset: dataset id (e.g. 501) or name.
+        configurations: nnU-Net configurations to preprocess (the paper's grids need ``3d_fullres``).
+        verify: run nnU-Net's dataset integrity check first.
+        num_processes: worker processes for fingerprinting and preprocessing.
+
+    Returns:
+        The preprocessed dataset folder. If the raw dataset has a ``splits_final.json`` (written by
+        ``renal-nnunet convert``: 5 folds grouped by patient, shared by all datasets) it is copied
+        there; otherwise nnU-Net makes its own random split at training time.
+    """
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, plan_experiments, preprocess
+
+    from renal_nnunet.dataset_conversion.splits import SPLITS_FILE, install_splits
+
+    raw_dir = dataset_folder(dataset, "nnUNet_raw")
+    dataset_id = int(raw_dir.name[len("Dataset"):len("Dataset") + 3])
+    extract_fingerprints([dataset_id], num_processes=num_processes, check_dataset_integrity=verify, clean=True,
+                         verbose=False, show_progress_bar=False)
+    plans_identifier = plan_experiments([dataset_id])
+    preprocess([dataset_id], plans_identifier, tuple(configurations), [num_processes] * len(configurations),
+               verbose=False, show_progress_bar=False)
+    preprocessed_dir = dataset_folder(dataset_id, "nnUNet_preprocessed")
+    if (raw_dir / SPLITS_FILE).is_file():
+        install_splits(raw_dir, preprocessed_dir)
+        log.info("installed %s into %s", raw_dir / SPLITS_FILE, preprocessed_dir)
+    else:
+        log.warning("%s has no %s: nnU-Net will make a random (not patient-grouped) split", raw_dir, SPLITS_FILE)
+    return preprocessed_dir
+
+
+def train(dataset: int | str, fold: int | str, trainer: str = PAPER_TRAINER, configuration: str = "3d_fullres",
+          plans: str = "nnUNetPlans", continue_training: bool = False, device: str = "cuda",
+          export_validation_probabilities: bool = False) -> Path:
+    """Train one fold through nnU-Net's ``run_training`` (what ``nnUNetv2_train`` calls).
+
+    Returns:
+        The fold's output folder under ``nnUNet_results``.
+    """
+    import torch
+    from nnunetv2.run.run_training import run_training
+
+    _required_env("nnUNet_results")
+    dataset_name = dataset_folder(dataset, "nnUNet_preprocessed").name
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    with trainer_lookup():
+        run_training(dataset_name, configuration, fold, trainer, plans, continue_training=continue_training,
+                     export_validation_probabilities=export_validation_probabilities, device=torch.device(device))
+    return _required_env("nnUNet_results") / dataset_name / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
+
+
+def predict_dataset(input_folder: str | os.PathLike, output_folder: str | os.PathLike, dataset: int | str,
+                    folds: Sequence[int | str] = (0, 1, 2, 3, 4), trainer: str = PAPER_TRAINER,
+                    configuration: str = "3d_fullres", plans: str = "nnUNetPlans", device: str = "cuda",
+                    save_probabilities: bool = False, num_processes: int = 1,
+                    checkpoint: str = "checkpoint_final.pth") -> Path:
+    """Predict a folder of nnU-Net-format images (``CASE_0000.nii.gz``) like ``nnUNetv2_predict``.
+
+    With ``num_processes`` 1 nnU-Net's sequential predictor is used (no worker pools, whose start
+    costs ~30 s on a small machine).
+
+    Returns:
+        The output folder (``CASE.nii.gz`` label maps on the input images' grid).
+    """
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    model_dir = dataset_folder(dataset, "nnUNet_results") / f"{trainer}__{plans}__{configuration}"
+    if not model_dir.is_dir():
+        raise InputError(model_dir, "trained model folder does not exist; train it first (renal-nnunet train)")
+    if not Path(input_folder).is_dir():
+        raise InputError(input_folder, "input folder does not exist")
+    Path(output_folder).mkdir(parents=True, exist_ok=True)
+    predictor = nnUNetPredictor(perform_everything_on_device=device != "cpu", device=torch.device(device),
+                                verbose=False, allow_tqdm=False)
+    with trainer_lookup():
+        predictor.initialize_from_trained_model_folder(str(model_dir), tuple(folds), checkpoint_name=checkpoint)
+        if num_processes <= 1:
+            predictor.predict_from_files_sequential(str(input_folder), str(output_folder), save_probabilities,
+                                                    overwrite=True)
+        else:
+            predictor.predict_from_files(str(input_folder), str(output_folder), save_probabilities, overwrite=True,
+                                         num_processes_preprocessing=num_processes,
+                                         num_processes_segmentation_export=num_processes)
+    return Path(output_folder)
+
+
+def map_labels_to_source(grid_labels: sitk.Image, sidecar: GridSidecar) -> sitk.Image:
+    """A label map predicted on a grid image, put back onto the source CT's voxels (nearest).
+
+    Returns:
+        uint8 labels with the source's size, spacing, origin and direction (0 outside a crop box).
+    """
+    array = sitk.GetArrayFromImage(grid_labels)
+    back = sitk.GetImageFromArray(resample_from_grid(array, sidecar, "nearest", fill_value=0).astype("uint8"))
+    back.CopyInformation(sidecar.source_reference())
+    return back
+
+
+def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_folder: str | os.PathLike,
+                              output_folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """Map every ``CASE.nii.gz`` grid prediction back with ``sidecar_folder/CASE.json``.
+
+    A case that fails (missing sidecar, unreadable file) is reported and the rest go on.
+
+    Returns:
+        The written files and one message per failed case.
+    """
+    written, failures = [], []
+    predictions = sorted(Path(prediction_folder).glob("*.nii.gz"))
+    if not predictions:
+        raise InputError(prediction_folder, "holds no .nii.gz predictions")
+    for prediction in predictions:
+        case = prediction.name[: -len(".nii.gz")]
+        try:
+            sidecar = GridSidecar.from_json(_existing(Path(sidecar_folder) / f"{case}.json"))
+            image = map_labels_to_source(read_image(prediction), sidecar)
+            written.append(write_image(image, Path(output_folder) / prediction.name))
+        except (InputError, ValueError) as err:
+            log.error("%s: %s", case, err)
+            failures.append(f"{case}: {err}")
+    return written, failures
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise InputError(path, "grid sidecar missing (the converter writes one per case in <dataset>/sidecars/)")
+    return path
+
+
+def _case_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".mha", ".nrrd"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str | os.PathLike,
+                        model_dir: str | os.PathLike, folds: Sequence[int | str] = (0, 1, 2, 3, 4),
+                        crop_from: Sequence[str | os.PathLike] | None = None, margin_mm: float = 10.0,
+                        device: str = "cpu") -> tuple[list[Path], list[str]]:
+    """Run one stage on CT files (NIfTI or DICOM folders) and write ``CASE.nii.gz`` label maps in
+    each CT's own geometry; a failing case is reported and the batch goes on.
+
+    Args:
+        inputs: CT files or DICOM series folders.
+        output_folder: where the label maps go.
+        model_dir: nnU-Net trained-model folder of the stage.
+        folds: folds to ensemble.
+        crop_from: one label map per input (same order), e.g. the kidney stage's output: each
+            nonzero label's box grown by ``margin_mm`` is predicted separately (the mass stage).
+        margin_mm: crop margin, mm.
+        device: torch device name.
+
+    Returns:
+        The written files and one message per failed case.
+    """
+    from renal_nnunet.io import read_label_map, read_series_or_image
+    from renal_nnunet.trainers.inference import crop_boxes_from_labels, predict_stage_labels
+
+    if crop_from is not None and len(crop_from) != len(inputs):
+        raise ValueError(f"--crop-from needs one label map per input: got {len(crop_from)} for {len(inputs)} inputs")
+    written, failures = [], []
+    for index, path in enumerate(Path(p) for p in inputs):
+        try:
+            ct = read_series_or_image(path)
+            boxes = None
+            if crop_from is not None:
+                crop_labels = read_label_map(crop_from[index], reference=ct, reference_path=path)
+                boxes = crop_boxes_from_labels(crop_labels, margin_mm)
+                if not boxes:
+                    raise InputError(crop_from[index], "is empty: no box to predict in")
+            labels = predict_stage_labels(ct, model_dir, folds, boxes, device)
+            written.append(write_image(labels, Path(output_folder) / f"{_case_name(path)}.nii.gz"))
+            log.info("%s -> %s", path, written[-1])
+        except (InputError, ValueError) as err:
+            log.error("%s", err)
+            failures.append(str(err))
+    return written, failures
