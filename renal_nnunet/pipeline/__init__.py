@@ -1,0 +1,4 @@
+"""End-to-end use: ``predict`` (CT -> labelled kidneys, classified masses, lesion table, report),
+the models folder (``models``), the demo (``demo``), the baseline comparison (``compare``) and
+the training helpers they share (``training``). ``renal_nnunet.predict`` is the public entry point.
+"""

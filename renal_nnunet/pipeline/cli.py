@@ -1,9 +1,121 @@
-"""Subcommands of this stage (see renal_nnunet.cli)."""
+"""Subcommands of this stage (see renal_nnunet.cli): predict, export-models, import-models, demo, compare."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands."""
+    predict = subparsers.add_parser(
+        "predict", help="segment kidneys and renal masses, classify the masses, write tables and a report",
+        description="Outputs per case: <case>_seg.nii.gz (0 background, 1 right kidney, 2 left kidney, 3 AML, "
+                    "4 cystic, 5 solid, 6 mass too small to classify; the input's exact geometry), "
+                    "<case>_lesions.csv/.json, <case>_report.png, <case>_lesion<k>_gradcam.nii.gz.")
+    predict.add_argument("-i", "--input", required=True, type=Path,
+                         help="a NIfTI file, a folder of NIfTI files, a DICOM series folder, or a folder of series folders")
+    predict.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    predict.add_argument("-m", "--models", required=True, type=Path, help="models folder (with manifest.json)")
+    predict.add_argument("-f", "--folds", nargs="+", default=None, help="nnU-Net folds to ensemble (default: all shipped)")
+    predict.add_argument("-d", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
+    predict.add_argument("--no-report", action="store_true", help="skip the report PNG")
+    predict.add_argument("--min-diameter-mm", type=float, default=None,
+                         help="classify masses at least this large (average diameter; default 5 mm, the paper's)")
+    predict.add_argument("--skip-intensity-check", action="store_true", help="accept inputs that do not look like CT in HU")
+    predict.add_argument("--num-parts", type=int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
+    predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
+    predict.set_defaults(func=_predict)
+
+    export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share")
+    export.add_argument("-m", "--models", required=True, type=Path)
+    export.add_argument("-o", "--output", required=True, type=Path, help="zip file to write")
+    export.set_defaults(func=_export)
+
+    imp = subparsers.add_parser("import-models", help="unpack and validate a models zip")
+    imp.add_argument("-i", "--input", required=True, type=Path, help="zip made by export-models")
+    imp.add_argument("-m", "--models", required=True, type=Path, help="models folder to create")
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing models folder")
+    imp.set_defaults(func=_import)
+
+    demo = subparsers.add_parser("demo", help="synthetic cohort -> convert -> train briefly -> predict -> evaluate")
+    demo.add_argument("--out", type=Path, default=Path("demo_output"))
+    demo.add_argument("--cases", type=int, default=None, help="synthetic cases (training + held-out)")
+    demo.add_argument("--grid", type=int, default=None, help="grid edge in voxels (paper: 128)")
+    demo.add_argument("--minutes", type=float, default=None, help="rough time budget; scales the training length")
+    demo.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    demo.add_argument("--compare", action="store_true", help="also train and compare the one-stage baselines")
+    demo.set_defaults(func=_demo)
+
+    compare = subparsers.add_parser(
+        "compare", help="cascade vs one-stage grid model vs stock nnU-Net 3d_fullres on the same test cases")
+    compare.add_argument("--cascade-models", required=True, type=Path, help="models folder of the cascade")
+    compare.add_argument("--one-stage-model", type=Path, default=None,
+                         help="nnU-Net trained-model folder of the one-stage grid model (Dataset*_RenalOneStage{G})")
+    compare.add_argument("--fullres-model", type=Path, default=None,
+                         help="nnU-Net trained-model folder of stock 3d_fullres on Dataset*_RenalOneStage")
+    compare.add_argument("-i", "--images", required=True, type=Path, help="folder of test CTs (NIfTI)")
+    compare.add_argument("-r", "--references", required=True, type=Path,
+                         help="folder of reference label maps named like the CTs (KiTS labels 0/1/2/3)")
+    compare.add_argument("-o", "--output", required=True, type=Path)
+    compare.add_argument("-f", "--folds", nargs="+", default=None)
+    compare.add_argument("-d", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    compare.set_defaults(func=_compare)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from renal_nnunet.pipeline.predict import PredictConfig, folds_argument, predict
+
+    config = PredictConfig(
+        folds=folds_argument(args.folds), device=args.device, cam=not args.no_cam, report=not args.no_report,
+        min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
+        num_parts=args.num_parts, part_id=args.part_id,
+    )
+    results = predict(args.input, args.output, args.models, config)
+    for r in results:
+        if r.status == "failed":
+            print(f"{r.case_id}: FAILED: {r.error}")
+            continue
+        classes = ", ".join(f"{x.side} {x.lesion_class} {x.average_diameter_mm:.0f} mm" for x in r.lesions) or "no masses"
+        print(f"{r.case_id}: {r.status} ({r.seconds:.1f} s): {classes}")
+        for message in r.messages:
+            print(f"  note: {message}")
+    failed = sum(r.status == "failed" for r in results)
+    print(f"{len(results) - failed}/{len(results)} case(s) predicted into {args.output}")
+    return 1 if failed else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from renal_nnunet.pipeline.models import export_models
+
+    print(f"wrote {export_models(args.models, args.output)}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from renal_nnunet.pipeline.models import import_models
+
+    manifest = import_models(args.input, args.models, overwrite=args.overwrite)
+    print(f"imported models (grid {manifest.grid}, folds {list(manifest.kidney.folds)}) into {args.models}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from renal_nnunet.pipeline.demo import DemoConfig, run_demo
+
+    overrides = {k: v for k, v in (("cases", args.cases), ("grid", args.grid), ("minutes", args.minutes)) if v is not None}
+    summary = run_demo(args.out, DemoConfig(device=args.device, compare=args.compare, **overrides))
+    print(summary.text)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from renal_nnunet.pipeline.compare import compare_methods
+    from renal_nnunet.pipeline.predict import folds_argument
+
+    table = compare_methods(args.images, args.references, args.output, args.cascade_models,
+                            args.one_stage_model, args.fullres_model, folds_argument(args.folds), args.device)
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"table written to {args.output / 'comparison.csv'}")
+    return 0

@@ -1,0 +1,199 @@
+"""Cascade vs one-stage baselines on the same test cases (the paper's Suppl. Table 3, plus stock
+nnU-Net).
+
+Methods:
+
+* ``cascade``: :func:`renal_nnunet.pipeline.predict.predict` with a models folder;
+* ``one_stage_grid``: one U-Net for kidney + mass on the whole CT resized to the grid (the paper's
+  ablation), run through :func:`renal_nnunet.trainers.inference.predict_stage_probabilities`;
+* ``nnunet_3d_fullres``: stock nnU-Net ``3d_fullres`` (``nnUNetTrainer``) trained on the native-
+  resolution one-stage dataset, run by nnU-Net's own predictor on the CT as stored.
+
+One-stage outputs (0 background, 1 kidney, 2 mass) are put into the pipeline's label convention for
+evaluation: kidney sides from patient coordinates (body midline), masses label 6 (they carry no
+class). Every method is scored by :func:`renal_nnunet.evaluation.evaluate.evaluate_folders`
+against the same references; the table also gives the mean inference time per case.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from renal_nnunet.io import read_image, write_image, write_json
+from renal_nnunet.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
+
+__all__ = ["one_stage_to_output_labels", "compare_methods", "train_and_compare", "COMPARISON_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+COMPARISON_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "kidney_dice_right": ("segmentation", "kidney_right", "dice"),
+    "kidney_dice_left": ("segmentation", "kidney_left", "dice"),
+    "mass_dice_right": ("segmentation", "mass_right", "dice"),
+    "mass_dice_left": ("segmentation", "mass_left", "dice"),
+    "kidney_hd_mm_right": ("segmentation", "kidney_right", "hd_mm"),
+    "kidney_hd_mm_left": ("segmentation", "kidney_left", "hd_mm"),
+    "mass_hd_mm": ("segmentation", "mass", "hd_mm"),
+    "lesion_recall": ("detection", "all", "recall"),
+    "lesion_precision": ("detection", "all", "precision"),
+    "kits_dice_kidney_and_masses": ("kits", "kidney_and_masses", "dice"),
+    "kits_dice_masses": ("kits", "masses", "dice"),
+    "kits_dice_tumor": ("kits", "tumor", "dice"),
+}
+"""Comparison table column -> (section, group, metric) of the evaluation summary."""
+
+
+def one_stage_to_output_labels(labels: np.ndarray, ct: sitk.Image) -> sitk.Image:
+    """One-stage labels (0/1 kidney/2 mass, numpy (z, y, x) on ``ct``'s grid) in the pipeline's
+    convention: kidney voxels 1 right / 2 left by patient coordinates, masses 6 (unclassified)."""
+    from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_labels
+
+    kidney = sitk.GetImageFromArray((labels > 0).astype(np.uint8))
+    kidney.CopyInformation(ct)
+    out = sitk.GetArrayFromImage(kidney_side_labels(kidney, body_midline_mm(ct))) if labels.any() else labels * 0
+    out[labels == ONE_STAGE_LABELS["mass"]] = OUTPUT_LABELS["mass_too_small"]
+    image = sitk.GetImageFromArray(out.astype(np.uint8))
+    image.CopyInformation(ct)
+    return image
+
+
+def _images(folder: Path) -> list[Path]:
+    from renal_nnunet.pipeline.inputs import discover_cases
+
+    return [c.path for c in discover_cases(folder)]
+
+
+def _predict_grid_one_stage(images: list[Path], out: Path, model_dir: Path, folds, device: str) -> float:
+    from renal_nnunet.pipeline.inputs import case_id_from_path
+    from renal_nnunet.trainers.inference import predict_stage_probabilities
+
+    seconds = 0.0
+    for path in images:
+        ct = read_image(path)
+        started = time.perf_counter()
+        probabilities = predict_stage_probabilities(ct, model_dir, folds=folds, device=device)
+        seg = one_stage_to_output_labels(np.argmax(probabilities, axis=0), ct)
+        seconds += time.perf_counter() - started
+        write_image(seg, out / f"{case_id_from_path(path)}_seg.nii.gz")
+    return seconds / len(images)
+
+
+def _predict_stock_fullres(images: list[Path], out: Path, model_dir: Path, folds, device: str) -> float:
+    """nnU-Net's predictor with its default settings (mirroring, Gaussian sliding window)."""
+    import torch
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from renal_nnunet.pipeline.inputs import case_id_from_path
+    from renal_nnunet.trainers.registration import trainer_lookup
+
+    predictor = nnUNetPredictor(perform_everything_on_device=device != "cpu", device=torch.device(device),
+                                verbose=False, allow_tqdm=False)
+    with trainer_lookup():
+        predictor.initialize_from_trained_model_folder(str(model_dir), tuple(folds), "checkpoint_final.pth")
+    seconds = 0.0
+    for path in images:
+        started = time.perf_counter()
+        data, properties = SimpleITKIO().read_images([str(path)])
+        labels = np.asarray(predictor.predict_single_npy_array(data, properties))
+        ct = read_image(path)
+        seg = one_stage_to_output_labels(labels, ct)
+        seconds += time.perf_counter() - started
+        write_image(seg, out / f"{case_id_from_path(path)}_seg.nii.gz")
+    return seconds / len(images)
+
+
+def compare_methods(
+    images: str | os.PathLike,
+    references: str | os.PathLike,
+    output: str | os.PathLike,
+    cascade_models: str | os.PathLike,
+    one_stage_model: str | os.PathLike | None = None,
+    fullres_model: str | os.PathLike | None = None,
+    folds: Sequence[int] | None = None,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Predict the test CTs with each method, evaluate, and write ``comparison.csv``/``.json``.
+
+    Args:
+        images: folder of test CTs (HU).
+        references: their references in the pipeline's label convention (``<case>.nii.gz``).
+        output: folder for each method's predictions, evaluations and the table.
+        cascade_models: models folder of the cascade.
+        one_stage_model, fullres_model: nnU-Net trained-model folders of the baselines (skipped if None).
+        folds: folds to ensemble (default: the cascade's folds; the baselines use the same).
+        device: torch device.
+
+    Returns:
+        One row per method: the metrics of :data:`COMPARISON_COLUMNS` and ``seconds_per_case``.
+    """
+    from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
+    from renal_nnunet.pipeline.models import load_models
+    from renal_nnunet.pipeline.predict import PredictConfig, predict
+
+    output = Path(output)
+    paths = _images(Path(images))
+    folds = tuple(folds) if folds is not None else load_models(cascade_models).kidney.folds
+    seconds = {}
+    started = time.perf_counter()
+    results = predict(images, output / "cascade", cascade_models,
+                      PredictConfig(folds=folds, device=device, cam=False, report=False))
+    seconds["cascade"] = (time.perf_counter() - started) / max(len(results), 1)
+    baselines = (("one_stage_grid", one_stage_model, _predict_grid_one_stage),
+                 ("nnunet_3d_fullres", fullres_model, _predict_stock_fullres))
+    for name, model_dir, run in baselines:
+        if model_dir is not None:
+            seconds[name] = run(paths, output / name, Path(model_dir), folds, device)
+    rows = []
+    for method in seconds:
+        evaluation = evaluate_folders(output / method, references, output / f"evaluation_{method}",
+                                      EvaluationConfig(ref_format="pipeline", figures=False))
+        summary = evaluation.summary
+        row = {"method": method}
+        for column, (section, group, metric) in COMPARISON_COLUMNS.items():
+            match = summary[(summary.section == section) & (summary.group == group) & (summary.metric == metric)]
+            row[column] = float(match.value.iloc[0]) if len(match) else np.nan
+        row["seconds_per_case"] = seconds[method]
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("method")
+    output.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output / "comparison.csv")
+    write_json({"folds": list(folds), "rows": table.reset_index().to_dict(orient="records")},
+               output / "comparison.json")
+    return table
+
+
+def train_and_compare(folders, config, length: dict, images: Path, references: Path, out_dir: Path) -> pd.DataFrame:
+    """Demo helper: train both baselines as briefly as the cascade's stages, then compare.
+
+    Args:
+        folders: the demo's nnU-Net folders (the converter wrote the one-stage datasets there).
+        config: the :class:`renal_nnunet.pipeline.demo.DemoConfig`.
+        length: epochs and iterations per fold (as for the cascade).
+    """
+    import contextlib
+
+    from renal_nnunet.pipeline.training import nnunet_environment, train_stage
+    from renal_nnunet.trainers.commands import plan
+
+    model_dirs = {}
+    with nnunet_environment(folders):
+        for dataset, trainer in ((config.first_id + 2, "nnUNetTrainerRenalPaper_CPUtiny"),
+                                 (config.first_id + 3, "nnUNetTrainer")):
+            with open(folders.preprocessed / f"planning_{dataset}.log", "a") as quiet, \
+                    contextlib.redirect_stdout(quiet):
+                plan(dataset, verify=False)
+            for fold in config.folds:
+                model_dirs[dataset] = train_stage(dataset, fold, trainer, length["epochs"],
+                                                  length["iterations_per_epoch"], config.device)
+    return compare_methods(images, references, out_dir / "comparison", out_dir / "models",
+                           model_dirs[config.first_id + 2], model_dirs[config.first_id + 3], config.folds,
+                           config.device)

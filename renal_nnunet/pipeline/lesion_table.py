@@ -1,0 +1,96 @@
+"""Per-lesion measurements and the ``<case>_lesions.csv`` / ``.json`` tables.
+
+One row per connected mass component of the pipeline's output. Units: volume in ml, diameters and
+centroids in mm (centroid in ITK LPS patient coordinates: +x patient left, +y posterior, +z
+superior), intensities in HU of the input CT.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from renal_nnunet.io import atomic_path, write_json
+from renal_nnunet.labels import LESION_CLASSES
+
+__all__ = ["TOO_SMALL_CLASS", "CUT_OFF_CLASS", "LesionRecord", "LESION_TABLE_COLUMNS", "write_lesion_tables"]
+
+TOO_SMALL_CLASS = "too_small"
+"""``lesion_class`` of masses below the classification size threshold (not characterised)."""
+
+CUT_OFF_CLASS = "cut_off"
+"""``lesion_class`` of masses touching the image border: cut off by the field of view, so not
+classified. Like too-small masses they carry output label 6 (mass not classified)."""
+
+
+@dataclass(frozen=True)
+class LesionRecord:
+    """One predicted mass (a connected component of the mass prediction).
+
+    Attributes:
+        lesion_id: 1-based id, in order of decreasing volume.
+        side: ``right`` or ``left`` (the kidney it lies in).
+        output_label: its value in ``<case>_seg.nii.gz`` (3 AML, 4 cystic, 5 solid, 6 too small).
+        volume_ml: volume in ml.
+        average_diameter_mm: average diameter (``renal_nnunet.dataset_conversion.lesions``).
+        mean_hu, max_hu: CT values inside the mass, HU.
+        centroid_mm: centroid (x, y, z) in LPS mm.
+        lesion_class: one of ``LESION_CLASSES``, ``too_small`` or ``cut_off``.
+        probabilities: ensemble class probabilities (empty when not classified).
+        fold_agreement: share of classifier folds voting for ``lesion_class`` (NaN when not classified).
+        mass_prob_mean: mean mass probability of the mass-model ensemble over the lesion voxels.
+        mass_prob_spread: mean over the lesion voxels of the standard deviation of the mass
+            probability across the mass-model folds (0 = the folds agree; NaN with one fold).
+        cam_file: Grad-CAM NIfTI file name ("" when none was written).
+    """
+
+    lesion_id: int
+    side: str
+    output_label: int
+    volume_ml: float
+    average_diameter_mm: float
+    mean_hu: float
+    max_hu: float
+    centroid_mm: tuple[float, float, float]
+    lesion_class: str
+    probabilities: dict[str, float] = field(default_factory=dict)
+    fold_agreement: float = math.nan
+    mass_prob_mean: float = math.nan
+    mass_prob_spread: float = math.nan
+    cam_file: str = ""
+
+    def to_row(self) -> dict:
+        """Flat table row (the CSV/JSON columns, see :data:`LESION_TABLE_COLUMNS`)."""
+        row = {
+            "lesion_id": self.lesion_id, "side": self.side, "output_label": self.output_label,
+            "volume_ml": self.volume_ml, "average_diameter_mm": self.average_diameter_mm,
+            "mean_hu": self.mean_hu, "max_hu": self.max_hu,
+            "centroid_x_mm": self.centroid_mm[0], "centroid_y_mm": self.centroid_mm[1],
+            "centroid_z_mm": self.centroid_mm[2], "lesion_class": self.lesion_class,
+        }
+        row.update({f"prob_{name}": float(self.probabilities.get(name, math.nan)) for name in LESION_CLASSES})
+        row.update({"fold_agreement": self.fold_agreement, "mass_prob_mean": self.mass_prob_mean,
+                    "mass_prob_spread": self.mass_prob_spread, "cam_file": self.cam_file})
+        return row
+
+
+LESION_TABLE_COLUMNS: tuple[str, ...] = tuple(
+    LesionRecord(0, "", 0, 0.0, 0.0, 0.0, 0.0, (0.0, 0.0, 0.0), "").to_row().keys()
+)
+
+
+def write_lesion_tables(
+    records: list[LesionRecord], csv_path: str | os.PathLike, json_path: str | os.PathLike, case_info: dict
+) -> tuple[Path, Path]:
+    """Write the lesion table as CSV (one row per lesion, header even when empty) and as JSON
+    (``{"case": case_info, "lesions": [rows]}``; NaN written as null). Both writes are atomic."""
+    table = pd.DataFrame([r.to_row() for r in records], columns=list(LESION_TABLE_COLUMNS))
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4g")
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.to_row().items()} for r in records]
+    write_json({"case": case_info, "lesions": rows}, json_path)
+    return Path(csv_path), Path(json_path)

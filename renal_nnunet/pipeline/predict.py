@@ -1,0 +1,295 @@
+"""End-to-end prediction: CT -> labelled kidneys, classified masses, lesion table, report.
+
+Steps per case (the paper's cascade): kidney U-Net on the whole CT resized to the grid -> each
+kidney's bounding box + margin -> mass U-Net ensemble on each box resized to the grid -> paste
+back -> connected components -> ResNet-10 ensemble on masses with average diameter >= 5 mm
+(smaller ones are reported as too small to characterise) -> outputs in the input's exact geometry.
+
+Outputs per case in ``output_dir``: ``<case>_seg.nii.gz`` (labels of
+``renal_nnunet.labels.OUTPUT_LABELS``: 0 background, 1 right kidney, 2 left kidney, 3 AML,
+4 cystic, 5 solid, 6 mass too small to classify), ``<case>_lesions.csv`` and ``.json``,
+``<case>_report.png`` and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
+also writes ``predict_summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, write_image, write_json
+from renal_nnunet.labels import LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.pipeline.cascade import SIDE_VALUES, segment_kidneys, segment_masses, side_of_lesion
+from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
+from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
+from renal_nnunet.pipeline.models import ModelsManifest, load_models
+
+__all__ = ["PredictConfig", "CaseResult", "CaseAnalysis", "predict", "analyse_ct", "write_case_outputs"]
+
+log = logging.getLogger(__name__)
+
+IN_MEMORY_CASE_ID = "image"
+CANONICAL_ORIENTATION = "LPS"
+"""Orientation the networks see (array x to the patient's left, y posterior, z superior): how DICOM
+axial series and the synthetic phantoms are stored. The converter keeps each training CT's own
+storage order, so training CTs should be stored this way too."""
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Options of :func:`predict`.
+
+    Attributes:
+        folds: nnU-Net folds to ensemble (default: all folds in the models folder).
+        device: ``cpu``, ``cuda`` or ``mps``.
+        cam: write Grad-CAM maps (NIfTI per lesion, and in the report).
+        report: draw ``<case>_report.png``.
+        min_classify_diameter_mm: masses with a smaller average diameter are labelled 6 and not
+            classified (default: the models folder's value, the paper's 5 mm).
+        check_intensities: refuse inputs that do not look like CT in HU.
+        num_parts, part_id: predict only ``cases[part_id::num_parts]`` (as ``nnUNetv2_predict``).
+        case_id: id used for an in-memory image input.
+    """
+
+    folds: tuple[int, ...] | None = None
+    device: str = "cpu"
+    cam: bool = True
+    report: bool = True
+    min_classify_diameter_mm: float | None = None
+    check_intensities: bool = True
+    num_parts: int = 1
+    part_id: int = 0
+    case_id: str = IN_MEMORY_CASE_ID
+
+
+@dataclass(frozen=True)
+class CaseAnalysis:
+    """In-memory result for one CT: output labels (same geometry as the CT), lesion rows,
+    Grad-CAM images by lesion id, and messages for the user."""
+
+    seg: sitk.Image
+    lesions: tuple[LesionRecord, ...]
+    cams: dict[int, sitk.Image]
+    messages: tuple[str, ...]
+    kidney_found: bool
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What :func:`predict` did for one case.
+
+    Attributes:
+        status: ``ok``, ``no_kidney`` (outputs written, all background) or ``failed``.
+        files: written files by kind (``seg``, ``lesions_csv``, ``lesions_json``, ``report``, ``cam_<k>``).
+        error: why it failed (``failed`` only).
+        seconds: wall time for the case.
+    """
+
+    case_id: str
+    source: str
+    status: str
+    files: dict[str, Path] = field(default_factory=dict)
+    lesions: tuple[LesionRecord, ...] = ()
+    messages: tuple[str, ...] = ()
+    error: str = ""
+    seconds: float = 0.0
+
+
+def _classify(ct: sitk.Image, lesion_ids: np.ndarray, checkpoints: list[Path], config: PredictConfig) -> dict:
+    """Classifier-ensemble verdicts by lesion id for the nonzero ids of ``lesion_ids``."""
+    from renal_nnunet.classification.predict import classify_lesions
+
+    mask = sitk.GetImageFromArray(lesion_ids.astype(np.uint16))
+    mask.CopyInformation(ct)
+    return {c.lesion_id: c for c in classify_lesions(ct, mask, checkpoints, cam=config.cam, device=config.device)}
+
+
+def analyse_ct(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest, config: PredictConfig) -> CaseAnalysis:
+    """Run the whole cascade on one CT (HU) in memory; outputs share the CT's exact geometry.
+
+    The networks see the CT reoriented to LPS (:data:`CANONICAL_ORIENTATION`; a lossless
+    permutation/flip of the array axes), so the result does not depend on how the volume is stored
+    (NIfTI vs DICOM slice order, flipped or permuted axes). Outputs are permuted back.
+    """
+    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(ct.GetDirection())
+    analysis = _analyse_canonical(sitk.DICOMOrient(ct, CANONICAL_ORIENTATION), models_dir, manifest, config)
+    return replace(analysis, seg=_to_input_geometry(analysis.seg, ct, orientation),
+                   cams={k: _to_input_geometry(v, ct, orientation) for k, v in analysis.cams.items()})
+
+
+def _to_input_geometry(image: sitk.Image, ct: sitk.Image, orientation: str) -> sitk.Image:
+    back = sitk.DICOMOrient(image, orientation)
+    check_same_geometry(ct, back, "the input CT", "the output mapped back from LPS")
+    back.CopyInformation(ct)  # drop float round-off of the permuted origin
+    return back
+
+
+def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest,
+                       config: PredictConfig) -> CaseAnalysis:
+    from renal_nnunet.classification.predict import lesions_touching_border
+    from renal_nnunet.dataset_conversion.lesions import lesion_components, lesion_properties
+
+    kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device)
+    seg = kidneys.labels.copy()
+    messages = list(kidneys.messages)
+    records: list[LesionRecord] = []
+    cams: dict[int, sitk.Image] = {}
+    if seg.any():
+        masses = segment_masses(ct, kidneys.labels, models_dir / manifest.mass.path, manifest.mass.folds,
+                                manifest.margin_mm, config.device)
+        mass_image = sitk.GetImageFromArray(masses.mask.astype(np.uint8))
+        mass_image.CopyInformation(ct)
+        component_image = lesion_components(mass_image, connectivity=26)
+        components = sitk.GetArrayFromImage(component_image)
+        lesions = lesion_properties(component_image)
+        threshold_mm = (manifest.min_classify_diameter_mm if config.min_classify_diameter_mm is None
+                        else config.min_classify_diameter_mm)
+        small_ids = [p.lesion_id for p in lesions if p.average_diameter_mm < threshold_mm]
+        cut_off_ids = sorted(set(lesions_touching_border(component_image)) - set(small_ids))
+        if cut_off_ids:
+            messages.append(f"mass(es) {cut_off_ids} touch the image border (cut off by the field of view): "
+                            "not classified")
+        to_classify = np.where(np.isin(components, small_ids + cut_off_ids), 0, components)
+        classified = (_classify(ct, to_classify, [models_dir / p for p in manifest.classifier], config)
+                      if to_classify.any() else {})
+        ct_array = sitk.GetArrayViewFromImage(ct)
+        for lesion in lesions:
+            mask = components == lesion.lesion_id
+            record = _lesion_record(lesion, mask, ct_array, kidneys.labels, masses, classified.get(lesion.lesion_id),
+                                    CUT_OFF_CLASS if lesion.lesion_id in cut_off_ids else TOO_SMALL_CLASS)
+            records.append(record)
+            seg[mask] = record.output_label
+            cam = getattr(classified.get(lesion.lesion_id), "cam", None)
+            if cam is not None:
+                cams[lesion.lesion_id] = cam
+        if not lesions:
+            messages.append("no renal masses found")
+    seg_image = sitk.GetImageFromArray(seg.astype(np.uint8))
+    seg_image.CopyInformation(ct)
+    return CaseAnalysis(seg_image, tuple(records), cams, tuple(messages), bool(kidneys.labels.any()))
+
+
+def _lesion_record(lesion, mask: np.ndarray, ct_array: np.ndarray, kidney_labels: np.ndarray, masses,
+                   classification, unclassified_as: str) -> LesionRecord:
+    values = ct_array[mask].astype(np.float64)
+    common = dict(
+        lesion_id=lesion.lesion_id, side=side_of_lesion(mask, kidney_labels, masses.boxes),
+        volume_ml=lesion.volume_ml, average_diameter_mm=lesion.average_diameter_mm,
+        mean_hu=float(values.mean()), max_hu=float(values.max()), centroid_mm=lesion.centroid_mm,
+        mass_prob_mean=float(masses.probability[mask].mean()), mass_prob_spread=float(masses.spread[mask].mean()),
+    )
+    if classification is None:
+        return LesionRecord(output_label=OUTPUT_LABELS["mass_too_small"], lesion_class=unclassified_as, **common)
+    predicted = classification.predicted_class
+    return LesionRecord(
+        output_label=OUTPUT_LABELS[predicted], lesion_class=predicted,
+        probabilities={name: float(classification.probabilities[name]) for name in LESION_CLASSES},
+        fold_agreement=float(classification.fold_agreement), **common,
+    )
+
+
+def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, output_dir: Path,
+                       config: PredictConfig) -> dict[str, Path]:
+    """Write seg, lesion tables, Grad-CAM NIfTIs and the report for one analysed case (atomic)."""
+    from renal_nnunet.pipeline.report import save_case_report
+
+    files = {"seg": write_image(analysis.seg, output_dir / f"{case_id}_seg.nii.gz")}
+    lesions = []
+    for record in analysis.lesions:
+        if config.cam and record.lesion_id in analysis.cams:
+            name = f"{case_id}_lesion{record.lesion_id}_gradcam.nii.gz"
+            files[f"cam_{record.lesion_id}"] = write_image(analysis.cams[record.lesion_id], output_dir / name)
+            record = LesionRecord(**{**asdict(record), "cam_file": name})
+        lesions.append(record)
+    case_info = {"case_id": case_id, "label_table": OUTPUT_LABELS, "messages": list(analysis.messages),
+                 "kidney_found": analysis.kidney_found,
+                 "kidney_volume_ml": {side: float(np.count_nonzero(sitk.GetArrayViewFromImage(analysis.seg) == value)
+                                                 * np.prod(ct.GetSpacing()) / 1000.0)
+                                      for side, value in SIDE_VALUES.items()}}
+    files["lesions_csv"], files["lesions_json"] = write_lesion_tables(
+        lesions, output_dir / f"{case_id}_lesions.csv", output_dir / f"{case_id}_lesions.json", case_info)
+    if config.report:
+        files["report"] = save_case_report(output_dir / f"{case_id}_report.png", case_id, ct, analysis.seg, lesions,
+                                           analysis.cams if config.cam else None, list(analysis.messages))
+    return files
+
+
+def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, models_dir: Path, manifest: ModelsManifest,
+                 config: PredictConfig) -> CaseResult:
+    start = time.perf_counter()
+    if config.check_intensities:
+        check_ct_intensities(ct, case.path)
+    analysis = analyse_ct(ct, models_dir, manifest, config)
+    files = write_case_outputs(analysis, ct, case.case_id, output_dir, config)
+    status = "ok" if analysis.kidney_found else "no_kidney"
+    return CaseResult(case.case_id, str(case.path), status, files, analysis.lesions, analysis.messages,
+                      seconds=time.perf_counter() - start)
+
+
+def predict(
+    input: str | os.PathLike | sitk.Image,
+    output_dir: str | os.PathLike,
+    models_dir: str | os.PathLike,
+    config: PredictConfig = PredictConfig(),
+) -> list[CaseResult]:
+    """Predict kidneys and classified renal masses for one CT, a folder of CTs, or a DICOM series.
+
+    Args:
+        input: a NIfTI (or .mha/.nrrd) file, a folder of them, a DICOM series folder, a folder of
+            DICOM series folders, or an in-memory ``SimpleITK.Image`` (CT in HU).
+        output_dir: where the per-case outputs go (created).
+        models_dir: a models folder (see ``renal_nnunet.pipeline.models``).
+        config: options.
+
+    Returns:
+        One :class:`CaseResult` per case. A failing case is reported (status ``failed`` with the
+        reason) and the batch goes on; a single-case input that fails raises instead.
+
+    Raises:
+        InputError: bad models folder (missing fold checkpoints...), no inputs, or a single
+            input that cannot be read or is not a CT in HU.
+    """
+    from tqdm import tqdm
+
+    models_dir, output_dir = Path(models_dir), Path(output_dir)
+    manifest = load_models(models_dir, config.folds)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(input, sitk.Image):
+        case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
+        return [_predict_one(input, case, output_dir, models_dir, manifest, config)]
+    cases = select_part(discover_cases(input), config.num_parts, config.part_id)
+    single = Path(input).is_file() or (len(cases) == 1 and cases[0].path == Path(input))
+    results = []
+    for case in tqdm(cases, desc="predict", unit="case", disable=len(cases) < 2):
+        try:
+            results.append(_predict_one(read_series_or_image(case.path), case, output_dir, models_dir, manifest, config))
+        except Exception as err:  # a batch reports every failure and goes on
+            if single:
+                raise
+            log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
+            results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
+    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds),
+                "cases": [_summary_row(r) for r in results]}, output_dir / "predict_summary.json")
+    failed = [r.case_id for r in results if r.status == "failed"]
+    log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")
+    return results
+
+
+def _summary_row(result: CaseResult) -> dict:
+    return {"case_id": result.case_id, "source": result.source, "status": result.status,
+            "lesions": len(result.lesions), "messages": list(result.messages), "error": result.error,
+            "seconds": round(result.seconds, 2), "files": {k: str(v) for k, v in result.files.items()}}
+
+
+def folds_argument(folds: Sequence[str] | None) -> tuple[int, ...] | None:
+    """Parse ``--folds`` values (``all`` or integers)."""
+    if not folds or list(folds) == ["all"]:
+        return None
+    return tuple(int(f) for f in folds)

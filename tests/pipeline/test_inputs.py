@@ -1,0 +1,84 @@
+"""Input discovery, part splitting and the CT-intensity check (no models needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from renal_nnunet.io import InputError, read_series_or_image
+from renal_nnunet.pipeline.inputs import check_ct_intensities, discover_cases, select_part
+from tests.pipeline.dicom_series import same_physical_volume, write_dicom_series
+
+
+def _ct(shape_zyx=(12, 24, 20), seed=0) -> sitk.Image:
+    """Air around a water cylinder with a bone spot: a tiny CT in HU."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.indices(shape_zyx)
+    body = (y - shape_zyx[1] / 2) ** 2 + (x - shape_zyx[2] / 2) ** 2 < (min(shape_zyx[1:]) / 2.5) ** 2
+    array = np.where(body, 40, -1000) + rng.normal(0, 10, shape_zyx)
+    array[body & (x == shape_zyx[2] // 2) & (y == shape_zyx[1] // 2)] = 900
+    image = sitk.GetImageFromArray(array.astype(np.int16))
+    image.SetSpacing((1.5, 1.2, 3.0))
+    image.SetOrigin((-20.0, 30.0, 100.0))
+    return image
+
+
+def test_discover_files_strips_suffix_and_channel_tag(tmp_path):
+    for name in ("b_0000.nii.gz", "a.nii", "c.mha"):
+        sitk.WriteImage(_ct(), str(tmp_path / name))
+    (tmp_path / "notes.txt").write_text("not an image")
+    cases = discover_cases(tmp_path)
+    assert [c.case_id for c in cases] == ["a", "b", "c"]
+    assert cases[1].path.name == "b_0000.nii.gz"
+
+
+def test_discover_dicom_series_folder_and_folder_of_series(tmp_path):
+    ct = sitk.DICOMOrient(_ct(), "LPI")
+    write_dicom_series(ct, tmp_path / "series" / "patient1")
+    write_dicom_series(_ct(seed=1), tmp_path / "series" / "patient2")
+    one = discover_cases(tmp_path / "series" / "patient1")
+    assert [(c.case_id, c.path.name) for c in one] == [("patient1", "patient1")]
+    assert [c.case_id for c in discover_cases(tmp_path / "series")] == ["patient1", "patient2"]
+    assert same_physical_volume(read_series_or_image(one[0].path), ct)
+
+
+def test_discover_errors_name_the_path(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        discover_cases(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no images"):
+        discover_cases(tmp_path / "empty")
+    sitk.WriteImage(_ct(), str(tmp_path / "x.nii.gz"))
+    sitk.WriteImage(_ct(), str(tmp_path / "x_0000.nii.gz"))
+    with pytest.raises(InputError, match=r"same case id.*'x'"):
+        discover_cases(tmp_path)
+
+
+def test_parts_cover_every_case_once(tmp_path):
+    for i in range(7):
+        sitk.WriteImage(_ct(shape_zyx=(3, 4, 4)), str(tmp_path / f"case_{i}.nii.gz"))
+    cases = discover_cases(tmp_path)
+    parts = [select_part(cases, 3, k) for k in range(3)]
+    assert sorted(c.case_id for part in parts for c in part) == [c.case_id for c in cases]
+    assert [len(p) for p in parts] == [3, 2, 2]
+    with pytest.raises(ValueError, match="part_id"):
+        select_part(cases, 3, 3)
+
+
+def test_ct_in_hu_passes():
+    check_ct_intensities(_ct())
+
+
+@pytest.mark.parametrize("transform, problem", [
+    (lambda a: a + 1024, "no air"),                               # stored without the rescale intercept
+    (lambda a: (a + 1000) / 2000.0, "no air"),                    # normalised to 0-1
+    (lambda a: a * 10, "below -3100"),                            # wrong slope
+    (lambda a: a * 0 - 1000, "no body"),                          # empty scan
+])
+def test_non_ct_intensities_raise_with_file_name(transform, problem):
+    ct = _ct()
+    bad = sitk.GetImageFromArray(transform(sitk.GetArrayFromImage(ct).astype(np.float32)))
+    bad.CopyInformation(ct)
+    with pytest.raises(InputError, match=rf"scan\.nii\.gz: does not look like a CT.*{problem}"):
+        check_ct_intensities(bad, "scan.nii.gz")

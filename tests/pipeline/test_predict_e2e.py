@@ -1,0 +1,139 @@
+"""End-to-end prediction with the tiny demo's trained models (real nnU-Net and classifier)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from renal_nnunet.cli import main as cli_main
+from renal_nnunet.io import InputError, read_image
+from renal_nnunet.labels import OUTPUT_LABELS
+from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS
+from renal_nnunet.pipeline.models import load_models
+from renal_nnunet.pipeline.predict import PredictConfig, predict
+from tests.pipeline.dicom_series import write_dicom_series
+
+REQUIRED_COLUMNS = ("side", "volume_ml", "average_diameter_mm", "lesion_class")
+
+
+@pytest.fixture(scope="module")
+def held_out_ct(tiny_demo) -> sitk.Image:
+    out_dir, _ = tiny_demo
+    return read_image(sorted((out_dir / "test_images").glob("*.nii.gz"))[0])
+
+
+@pytest.fixture(scope="module")
+def three_ways(tiny_demo, held_out_ct, tmp_path_factory):
+    """The same held-out CT predicted as stored (LPS), as a permuted+flipped NIfTI, and as DICOM."""
+    out_dir, _ = tiny_demo
+    work = tmp_path_factory.mktemp("three_ways")
+    odd = sitk.DICOMOrient(held_out_ct, "SAL")  # axes permuted and flipped
+    sitk.WriteImage(odd, str(work / "odd.nii.gz"))
+    write_dicom_series(held_out_ct, work / "dicom" / "series1")
+    models = out_dir / "models"
+    results = {
+        "lps": predict(held_out_ct, work / "out_lps", models, PredictConfig(case_id="lps"))[0],
+        "odd": predict(work / "odd.nii.gz", work / "out_odd", models)[0],
+        "dicom": predict(work / "dicom" / "series1", work / "out_dicom", models)[0],
+    }
+    inputs = {"lps": held_out_ct, "odd": odd, "dicom": sitk.ReadImage(
+        sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(work / "dicom" / "series1")))}
+    return results, inputs
+
+
+def test_demo_prints_tables_and_leaves_a_usable_models_folder(tiny_demo):
+    out_dir, summary = tiny_demo
+    assert "kidney Dice" in summary.text and "lesion recall" in summary.text and "Table 1" in summary.text
+    manifest = load_models(out_dir / "models")
+    assert manifest.grid == 32 and manifest.kidney.folds == (0,)
+    assert summary.reports and all(p.is_file() for p in summary.reports)
+    per_case = pd.read_csv(out_dir / "evaluation" / "per_case.csv")
+    assert {"kidney_right", "kidney_left"} <= set(per_case["structure"])
+
+
+def test_outputs_keep_the_input_geometry_and_label_table(three_ways):
+    results, inputs = three_ways
+    for name, result in results.items():
+        assert result.status == "ok", (name, result.messages)
+        seg = read_image(result.files["seg"])
+        ct = inputs[name]
+        assert seg.GetSize() == ct.GetSize() and seg.GetDirection() == pytest.approx(ct.GetDirection())
+        assert seg.GetOrigin() == pytest.approx(ct.GetOrigin()) and seg.GetSpacing() == pytest.approx(ct.GetSpacing())
+        assert set(np.unique(sitk.GetArrayViewFromImage(seg))) <= set(OUTPUT_LABELS.values())
+        table = pd.read_csv(result.files["lesions_csv"])
+        assert tuple(table.columns) == LESION_TABLE_COLUMNS and set(REQUIRED_COLUMNS) <= set(table.columns)
+        assert result.files["report"].stat().st_size > 10_000
+
+
+def test_storage_order_and_dicom_give_identical_results(three_ways):
+    results, _ = three_ways
+    segs = {name: sitk.DICOMOrient(read_image(r.files["seg"]), "LPS") for name, r in results.items()}
+    reference = sitk.GetArrayFromImage(segs["lps"])
+    for name in ("odd", "dicom"):
+        assert np.array_equal(sitk.GetArrayFromImage(segs[name]), reference), name
+    tables = {name: pd.read_csv(r.files["lesions_csv"]).drop(columns="cam_file") for name, r in results.items()}
+    for name in ("odd", "dicom"):
+        pd.testing.assert_frame_equal(tables[name], tables["lps"], check_exact=False, rtol=1e-4, atol=1e-4)
+
+
+def test_right_kidney_is_on_the_patients_right(three_ways):
+    results, inputs = three_ways
+    for name, result in results.items():
+        seg = read_image(result.files["seg"])
+        array = sitk.GetArrayViewFromImage(seg)
+        x_mm = {}
+        for side in ("kidney_right", "kidney_left"):
+            index = np.argwhere(array == OUTPUT_LABELS[side]).mean(axis=0)[::-1]
+            x_mm[side] = seg.TransformContinuousIndexToPhysicalPoint(index.tolist())[0]
+        assert x_mm["kidney_right"] < x_mm["kidney_left"], name  # LPS: +x is the patient's left
+        lesions = pd.read_csv(result.files["lesions_csv"])
+        for row in lesions.itertuples():
+            assert (row.side == "right") == (row.centroid_x_mm < np.mean(list(x_mm.values()))), (name, row)
+
+
+def test_missing_fold_checkpoint_is_a_clear_error(tiny_demo, held_out_ct, tmp_path):
+    out_dir, _ = tiny_demo
+    models = tmp_path / "models"
+    shutil.copytree(out_dir / "models", models)
+    manifest = load_models(models)
+    with pytest.raises(InputError, match=r"no fold\(s\) \[3\]"):
+        predict(held_out_ct, tmp_path / "out", models, PredictConfig(folds=(3,)))
+    checkpoint = models / manifest.mass.path / "fold_0" / "checkpoint_final.pth"
+    checkpoint.unlink()
+    with pytest.raises(InputError, match=r"checkpoint_final\.pth: mass model fold 0 checkpoint is missing"):
+        predict(held_out_ct, tmp_path / "out", models)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_non_ct_intensities_are_refused(tiny_demo, held_out_ct, tmp_path):
+    out_dir, _ = tiny_demo
+    shifted = sitk.Cast(held_out_ct, sitk.sitkFloat32) + 1024.0  # stored without the rescale intercept
+    sitk.WriteImage(shifted, str(tmp_path / "raw_values.nii.gz"))
+    with pytest.raises(InputError, match=r"raw_values\.nii\.gz: does not look like a CT.*no air"):
+        predict(tmp_path / "raw_values.nii.gz", tmp_path / "out", out_dir / "models")
+
+
+def test_batch_goes_past_a_corrupt_file_and_reports_it(tiny_demo, held_out_ct, tmp_path, capsys):
+    out_dir, _ = tiny_demo
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    sitk.WriteImage(held_out_ct, str(inputs / "good.nii.gz"))
+    (inputs / "broken.nii.gz").write_bytes((inputs / "good.nii.gz").read_bytes()[:300])
+    code = cli_main(["predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "--models", str(out_dir / "models"),
+                     "--no-cam"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "broken: FAILED" in printed and "broken.nii.gz" in printed and "1/2 case(s) predicted" in printed
+    assert (tmp_path / "out" / "good_seg.nii.gz").is_file() and (tmp_path / "out" / "good_lesions.csv").is_file()
+    summary = json.loads((tmp_path / "out" / "predict_summary.json").read_text())
+    assert [c["status"] for c in summary["cases"]] == ["failed", "ok"]
+    # Parts split the inputs like nnUNetv2_predict: part 0 of 2 is only the first case.
+    code = cli_main(["predict", "-i", str(inputs), "-o", str(tmp_path / "part0"), "--models",
+                     str(out_dir / "models"), "--num-parts", "2", "--part-id", "0"])
+    assert code == 1 and "0/1 case(s)" in capsys.readouterr().out
+    assert not (tmp_path / "part0" / "good_seg.nii.gz").exists()

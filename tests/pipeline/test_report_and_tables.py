@@ -1,0 +1,76 @@
+"""Lesion tables and the report figure on a tiny hand-built case (no models needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from renal_nnunet.labels import OUTPUT_LABELS
+from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
+from renal_nnunet.pipeline.report import save_case_report
+
+
+def _case():
+    """A 3 mm x 2 mm x 2 mm CT with a right kidney (patient right = smaller LPS x) holding a cyst."""
+    shape = (20, 40, 48)
+    z, y, x = np.indices(shape)
+    ct = np.full(shape, -1000, np.int16)
+    ct[(y - 20) ** 2 + (x - 24) ** 2 < 18 ** 2] = 40
+    seg = np.zeros(shape, np.uint8)
+    kidney = ((z - 10) / 6) ** 2 + ((y - 22) / 6) ** 2 + ((x - 12) / 5) ** 2 < 1
+    cyst = ((z - 10) / 2) ** 2 + ((y - 22) / 3) ** 2 + ((x - 12) / 3) ** 2 < 1
+    seg[kidney] = OUTPUT_LABELS["kidney_right"]
+    seg[cyst] = OUTPUT_LABELS["cystic"]
+    ct[kidney] = 150
+    ct[cyst] = 10
+    images = []
+    for array in (ct, seg):
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing((2.0, 2.0, 3.0))
+        image.SetOrigin((-48.0, -40.0, 0.0))
+        images.append(image)
+    cam = sitk.GetImageFromArray(np.exp(-(((z - 10) / 3.0) ** 2 + ((y - 22) / 4.0) ** 2 + ((x - 12) / 4.0) ** 2)).astype(np.float32))
+    cam.CopyInformation(images[0])
+    centroid = images[0].TransformContinuousIndexToPhysicalPoint(np.argwhere(cyst).mean(axis=0)[::-1].tolist())
+    record = LesionRecord(lesion_id=1, side="right", output_label=OUTPUT_LABELS["cystic"], volume_ml=float(cyst.sum() * 12 / 1000),
+                          average_diameter_mm=12.0, mean_hu=10.0, max_hu=10.0, centroid_mm=tuple(centroid),
+                          lesion_class="cystic", probabilities={"AML": 0.1, "cystic": 0.8, "solid": 0.1},
+                          fold_agreement=1.0, mass_prob_mean=0.9, mass_prob_spread=0.02)
+    return images[0], images[1], cam, record
+
+
+def test_tables_have_documented_columns_and_null_for_unclassified(tmp_path):
+    _, _, _, record = _case()
+    small = LesionRecord(lesion_id=2, side="left", output_label=6, volume_ml=0.01, average_diameter_mm=3.0, mean_hu=30.0,
+                         max_hu=45.0, centroid_mm=(10.0, 0.0, 5.0), lesion_class=TOO_SMALL_CLASS, mass_prob_mean=0.6,
+                         mass_prob_spread=0.1)
+    csv_path, json_path = write_lesion_tables([record, small], tmp_path / "c_lesions.csv", tmp_path / "c_lesions.json",
+                                              {"case_id": "c"})
+    table = pd.read_csv(csv_path)
+    assert tuple(table.columns) == LESION_TABLE_COLUMNS
+    for column in ("lesion_id", "side", "volume_ml", "average_diameter_mm", "mean_hu", "max_hu", "centroid_x_mm",
+                   "lesion_class", "prob_AML", "prob_cystic", "prob_solid", "fold_agreement", "mass_prob_spread"):
+        assert column in table.columns
+    assert table["lesion_class"].tolist() == ["cystic", "too_small"]
+    assert math.isnan(table.loc[1, "prob_cystic"]) and table.loc[0, "prob_cystic"] == 0.8
+    rows = json.loads(json_path.read_text())["lesions"]
+    assert rows[1]["prob_solid"] is None and rows[0]["side"] == "right"
+    empty_csv, _ = write_lesion_tables([], tmp_path / "e.csv", tmp_path / "e.json", {})
+    assert tuple(pd.read_csv(empty_csv).columns) == LESION_TABLE_COLUMNS
+
+
+def test_report_is_drawn_in_radiological_view_whatever_the_storage_order(tmp_path):
+    ct, seg, cam, record = _case()
+    first = save_case_report(tmp_path / "a.png", "case", ct, seg, [record], {1: cam}, ["a note"])
+    # Same patient stored with permuted and flipped axes: the figure must not change.
+    ct2, seg2, cam2 = (sitk.DICOMOrient(i, "SAL") for i in (ct, seg, cam))
+    assert ct2.GetDirection() != ct.GetDirection()
+    second = save_case_report(tmp_path / "b.png", "case", ct2, seg2, [record], {1: cam2}, ["a note"])
+    png_a, png_b = (sitk.GetArrayFromImage(sitk.ReadImage(str(p))) for p in (first, second))
+    assert png_a.shape[0] > 400 and np.array_equal(png_a, png_b)
+    no_masses = save_case_report(tmp_path / "n.png", "case", ct, seg, [], None)
+    assert no_masses.stat().st_size > 10_000
