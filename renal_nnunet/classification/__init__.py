@@ -7,26 +7,20 @@ Public names are imported lazily so ``import renal_nnunet.classification`` (and 
 
 from __future__ import annotations
 
-import importlib
+from renal_nnunet._lazy import lazy_exports
 
 _EXPORTS = {
-    "build_classifier": "renal_nnunet.classification.model",
-    "load_medicalnet": "renal_nnunet.classification.medicalnet",
-    "grad_cam": "renal_nnunet.classification.gradcam",
-    "ClassifierTrainConfig": "renal_nnunet.classification.train",
-    "train_classifier": "renal_nnunet.classification.train",
-    "load_classifier": "renal_nnunet.classification.train",
-    "LesionClassification": "renal_nnunet.classification.predict",
-    "classify_lesions": "renal_nnunet.classification.predict",
-    "classify_lesion_files": "renal_nnunet.classification.predict",
-    "lesions_touching_border": "renal_nnunet.classification.predict",
-    "save_cam_overlay_png": "renal_nnunet.classification.overlay",
+    "build_classifier": "model",
+    "load_medicalnet": "medicalnet",
+    "grad_cam": "gradcam",
+    "ClassifierTrainConfig": "train",
+    "train_classifier": "train",
+    "load_classifier": "train",
+    "LesionClassification": "predict",
+    "classify_lesions": "predict",
+    "classify_lesion_files": "predict",
+    "lesions_touching_border": "predict",
+    "save_cam_overlay_png": "overlay",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -9,7 +9,7 @@ Public names are imported lazily so ``from renal_nnunet.dataset_conversion.grid 
 
 from __future__ import annotations
 
-import importlib
+from renal_nnunet._lazy import lazy_exports
 
 _EXPORTS = {
     "ConversionConfig": "convert", "ConversionReport": "convert", "convert_kits": "convert",
@@ -19,10 +19,4 @@ _EXPORTS = {
     "average_diameter_mm": "lesions", "lesion_properties": "lesions", "lesion_crop": "crops",
     "lesion_class": "lesion_classes", "find_kits_cases": "kits",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

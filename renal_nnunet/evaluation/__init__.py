@@ -7,7 +7,7 @@ stays light.
 
 from __future__ import annotations
 
-import importlib
+from renal_nnunet._lazy import lazy_exports
 
 _EXPORTS = {
     "segmentation_metrics": "surface",
@@ -28,10 +28,4 @@ _EXPORTS = {
     "evaluate_case": "evaluate",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -110,7 +110,7 @@ def _case_id(path: Path) -> str | None:
 def _label_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise InputError(folder, "is not a folder")
-    files = {}
+    files, pipeline_outputs = {}, {}
     for path in sorted(folder.iterdir()):
         if path.is_dir():
             found = [path / name for name in _KITS_CASE_FILES if (path / name).is_file()]
@@ -118,7 +118,10 @@ def _label_files(folder: Path) -> dict[str, Path]:
                 files[path.name] = found[0]
         elif (case_id := _case_id(path)) is not None and not path.name.startswith("."):
             files[case_id] = path
-    return files
+            if path.name.startswith(f"{case_id}_seg."):
+                pipeline_outputs[case_id] = path
+    # A predict output folder also holds Grad-CAM maps and other NIfTIs: there, only <case>_seg files are labels.
+    return pipeline_outputs or files
 
 
 def find_cases(pred_dir: Path, ref_dir: Path) -> tuple[dict[str, tuple[Path, Path]], list[dict]]:

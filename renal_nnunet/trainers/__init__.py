@@ -12,20 +12,14 @@ package stays cheap.
 
 from __future__ import annotations
 
-import importlib
+from renal_nnunet._lazy import lazy_exports
 
 _LAZY = {
-    "nnUNetTrainerRenalPaper": "renal_nnunet.trainers.paper",
-    "nnUNetTrainerRenalPaper_5epochs": "renal_nnunet.trainers.paper",
-    "nnUNetTrainerRenalPaper_CPUtiny": "renal_nnunet.trainers.paper",
-    "predict_grid_probabilities": "renal_nnunet.trainers.inference",
-    "predict_stage_probabilities": "renal_nnunet.trainers.inference",
+    "nnUNetTrainerRenalPaper": "paper",
+    "nnUNetTrainerRenalPaper_5epochs": "paper",
+    "nnUNetTrainerRenalPaper_CPUtiny": "paper",
+    "predict_grid_probabilities": "inference",
+    "predict_stage_probabilities": "inference",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _LAZY)

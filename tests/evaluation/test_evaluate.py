@@ -234,3 +234,19 @@ def test_reference_lesion_table_gives_classes_and_a_folder_of_failures_still_rep
                  "--out", str(tmp_path / "out_bad")]) == 1
     assert "evaluated 0 case(s), 1 error(s)" in capsys.readouterr().out
     assert "cannot be read" in (tmp_path / "out_bad" / "summary.md").read_text()
+
+
+def test_a_predict_output_folder_is_read_by_its_seg_files_only(tmp_path):
+    """Grad-CAM maps and other NIfTIs beside ``<case>_seg.nii.gz`` are not taken for cases."""
+    from renal_nnunet.evaluation.evaluate import find_cases
+
+    pred_dir, ref_dir = tmp_path / "pred", tmp_path / "ref"
+    pred_dir.mkdir()
+    ref_dir.mkdir()
+    volume = sitk.GetImageFromArray(np.zeros((4, 4, 4), np.uint8))
+    for name in ("case_a_seg.nii.gz", "case_a_lesion1_gradcam.nii.gz"):
+        sitk.WriteImage(volume, str(pred_dir / name))
+    sitk.WriteImage(volume, str(ref_dir / "case_a.nii.gz"))
+    pairs, errors = find_cases(pred_dir, ref_dir)
+    assert list(pairs) == ["case_a"] and pairs["case_a"][0].name == "case_a_seg.nii.gz"
+    assert errors == []

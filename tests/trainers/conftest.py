@@ -63,8 +63,9 @@ def planned_tiny_kidney(tiny_grid_raw, tmp_path_factory) -> dict[str, str]:
 
 def run_command(env: dict[str, str], *command) -> str:
     """Run a command with ``env`` added to the environment; fail with its output's tail."""
-    done = subprocess.run([str(c) for c in command], env=subprocess_env(env), capture_output=True, text=True,
-                          timeout=600)
+    # nnU-Net's progress bars are UTF-8 whatever the locale, so decode explicitly (CI may run under C/ASCII).
+    done = subprocess.run([str(c) for c in command], env=subprocess_env(env), capture_output=True,
+                          encoding="utf-8", errors="replace", timeout=600)
     if done.returncode != 0:
         raise AssertionError(f"{command[0]} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done.stdout
