@@ -11,7 +11,7 @@ import contextlib
 import gzip
 import json
 import os
-import tempfile
+import uuid
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -158,9 +158,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A fresh name, not a mkstemp file: the writer creates it, so it gets the usual (umask) permissions.
+    tmp = path.with_name(f".{path.name.split('.')[0]}.{os.getpid()}.{uuid.uuid4().hex[:12]}{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -82,3 +84,12 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("writer crashed")
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = write_image(_volume(), tmp_path / "ct.nii.gz")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
