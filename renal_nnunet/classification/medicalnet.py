@@ -80,13 +80,27 @@ def load_medicalnet(model: nn.Module, path: str | os.PathLike) -> list[str]:
     return left_initialised
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_torch_checkpoint(path: str | os.PathLike, what: str) -> object:
+    """``torch.load`` (CPU, weights only) with clear errors naming the file.
+
+    Args:
+        path: the checkpoint file.
+        what: what the file should be, for the message (e.g. ``"MedicalNet checkpoint"``).
+
+    Raises:
+        InputError: missing or unreadable file.
+    """
+    path = Path(path)
     if not path.is_file():
-        raise InputError(path, "MedicalNet checkpoint does not exist")
+        raise InputError(path, f"{what} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types (pickle, zip, safety checks)
         raise InputError(path, f"cannot be read as a PyTorch checkpoint: {type(err).__name__}: {err}") from None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    checkpoint = read_torch_checkpoint(path, "MedicalNet checkpoint")
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(path, "is not a MedicalNet checkpoint: expected {'state_dict': {'module.<name>': tensor}}")

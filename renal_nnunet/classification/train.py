@@ -38,7 +38,7 @@ from renal_nnunet.classification.data import (
     fold_split,
     read_lesion_table,
 )
-from renal_nnunet.classification.medicalnet import load_medicalnet
+from renal_nnunet.classification.medicalnet import load_medicalnet, read_torch_checkpoint
 from renal_nnunet.classification.model import build_classifier
 from renal_nnunet.io import InputError, atomic_path, read_image
 from renal_nnunet.labels import LESION_CLASSES
@@ -279,13 +279,7 @@ def _write_log(history: list[dict], folder: Path) -> None:
 
 
 def _read_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "classifier checkpoint does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types (pickle, zip, safety checks)
-        raise InputError(path, f"cannot be read as a PyTorch checkpoint: {type(err).__name__}: {err}") from None
+    checkpoint = read_torch_checkpoint(path, "classifier checkpoint")
     required = ("model_state", "classes", "grid", "dilated")
     missing = [k for k in required if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
