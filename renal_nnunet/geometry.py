@@ -198,6 +198,7 @@ def resample_from_grid(
     sidecar: GridSidecar,
     interpolation: Interpolation = "linear",
     fill_value: float = 0.0,
+    crop_only: bool = False,
 ) -> np.ndarray:
     """Map a grid-space array back onto the source voxels.
 
@@ -208,16 +209,20 @@ def resample_from_grid(
         interpolation: ``nearest`` for labels, ``linear`` for probabilities or intensities.
         fill_value: value outside the crop box (for probabilities pass per-channel handling by
             calling once per channel, or use 0 and renormalise).
+        crop_only: return only the crop box's voxels (saves memory when the box is a small part
+            of a large CT).
 
     Returns:
-        An array in the source's (z, y, x) shape (channels first if the input had channels).
+        An array in the source's (z, y, x) shape, or the crop box's with ``crop_only`` (channels
+        first if the input had channels).
     """
     array = np.asarray(array)
     expected = (sidecar.grid,) * 3
     if array.shape[-3:] != expected or array.ndim not in (3, 4):
         raise ValueError(f"array of shape {array.shape} does not match grid {expected} (optionally channels first)")
     if array.ndim == 4:
-        return np.stack([resample_from_grid(channel, sidecar, interpolation, fill_value) for channel in array])
+        return np.stack([resample_from_grid(channel, sidecar, interpolation, fill_value, crop_only)
+                         for channel in array])
     grid_image = sitk.GetImageFromArray(array)
     grid_image.CopyInformation(grid_image_physical(sidecar))
     start, extent = np.asarray(sidecar.crop_start), np.asarray(sidecar.crop_size)
@@ -225,6 +230,8 @@ def resample_from_grid(
     crop_ref = sitk.RegionOfInterest(crop_ref, [int(e) for e in extent], [int(s) for s in start])
     back = sitk.Resample(grid_image, crop_ref, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0,
                          grid_image.GetPixelID(), True)
+    if crop_only:
+        return sitk.GetArrayFromImage(back)
     out = np.full(tuple(reversed(sidecar.size)), fill_value, dtype=array.dtype)
     out[start[2]:start[2] + extent[2], start[1]:start[1] + extent[1], start[0]:start[0] + extent[0]] = (
         sitk.GetArrayFromImage(back)

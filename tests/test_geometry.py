@@ -67,6 +67,9 @@ def test_crop_round_trip_lands_on_the_same_voxels():
     outside = np.ones_like(mask)
     outside[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]] = False
     assert not back[outside].any()
+    box = tuple(slice(s, s + n) for s, n in zip(reversed(start), reversed(size)))
+    crop_only = resample_from_grid(sitk.GetArrayFromImage(grid_image), sidecar, "linear", crop_only=True) > 0.5
+    np.testing.assert_array_equal(crop_only, back[box])
 
 
 def test_bounding_box_margin_is_in_mm_and_clipped():

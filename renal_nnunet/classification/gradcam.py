@@ -10,6 +10,9 @@ the input voxels it covers.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,9 +60,32 @@ def grad_cam(model: nn.Module, volume: torch.Tensor | np.ndarray, target_class: 
     tensor = tensor.reshape(1, 1, *spatial_shape).float()
     device = next(model.parameters()).device
     layer = target_layer if target_layer is not None else model.layer4
-    with torch.enable_grad(), _FeatureResolutionGradCAM(model=model, target_layers=[layer]) as cam:
+    with (torch.enable_grad(), _backward_stops_at(model, layer),
+          _FeatureResolutionGradCAM(model=model, target_layers=[layer]) as cam):
         raw = cam(input_tensor=tensor.to(device), targets=[ClassifierOutputTarget(int(target_class))])[0]
     return upsample_cam(raw, spatial_shape)
+
+
+@contextlib.contextmanager
+def _backward_stops_at(model: nn.Module, layer: nn.Module) -> Iterator[None]:
+    """Within the block, gradients flow back only as far as ``layer``'s output.
+
+    Grad-CAM needs d score / d activations of the target layer, not the weights' gradients; with
+    every parameter frozen and the layer's output made a leaf that requires grad, the backward pass
+    covers only the head instead of the whole network (at 128^3, about twice the forward pass).
+    Must be entered before pytorch-grad-cam registers its own hook on ``layer``, so that its hook
+    sees an output that requires grad.
+    """
+    flags = [parameter.requires_grad for parameter in model.parameters()]
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    hook = layer.register_forward_hook(lambda module, inputs, output: output.requires_grad_(True))
+    try:
+        yield
+    finally:
+        hook.remove()
+        for parameter, flag in zip(model.parameters(), flags):
+            parameter.requires_grad_(flag)
 
 
 def upsample_cam(feature_map: np.ndarray, shape_zyx: tuple[int, int, int]) -> np.ndarray:

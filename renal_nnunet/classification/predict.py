@@ -157,7 +157,6 @@ def _ensemble_cam(ct: sitk.Image, models: list, crops: dict, target_class: int) 
     return image
 
 
-
 def classify_lesion_files(
     ct_path: str | os.PathLike,
     lesion_mask_path: str | os.PathLike,

@@ -129,7 +129,7 @@ def convert_cases(cases: list[SourceCase], out_raw: str | Path, config: Conversi
         raise InputError(None, f"case ids occur more than once: {duplicates}")
     report = ConversionReport()
     if config.workers == 1:
-        results = (( case, _convert_case_safely(case, out_raw, config)) for case in cases)
+        results = ((case, _convert_case_safely(case, out_raw, config)) for case in cases)
         _collect(tqdm(results, total=len(cases), desc="convert", unit="case"), report)
     else:
         with ProcessPoolExecutor(max_workers=config.workers) as pool:
@@ -138,7 +138,7 @@ def convert_cases(cases: list[SourceCase], out_raw: str | Path, config: Conversi
             _collect(tqdm(done, total=len(cases), desc="convert", unit="case"), report)
     finalize(out_raw, config, report)
     report.seconds = time.perf_counter() - started
-    log.info(report.summary())
+    log.debug(report.summary())  # the CLI prints it; a library caller has the report
     return report
 
 

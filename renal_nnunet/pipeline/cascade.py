@@ -149,10 +149,11 @@ def segment_masses(
         start, size = bounding_box_with_margin(side_mask, ct.GetSpacing(), margin_mm)
         boxes[side] = (start, size)
         mean, per_fold = predict_stage_probabilities(ct, model_dir, folds=tuple(folds), crop_start=start,
-                                                     crop_size=size, device=device, return_per_fold=True)
+                                                     crop_size=size, device=device, return_per_fold=True,
+                                                     crop_only=True)
         box = tuple(slice(s, s + n) for s, n in zip(reversed(start), reversed(size)))
-        box_probability = mean[1][box]
-        box_spread = (np.std(np.stack([fold[1][box] for fold in per_fold]), axis=0) if len(per_fold) > 1
+        box_probability = mean[1]
+        box_spread = (np.std(np.stack([fold[1] for fold in per_fold]), axis=0) if len(per_fold) > 1
                       else np.full(box_probability.shape, np.nan, np.float32))  # one fold: no spread to measure
         del mean, per_fold
         higher = box_probability > probability[box]

@@ -57,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="nnU-Net trained-model folder of stock 3d_fullres on Dataset*_RenalOneStage")
     compare.add_argument("-i", "--images", required=True, type=Path, help="folder of test CTs (NIfTI)")
     compare.add_argument("-r", "--references", required=True, type=Path,
-                         help="folder of reference label maps named like the CTs (KiTS labels 0/1/2/3)")
+                         help="folder of reference label maps named like the CTs")
+    compare.add_argument("--ref-format", choices=("pipeline", "kits"), default="pipeline",
+                         help="reference labels: pipeline 0-6 (default) or KiTS 0 background/1 kidney/2 tumour/3 cyst")
     compare.add_argument("-o", "--output", required=True, type=Path)
     compare.add_argument("-f", "--folds", nargs="+", default=None)
     compare.add_argument("-d", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
@@ -115,7 +117,8 @@ def _compare(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.predict import folds_argument
 
     table = compare_methods(args.images, args.references, args.output, args.cascade_models,
-                            args.one_stage_model, args.fullres_model, folds_argument(args.folds), args.device)
+                            args.one_stage_model, args.fullres_model, folds_argument(args.folds), args.device,
+                            args.ref_format)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"table written to {args.output / 'comparison.csv'}")
     return 0

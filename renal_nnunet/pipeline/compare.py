@@ -120,17 +120,20 @@ def compare_methods(
     fullres_model: str | os.PathLike | None = None,
     folds: Sequence[int] | None = None,
     device: str = "cpu",
+    ref_format: str = "pipeline",
 ) -> pd.DataFrame:
     """Predict the test CTs with each method, evaluate, and write ``comparison.csv``/``.json``.
 
     Args:
         images: folder of test CTs (HU).
-        references: their references in the pipeline's label convention (``<case>.nii.gz``).
+        references: their reference label maps, named like the CTs (``<case>.nii.gz``).
         output: folder for each method's predictions, evaluations and the table.
         cascade_models: models folder of the cascade.
         one_stage_model, fullres_model: nnU-Net trained-model folders of the baselines (skipped if None).
         folds: folds to ensemble (default: the cascade's folds; the baselines use the same).
         device: torch device.
+        ref_format: the references' labels: ``pipeline`` (0-6, as ``predict`` writes) or ``kits``
+            (0 background, 1 kidney, 2 tumour, 3 cyst).
 
     Returns:
         One row per method: the metrics of :data:`COMPARISON_COLUMNS` and ``seconds_per_case``.
@@ -155,7 +158,7 @@ def compare_methods(
     rows = []
     for method in seconds:
         evaluation = evaluate_folders(output / method, references, output / f"evaluation_{method}",
-                                      EvaluationConfig(ref_format="pipeline", figures=False))
+                                      EvaluationConfig(ref_format=ref_format, figures=False))
         summary = evaluation.summary
         row = {"method": method}
         for column, (section, group, metric) in COMPARISON_COLUMNS.items():

@@ -72,13 +72,15 @@ class PredictConfig:
 @dataclass(frozen=True)
 class CaseAnalysis:
     """In-memory result for one CT: output labels (same geometry as the CT), lesion rows,
-    Grad-CAM images by lesion id, and messages for the user."""
+    Grad-CAM images by lesion id, messages for the user, and wall seconds per stage
+    (``kidney``, ``mass``, ``classification``)."""
 
     seg: sitk.Image
     lesions: tuple[LesionRecord, ...]
     cams: dict[int, sitk.Image]
     messages: tuple[str, ...]
     kidney_found: bool
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class CaseResult:
         files: written files by kind (``seg``, ``lesions_csv``, ``lesions_json``, ``report``, ``cam_<k>``).
         error: why it failed (``failed`` only).
         seconds: wall time for the case.
+        stage_seconds: wall time of each stage (see :class:`CaseAnalysis`).
     """
 
     case_id: str
@@ -100,6 +103,7 @@ class CaseResult:
     messages: tuple[str, ...] = ()
     error: str = ""
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _classify(ct: sitk.Image, lesion_ids: np.ndarray, checkpoints: list[Path], config: PredictConfig) -> dict:
@@ -136,7 +140,10 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
     from renal_nnunet.classification.predict import lesions_touching_border
     from renal_nnunet.dataset_conversion.lesions import lesion_components, lesion_properties
 
+    started = time.perf_counter()
+    stage_seconds = {}
     kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device)
+    stage_seconds["kidney"] = time.perf_counter() - started
     seg = kidneys.labels.copy()
     messages = list(kidneys.messages)
     records: list[LesionRecord] = []
@@ -144,6 +151,7 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
     if seg.any():
         masses = segment_masses(ct, kidneys.labels, models_dir / manifest.mass.path, manifest.mass.folds,
                                 manifest.margin_mm, config.device)
+        stage_seconds["mass"] = time.perf_counter() - started - stage_seconds["kidney"]
         mass_image = sitk.GetImageFromArray(masses.mask.astype(np.uint8))
         mass_image.CopyInformation(ct)
         component_image = lesion_components(mass_image, connectivity=26)
@@ -159,6 +167,7 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
         to_classify = np.where(np.isin(components, small_ids + cut_off_ids), 0, components)
         classified = (_classify(ct, to_classify, [models_dir / p for p in manifest.classifier], config)
                       if to_classify.any() else {})
+        stage_seconds["classification"] = time.perf_counter() - started - sum(stage_seconds.values())
         ct_array = sitk.GetArrayViewFromImage(ct)
         for lesion in lesions:
             mask = components == lesion.lesion_id
@@ -173,7 +182,8 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
             messages.append("no renal masses found")
     seg_image = sitk.GetImageFromArray(seg.astype(np.uint8))
     seg_image.CopyInformation(ct)
-    return CaseAnalysis(seg_image, tuple(records), cams, tuple(messages), bool(kidneys.labels.any()))
+    log.info("stage times: %s", ", ".join(f"{name} {s:.1f} s" for name, s in stage_seconds.items()))
+    return CaseAnalysis(seg_image, tuple(records), cams, tuple(messages), bool(kidneys.labels.any()), stage_seconds)
 
 
 def _lesion_record(lesion, mask: np.ndarray, ct_array: np.ndarray, kidney_labels: np.ndarray, masses,
@@ -230,7 +240,7 @@ def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, models_dir: 
     files = write_case_outputs(analysis, ct, case.case_id, output_dir, config)
     status = "ok" if analysis.kidney_found else "no_kidney"
     return CaseResult(case.case_id, str(case.path), status, files, analysis.lesions, analysis.messages,
-                      seconds=time.perf_counter() - start)
+                      seconds=time.perf_counter() - start, stage_seconds=analysis.stage_seconds)
 
 
 def predict(
@@ -285,7 +295,8 @@ def predict(
 def _summary_row(result: CaseResult) -> dict:
     return {"case_id": result.case_id, "source": result.source, "status": result.status,
             "lesions": len(result.lesions), "messages": list(result.messages), "error": result.error,
-            "seconds": round(result.seconds, 2), "files": {k: str(v) for k, v in result.files.items()}}
+            "seconds": round(result.seconds, 2),
+            "stage_seconds": {name: round(s, 2) for name, s in result.stage_seconds.items()}, "files": {k: str(v) for k, v in result.files.items()}}
 
 
 def folds_argument(folds: Sequence[str] | None) -> tuple[int, ...] | None:

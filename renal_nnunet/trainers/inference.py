@@ -139,10 +139,10 @@ def _grid_probabilities(predictor, logits, properties) -> np.ndarray:
     return np.asarray(probabilities, dtype=np.float32)
 
 
-def _to_source(grid_probabilities: np.ndarray, sidecar) -> np.ndarray:
-    """Grid class probabilities onto the source voxels; background 1 outside the crop box."""
-    background = resample_from_grid(grid_probabilities[0], sidecar, "linear", fill_value=1.0)
-    foreground = resample_from_grid(grid_probabilities[1:], sidecar, "linear", fill_value=0.0)
+def _to_source(grid_probabilities: np.ndarray, sidecar, crop_only: bool = False) -> np.ndarray:
+    """Grid class probabilities onto the source voxels (or the crop box's); background 1 outside the box."""
+    background = resample_from_grid(grid_probabilities[0], sidecar, "linear", 1.0, crop_only)
+    foreground = resample_from_grid(grid_probabilities[1:], sidecar, "linear", 0.0, crop_only)
     return np.concatenate([background[None], foreground]).astype(np.float32, copy=False)
 
 
@@ -187,6 +187,7 @@ def predict_stage_probabilities(
     crop_size: Sequence[int] | None = None,
     device: str = "cpu",
     return_per_fold: bool = False,
+    crop_only: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
     """Class probabilities of one trained stage on ``ct``'s own voxels.
 
@@ -201,6 +202,8 @@ def predict_stage_probabilities(
         crop_size: box size in voxels, ITK (x, y, z).
         device: ``cpu``, ``cuda`` or ``mps``.
         return_per_fold: also return each fold's own probabilities (for the ensemble spread).
+        crop_only: return the crop box's voxels only (C, z, y, x of ``crop_size``): a mass
+            stage's box is a few percent of a 512x512 CT, so this saves most of the memory.
 
     Returns:
         float32 (C, Z, Y, X) probabilities in ``ct``'s geometry (C = the model's classes, in its
@@ -218,9 +221,9 @@ def predict_stage_probabilities(
     log.debug("stage %s, box start %s size %s, folds %s", model_dir, sidecar.crop_start, sidecar.crop_size, folds)
     result = predict_grid_probabilities(grid_ct, model_dir, folds, device, return_per_fold)
     if not return_per_fold:
-        return _to_source(result, sidecar)
+        return _to_source(result, sidecar, crop_only)
     ensemble, per_fold = result
-    return _to_source(ensemble, sidecar), [_to_source(fold, sidecar) for fold in per_fold]
+    return _to_source(ensemble, sidecar, crop_only), [_to_source(fold, sidecar, crop_only) for fold in per_fold]
 
 
 def combine_crop_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:

@@ -43,6 +43,7 @@ def test_grad_cam_matches_reference_computation():
         np.testing.assert_allclose(cam, expected, atol=1e-4)
         nonzero += cam.max() > 0
     assert nonzero >= 1, "every class gave an all-zero map; the comparison would be vacuous"
+    assert all(parameter.requires_grad for parameter in model.parameters()), "weights left frozen"
     assert grad_cam(model, volume[0, 0].numpy(), 0).shape == (32, 24, 40)
 
 

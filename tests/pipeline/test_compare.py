@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import SimpleITK as sitk
 
+from renal_nnunet.cli import main
 from renal_nnunet.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
-from renal_nnunet.pipeline.compare import COMPARISON_COLUMNS, compare_methods, one_stage_to_output_labels
+from renal_nnunet.pipeline.compare import COMPARISON_COLUMNS, one_stage_to_output_labels, train_and_compare
+from renal_nnunet.pipeline.training import NnunetFolders
+from tests.pipeline.conftest import TINY_DEMO
 
 
 def test_one_stage_labels_get_sides_from_patient_coordinates():
@@ -26,10 +30,36 @@ def test_one_stage_labels_get_sides_from_patient_coordinates():
     assert (out[5:7, 13:15, 7:9] == OUTPUT_LABELS["mass_too_small"]).all()
 
 
-def test_comparison_table_for_the_cascade(tiny_demo, tmp_path):
+def test_compare_command_writes_the_cascade_row(tiny_demo, tmp_path, capsys):
     out_dir, _ = tiny_demo
-    table = compare_methods(out_dir / "test_images", out_dir / "test_references", tmp_path, out_dir / "models")
+    code = main(["compare", "--cascade-models", str(out_dir / "models"), "-i", str(out_dir / "test_images"),
+                 "-r", str(out_dir / "test_references"), "--ref-format", "pipeline", "-o", str(tmp_path)])
+    assert code == 0 and "cascade" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "comparison.csv", index_col="method")
     assert list(table.index) == ["cascade"]
     assert set(COMPARISON_COLUMNS) | {"seconds_per_case"} == set(table.columns)
     assert 0.0 <= table.loc["cascade", "kidney_dice_right"] <= 1.0 and table.loc["cascade", "seconds_per_case"] > 0
-    assert (tmp_path / "comparison.csv").is_file()
+
+
+def test_cascade_against_both_trained_baselines(tiny_demo):
+    """`demo --compare`'s path: the one-stage grid model and stock 3d_fullres are planned, trained
+    (briefly) and predicted on the same held-out CTs; every method's predictions keep the CT's
+    geometry and the pipeline's labels, and the table has one row per method."""
+    out_dir, _ = tiny_demo
+    table = train_and_compare(NnunetFolders.under(out_dir / "nnunet"), TINY_DEMO,
+                              {"epochs": 1, "iterations_per_epoch": 5}, out_dir / "test_images",
+                              out_dir / "test_references", out_dir)
+    assert list(table.index) == ["cascade", "one_stage_grid", "nnunet_3d_fullres"]
+    assert (table["seconds_per_case"] > 0).all()
+    dice = table[["kidney_dice_right", "kidney_dice_left"]].to_numpy()
+    assert np.all((0.0 <= dice) & (dice <= 1.0))
+    allowed = {0, OUTPUT_LABELS["kidney_right"], OUTPUT_LABELS["kidney_left"], OUTPUT_LABELS["mass_too_small"]}
+    for ct_path in sorted((out_dir / "test_images").glob("*.nii.gz")):
+        ct = sitk.ReadImage(str(ct_path))
+        case = ct_path.name.removesuffix(".nii.gz")
+        for method in ("one_stage_grid", "nnunet_3d_fullres"):
+            seg = sitk.ReadImage(str(out_dir / "comparison" / method / f"{case}_seg.nii.gz"))
+            assert seg.GetSize() == ct.GetSize() and np.allclose(seg.GetOrigin(), ct.GetOrigin())
+            assert np.allclose(seg.GetDirection(), ct.GetDirection()) and np.allclose(seg.GetSpacing(), ct.GetSpacing())
+            assert set(np.unique(sitk.GetArrayViewFromImage(seg))) <= allowed
+    assert (out_dir / "comparison" / "comparison.csv").is_file()

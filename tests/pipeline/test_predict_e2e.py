@@ -68,6 +68,7 @@ def test_outputs_keep_the_input_geometry_and_label_table(three_ways):
         table = pd.read_csv(result.files["lesions_csv"])
         assert tuple(table.columns) == LESION_TABLE_COLUMNS and set(REQUIRED_COLUMNS) <= set(table.columns)
         assert result.files["report"].stat().st_size > 10_000
+        assert {"kidney", "mass"} <= set(result.stage_seconds) and min(result.stage_seconds.values()) >= 0
 
 
 def test_storage_order_and_dicom_give_identical_results(three_ways):
