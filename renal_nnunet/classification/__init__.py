@@ -13,6 +13,7 @@ _EXPORTS = {
     "build_classifier": "model",
     "load_medicalnet": "medicalnet",
     "grad_cam": "gradcam",
+    "ExplainedForward": "gradcam",
     "ClassifierTrainConfig": "train",
     "train_classifier": "train",
     "load_classifier": "train",

@@ -20,7 +20,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-__all__ = ["grad_cam", "upsample_cam"]
+__all__ = ["ExplainedForward", "grad_cam", "upsample_cam"]
 
 
 class _FeatureResolutionGradCAM(GradCAM):
@@ -38,6 +38,51 @@ class _FeatureResolutionGradCAM(GradCAM):
         return np.mean(np.concatenate(cam_per_target_layer, axis=1), axis=1)
 
 
+class ExplainedForward:
+    """One forward pass of the classifier whose Grad-CAM can then be taken for any class.
+
+    A fold ensemble knows the class to explain only after every fold's forward pass; keeping each
+    fold's pass (only the head's small graph is kept, see :func:`_backward_stops_at`) gives its map
+    without a second forward pass at 128^3. Use as a context manager: leaving it removes the hooks.
+
+    Attributes:
+        logits: (1, n_classes) tensor of the forward pass.
+    """
+
+    def __init__(self, model: nn.Module, volume: torch.Tensor | np.ndarray, target_layer: nn.Module | None = None):
+        tensor = torch.as_tensor(np.asarray(volume) if not isinstance(volume, torch.Tensor) else volume)
+        self._shape = tuple(tensor.shape[-3:])
+        if tensor.ndim < 3 or tensor.ndim > 5 or tensor[..., 0, 0, 0].numel() != 1:
+            raise ValueError(f"expected one volume shaped (D, H, W) or (1, 1, D, H, W), got {tuple(tensor.shape)}")
+        self._input = tensor.reshape(1, 1, *self._shape).float().to(next(model.parameters()).device)
+        layer = target_layer if target_layer is not None else model.layer4
+        with torch.enable_grad(), _backward_stops_at(model, layer):
+            self._cam = _FeatureResolutionGradCAM(model=model, target_layers=[layer])  # puts the model in eval mode
+            try:
+                self.logits = self._cam.activations_and_grads(self._input)
+            except BaseException:
+                self.close()
+                raise
+
+    def cam(self, target_class: int) -> np.ndarray:
+        """Grad-CAM of ``target_class`` (index into the logits, ``LESION_CLASSES`` order) at the
+        input's resolution: float32 (D, H, W) in [0, 1] (all zeros without positive evidence)."""
+        target = ClassifierOutputTarget(int(target_class))
+        self._cam.activations_and_grads.gradients = []
+        target(self.logits[0]).backward(retain_graph=True)
+        raw = self._cam.aggregate_multi_layers(self._cam.compute_cam_per_layer(self._input, [target], False))[0]
+        return upsample_cam(raw, self._shape)
+
+    def close(self) -> None:
+        self._cam.activations_and_grads.release()
+
+    def __enter__(self) -> "ExplainedForward":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def grad_cam(model: nn.Module, volume: torch.Tensor | np.ndarray, target_class: int,
              target_layer: nn.Module | None = None) -> np.ndarray:
     """Grad-CAM of ``target_class`` for one input volume, at the input's resolution.
@@ -53,17 +98,8 @@ def grad_cam(model: nn.Module, volume: torch.Tensor | np.ndarray, target_class: 
         float32 array shaped like the volume's spatial dims (D, H, W), scaled to [0, 1] by its
         maximum (all zeros if the class has no positive evidence, e.g. random weights).
     """
-    tensor = torch.as_tensor(np.asarray(volume) if not isinstance(volume, torch.Tensor) else volume)
-    spatial_shape = tuple(tensor.shape[-3:])
-    if tensor.ndim < 3 or tensor.ndim > 5 or tensor[..., 0, 0, 0].numel() != 1:
-        raise ValueError(f"expected one volume shaped (D, H, W) or (1, 1, D, H, W), got {tuple(tensor.shape)}")
-    tensor = tensor.reshape(1, 1, *spatial_shape).float()
-    device = next(model.parameters()).device
-    layer = target_layer if target_layer is not None else model.layer4
-    with (torch.enable_grad(), _backward_stops_at(model, layer),
-          _FeatureResolutionGradCAM(model=model, target_layers=[layer]) as cam):
-        raw = cam(input_tensor=tensor.to(device), targets=[ClassifierOutputTarget(int(target_class))])[0]
-    return upsample_cam(raw, spatial_shape)
+    with ExplainedForward(model, volume, target_layer) as forward:
+        return forward.cam(target_class)
 
 
 @contextlib.contextmanager
@@ -73,8 +109,8 @@ def _backward_stops_at(model: nn.Module, layer: nn.Module) -> Iterator[None]:
     Grad-CAM needs d score / d activations of the target layer, not the weights' gradients; with
     every parameter frozen and the layer's output made a leaf that requires grad, the backward pass
     covers only the head instead of the whole network (at 128^3, about twice the forward pass).
-    Must be entered before pytorch-grad-cam registers its own hook on ``layer``, so that its hook
-    sees an output that requires grad.
+    Must be entered before pytorch-grad-cam registers its own hooks on ``layer``, so that they see
+    an output that requires grad; the graph recorded inside stays usable after the block.
     """
     flags = [parameter.requires_grad for parameter in model.parameters()]
     for parameter in model.parameters():

@@ -9,6 +9,7 @@ from the crop's grid back onto the CT's voxels through the crop's sidecar.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import SimpleITK as sitk
 import torch
 
 from renal_nnunet.classification.data import crop_to_input
-from renal_nnunet.classification.gradcam import grad_cam
+from renal_nnunet.classification.gradcam import ExplainedForward
 from renal_nnunet.classification.train import load_classifier
 from renal_nnunet.dataset_conversion.crops import lesion_crop
 from renal_nnunet.geometry import resample_from_grid
@@ -123,17 +124,24 @@ def _classify_one(ct: sitk.Image, lesion_mask: sitk.Image, lesion_id: int, model
                   device: str) -> LesionClassification:
     crops = {}  # by grid: the fold models may have been trained at different grids
     fold_probabilities = []
-    for model, info in models:
-        grid = int(info["grid"])
-        if grid not in crops:
-            crop, sidecar = lesion_crop(ct, lesion_mask, grid, lesion_id)
-            crops[grid] = (crop_to_input(crop)[None].to(device), sidecar)
-        with torch.no_grad():
-            fold_probabilities.append(torch.softmax(model(crops[grid][0]), dim=1)[0].cpu().numpy())
-    fold_probabilities = np.stack(fold_probabilities)
-    mean = fold_probabilities.mean(axis=0)
-    predicted = int(mean.argmax())
-    cam_image = _ensemble_cam(ct, models, crops, predicted) if cam else None
+    with contextlib.ExitStack() as stack:
+        forwards = []  # with cam: each fold's pass, kept until the ensemble has chosen the class
+        for model, info in models:
+            grid = int(info["grid"])
+            if grid not in crops:
+                crop, sidecar = lesion_crop(ct, lesion_mask, grid, lesion_id)
+                crops[grid] = (crop_to_input(crop)[None].to(device), sidecar)
+            if cam:
+                forwards.append((stack.enter_context(ExplainedForward(model, crops[grid][0])), crops[grid][1]))
+                logits = forwards[-1][0].logits.detach()
+            else:
+                with torch.no_grad():
+                    logits = model(crops[grid][0])
+            fold_probabilities.append(torch.softmax(logits, dim=1)[0].cpu().numpy())
+        fold_probabilities = np.stack(fold_probabilities)
+        mean = fold_probabilities.mean(axis=0)
+        predicted = int(mean.argmax())
+        cam_image = _ensemble_cam(ct, forwards, predicted) if cam else None
     log.debug("lesion %d: %s", lesion_id, dict(zip(LESION_CLASSES, mean.round(3))))
     return LesionClassification(
         lesion_id=int(lesion_id),
@@ -145,12 +153,11 @@ def _classify_one(ct: sitk.Image, lesion_mask: sitk.Image, lesion_id: int, model
     )
 
 
-def _ensemble_cam(ct: sitk.Image, models: list, crops: dict, target_class: int) -> sitk.Image:
+def _ensemble_cam(ct: sitk.Image, forwards: list, target_class: int) -> sitk.Image:
     """Mean of the fold models' Grad-CAMs on the CT's grid, rescaled to [0, 1]."""
     total = np.zeros(sitk.GetArrayViewFromImage(ct).shape, np.float32)
-    for model, info in models:
-        volume, sidecar = crops[int(info["grid"])]
-        total += resample_from_grid(grad_cam(model, volume, target_class), sidecar, "linear", 0.0)
+    for forward, sidecar in forwards:
+        total += resample_from_grid(forward.cam(target_class), sidecar, "linear", 0.0)
     peak = float(total.max())
     image = sitk.GetImageFromArray(total / peak if peak > 0 else total)
     image.CopyInformation(ct)

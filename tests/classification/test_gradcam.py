@@ -8,7 +8,7 @@ import torch
 from scipy import ndimage
 
 from renal_nnunet.classification import build_classifier, grad_cam
-from renal_nnunet.classification.gradcam import upsample_cam
+from renal_nnunet.classification.gradcam import ExplainedForward, upsample_cam
 
 
 def _reference_grad_cam(model, volume, target_class):
@@ -45,6 +45,21 @@ def test_grad_cam_matches_reference_computation():
     assert nonzero >= 1, "every class gave an all-zero map; the comparison would be vacuous"
     assert all(parameter.requires_grad for parameter in model.parameters()), "weights left frozen"
     assert grad_cam(model, volume[0, 0].numpy(), 0).shape == (32, 24, 40)
+
+
+def test_one_forward_pass_explains_every_class():
+    """The ensemble keeps each fold's pass and explains its class afterwards: same logits as a
+    plain forward pass, same maps as separate Grad-CAM runs, for every class in any order."""
+    torch.manual_seed(5)
+    model = build_classifier(num_classes=3).eval()
+    volume = torch.randn(1, 1, 24, 24, 24, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        plain = model(volume)
+    with ExplainedForward(model, volume) as forward:
+        torch.testing.assert_close(forward.logits.detach(), plain)
+        maps = {target: forward.cam(target) for target in (2, 0, 1, 2)}
+    for target, cam in maps.items():
+        np.testing.assert_allclose(cam, grad_cam(model, volume, target), atol=1e-6)
 
 
 def test_upsampling_puts_a_feature_cell_at_the_centre_of_its_voxels():
