@@ -40,6 +40,7 @@ __all__ = [
     "physical_points_mm",
     "patient_left_mm",
     "bounding_box_with_margin",
+    "paste_on_grid",
 ]
 
 Interpolation = Literal["nearest", "linear", "label"]
@@ -285,3 +286,30 @@ def bounding_box_with_margin(
     low = np.maximum(low - pad, 0)
     high = np.minimum(high + pad, shape_xyz)
     return tuple(int(v) for v in low), tuple(int(v) for v in high - low)
+
+
+def paste_on_grid(region: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    """A sub-grid image (e.g. a map computed only in a lesion's box) placed onto ``reference``'s
+    full grid, 0 elsewhere.
+
+    Args:
+        region: same spacing and direction as ``reference``, its origin on one of ``reference``'s
+            voxel centres (as ``sitk.RegionOfInterest`` makes it, or a reorientation of that).
+        reference: the full grid.
+
+    Raises:
+        ValueError: ``region`` is not a sub-grid of ``reference``.
+    """
+    region = sitk.DICOMOrient(region, sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
+        reference.GetDirection()))
+    index = np.asarray(reference.TransformPhysicalPointToContinuousIndex(region.GetOrigin()))
+    start = np.round(index).astype(int)
+    if (not np.allclose(region.GetSpacing(), reference.GetSpacing(), rtol=1e-5)
+            or not np.allclose(region.GetDirection(), reference.GetDirection(), atol=1e-5)
+            or not np.allclose(index, start, atol=1e-3) or (start < 0).any()
+            or (start + region.GetSize() > np.asarray(reference.GetSize())).any()):
+        raise ValueError(f"image of size {region.GetSize()} at {region.GetOrigin()} is not a sub-grid of the "
+                         f"reference of size {reference.GetSize()}")
+    canvas = sitk.Image(reference.GetSize(), region.GetPixelID())
+    canvas.CopyInformation(reference)
+    return sitk.Paste(canvas, region, region.GetSize(), [0, 0, 0], [int(i) for i in start])

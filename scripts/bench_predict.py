@@ -1,4 +1,4 @@
-"""Benchmark: `renal-nnunet predict` (cascade, grid 128, 5 folds per stage) against stock
+"""Benchmark: the cascade of `renal-nnunet predict` (grid 128, 5 folds per stage) against stock
 `nnUNetv2_predict` of the 3d_fullres baseline on one synthetic 512x512x150 CT, in one run.
 
 What it does (everything in --work):
@@ -6,20 +6,24 @@ What it does (everything in --work):
    0.78 x 0.78 x 2.5 mm), converted with grid 128 by the project's converter;
 2. stock planning/preprocessing, then 5 folds each of the kidney and mass models, the native
    one-stage baseline's folds (fold 0 only with --baseline-one-fold), trained for --iterations
-   iterations, and the classifier for one epoch per fold. The weights are for timing only:
-   inference cost does not depend on how long a model was trained (except the number of lesions the
-   classifier sees, reported below);
-3. a held-out synthetic CT of the same geometry, predicted by both commands as child processes;
-   wall time and peak resident memory (os.wait4) of each, and the ratio.
+   iterations, and the classifier for one epoch per fold. The weights are for timing only;
+3. a held-out synthetic CT of the same geometry with its reference labels, predicted by each side
+   in a child process: wall time and peak resident memory (os.wait4) of each, and the ratios.
 
-The cascade is timed with 5 folds per stage (the target) and with fold 0 alone. With
---baseline-one-fold the baseline runs fold 0 without mirroring, once as a single model and once as
-fold 0 listed twice (twice the network work, the same fixed cost); the difference is the network
-time of one fold pass, and the default (5 folds, 8 mirrorings) is estimated as
-fixed + 5 x 8 x that. On a CPU the default itself takes hours. Peak memory is the child's maximum
-resident set (os.wait4); nnUNetv2_predict's preprocessing/export workers are separate processes.
+Cascade side: the stages ``predict`` runs (kidney model on the whole CT, mass-model ensemble per
+kidney box, classifier ensemble with Grad-CAM per mass, seg and Grad-CAM NIfTIs written), with the
+kidney boxes and masses taken from the reference: models trained for a few CPU iterations segment
+nonsense (whole halves of the CT, hundreds of blobs), while the work per box and per mass does not
+depend on the weights. Timed with 5 folds per stage (the target) and with fold 0 alone.
 
-Usage: python scripts/bench_predict.py --work /tmp/renal_bench [--device cpu] [--baseline-one-fold] [--build-only]
+Baseline side: with --baseline-one-fold, fold 0 without mirroring; its sliding-window time (from
+nnU-Net's own progress bar) is the network time of one fold pass, the rest of its wall time the
+fixed cost (reading, resampling, export), and the default (5 folds, 8 mirrorings) is estimated as
+fixed + 5 x 8 x network (on a CPU the default itself takes many hours). nnUNetv2_predict's preprocessing/export workers are
+separate processes, so its peak memory is that of the main process.
+
+Usage: python scripts/bench_predict.py --work /tmp/renal_bench [--device cpu] [--baseline-one-fold]
+       [--build-only] [--sides cascade baseline]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -37,12 +42,22 @@ BENCH_SHAPE_ZYX = (150, 512, 512)
 BENCH_SPACING_ZYX_MM = (2.5, 0.78, 0.78)
 
 
-def _run_measured(command: list[str], env: dict) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in GB, exit code) of a child process."""
+def _run_measured(command: list[str], env: dict, log_path: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in GB, exit code) of a child process; its output goes to ``log_path``."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
     return time.perf_counter() - started, usage.ru_maxrss / 1024**2, os.waitstatus_to_exitcode(status)
+
+
+def _sliding_window_seconds(log_path: Path) -> float | None:
+    """Elapsed time of nnU-Net's finished sliding-window progress bar ('125/125 [36:30<00:00'):
+    the longest finished bar (the case-level bar of a one-case run is short)."""
+    pattern = r"(\d+)/(\d+) \[(?:(\d+):)?(\d+):(\d+)<"
+    elapsed = [3600.0 * int(m.group(3) or 0) + 60.0 * int(m.group(4)) + int(m.group(5))
+               for m in re.finditer(pattern, log_path.read_text(errors="replace")) if m.group(1) == m.group(2)]
+    return max(elapsed, default=None)
 
 
 def _build_models(work: Path, args) -> dict:
@@ -72,24 +87,69 @@ def _build_models(work: Path, args) -> dict:
                 plan(native, verify=False)
             for fold in native_folds:
                 train_stage(native, fold, "nnUNetTrainer", 1, args.iterations, args.device)
-    test_dir = work / "test_ct"
-    if not test_dir.is_dir():
+    test_dir, reference = work / "test_ct", work / "test_reference" / "bench.nii.gz"
+    if not reference.is_file():
         import SimpleITK as sitk
 
-        test_dir.mkdir(parents=True)
+        test_dir.mkdir(parents=True, exist_ok=True)
+        reference.parent.mkdir(parents=True, exist_ok=True)
         phantom = make_phantom(424242, masses_per_kidney=(1, 2), **geometry)
         sitk.WriteImage(phantom.ct, str(test_dir / "bench_0000.nii.gz"), True)
-    return {"folders": folders, "native": native, "test_dir": test_dir}
+        sitk.WriteImage(phantom.labels, str(reference), True)
+    return {"folders": folders, "native": native, "test_dir": test_dir, "reference": reference}
 
 
-def _lesion_count(out_dir: Path) -> int:
-    tables = list(out_dir.glob("*_lesions.csv"))
-    return sum(1 for _ in open(tables[0])) - 1 if tables else 0
+def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, out_dir: Path) -> dict:
+    """The cascade's stages as ``predict`` runs them: the kidney model on the whole CT, its
+    post-processing, the mass stage on the kidneys' boxes and the classifier (with Grad-CAM) on
+    the masses, then the seg and CAM NIfTIs written; kidneys and masses are the reference's.
+    Models trained for a few iterations segment nonsense (whole halves of the CT, hundreds of
+    blobs); the work per box and per mass does not depend on the weights, so this is the cost of
+    a CT with its real number of kidneys and masses. Returns seconds per stage."""
+    import numpy as np
+    import SimpleITK as sitk
 
+    from renal_nnunet.classification.predict import classify_lesions
+    from renal_nnunet.dataset_conversion.case import paper_kidney_sides
+    from renal_nnunet.dataset_conversion.lesions import lesion_components
+    from renal_nnunet.dataset_conversion.sinus import SINUS_CLOSING_RADIUS_MM
+    from renal_nnunet.geometry import paste_on_grid
+    from renal_nnunet.io import read_image, read_label_map, write_image
+    from renal_nnunet.labels import KITS_LABELS
+    from renal_nnunet.pipeline.cascade import kidneys_from_labels, segment_masses
+    from renal_nnunet.pipeline.models import load_models
+    from renal_nnunet.trainers.inference import predict_stage_labels
 
-def _stage_seconds(out_dir: Path) -> dict:
-    summary = out_dir / "predict_summary.json"
-    return json.loads(summary.read_text())["cases"][0].get("stage_seconds", {}) if summary.is_file() else {}
+    models = work / "models"
+    manifest = load_models(models, tuple(folds))
+    seconds, started = {}, time.perf_counter()
+    ct = read_image(work / "test_ct" / "bench_0000.nii.gz")
+    kits = sitk.GetArrayFromImage(read_label_map(work / "test_reference" / "bench.nii.gz", reference=ct))
+    seconds["read"] = time.perf_counter() - started
+    started = time.perf_counter()
+    predict_stage_labels(ct, models / manifest.kidney.path, manifest.kidney.folds, device=device)
+    seconds["kidney"] = time.perf_counter() - started
+    reference_kidneys = sitk.GetArrayFromImage(paper_kidney_sides(ct, kits, SINUS_CLOSING_RADIUS_MM))
+    started = time.perf_counter()
+    kidneys = kidneys_from_labels(reference_kidneys, ct).labels  # segment_kidneys' post-processing
+    seconds["kidney"] += time.perf_counter() - started
+    started = time.perf_counter()
+    segment_masses(ct, kidneys, models / manifest.mass.path, manifest.mass.folds, manifest.margin_mm, device)
+    seconds["mass"] = time.perf_counter() - started
+    masses = sitk.GetImageFromArray(np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"])).astype(np.uint8))
+    masses.CopyInformation(ct)
+    components = lesion_components(masses)
+    started = time.perf_counter()
+    classified = classify_lesions(ct, components, [models / p for p in manifest.classifier], cam=True, device=device)
+    seconds["classification"] = time.perf_counter() - started
+    started = time.perf_counter()
+    seg = sitk.GetImageFromArray(kidneys.astype(np.uint8))
+    seg.CopyInformation(ct)
+    write_image(seg, out_dir / "bench_seg.nii.gz")
+    for result in classified:
+        write_image(paste_on_grid(result.cam, ct), out_dir / f"bench_lesion{result.lesion_id}_gradcam.nii.gz")
+    seconds["write"] = time.perf_counter() - started
+    return {"stage_seconds": seconds, "lesions": len(classified)}
 
 
 def main() -> int:
@@ -102,8 +162,16 @@ def main() -> int:
     parser.add_argument("--baseline-one-fold", action="store_true",
                         help="time the baseline with one fold and no mirroring, and extrapolate")
     parser.add_argument("--build-only", action="store_true", help="make the data and models, then stop")
+    parser.add_argument("--sides", nargs="+", choices=("cascade", "baseline"), default=["cascade", "baseline"],
+                        help="which side(s) to time now; results are merged into bench_predict.json")
+    parser.add_argument("--cascade-child", type=int, nargs="+", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.cascade_child is not None:  # the measured child process of a cascade row
+        result = _cascade_on_reference_regions(args.work, args.cascade_child, args.device, args.child_out)
+        (args.child_out / "stages.json").write_text(json.dumps(result))
+        return 0
     built = _build_models(args.work, args)
     if args.build_only:
         return 0
@@ -116,53 +184,67 @@ def main() -> int:
     bin_dir = Path(sys.executable).parent
 
     def cascade(name: str, folds: list[str]) -> list[str]:
-        return [str(bin_dir / "renal-nnunet"), "predict", "-i", str(built["test_dir"]), "-o", str(args.work / name),
-                "--models", str(args.work / "models"), "--device", args.device, "--folds", *folds]
+        return [sys.executable, __file__, "--work", str(args.work), "--device", args.device, "--cascade-child",
+                *folds, "--child-out", str(args.work / name)]
 
     def baseline(name: str, folds: list[str], tta: bool) -> list[str]:
         return [str(bin_dir / "nnUNetv2_predict"), "-i", str(built["test_dir"]), "-o", str(args.work / name), "-d",
                 str(built["native"]), "-c", "3d_fullres", "-tr", "nnUNetTrainer", "-f", *folds, "-device",
                 args.device, "-npp", "1", "-nps", "1", *([] if tta else ["--disable_tta"])]
 
-    runs = {"cascade_5_folds": cascade("cascade_5_folds", ["0", "1", "2", "3", "4"]),
-            "cascade_fold_0": cascade("cascade_fold_0", ["0"])}
-    if args.baseline_one_fold:
-        # Fold 0 listed twice is a two-member ensemble of the same weights: twice the network work
-        # with the same fixed cost (reading, resampling, export), which separates the two.
+    runs = {}
+    if "cascade" in args.sides:
+        runs["cascade_5_folds"] = cascade("cascade_5_folds", ["0", "1", "2", "3", "4"])
+        runs["cascade_fold_0"] = cascade("cascade_fold_0", ["0"])
+    if "baseline" in args.sides and args.baseline_one_fold:
         runs["nnunet_3d_fullres_fold_0_no_tta"] = baseline("nnunet_fold_0", ["0"], tta=False)
-        runs["nnunet_3d_fullres_fold_0_twice_no_tta"] = baseline("nnunet_fold_0_twice", ["0", "0"], tta=False)
-    else:
+    elif "baseline" in args.sides:
         runs["nnunet_3d_fullres_5_folds"] = baseline("nnunet_5_folds", ["0", "1", "2", "3", "4"], tta=True)
-    rows = {}
+    result_path = args.work / "bench_predict.json"
+    result = json.loads(result_path.read_text()) if result_path.is_file() else {"rows": {}}
+    result.update(ct_shape_zyx=BENCH_SHAPE_ZYX, spacing_zyx_mm=BENCH_SPACING_ZYX_MM, device=args.device,
+                  cpu_count=os.cpu_count())
+    rows = result["rows"]
     for name, command in runs.items():
-        seconds, peak_gb, code = _run_measured(command, env)
-        rows[name] = {"seconds": seconds, "peak_rss_gb": peak_gb, "exit_code": code, "command": " ".join(command)}
-        if name.startswith("cascade"):
-            out = args.work / name
-            rows[name].update(lesions=_lesion_count(out), stage_seconds=_stage_seconds(out))
-        print(f"{name}: {seconds:.1f} s, peak RSS {peak_gb:.2f} GB (exit {code}) {rows[name].get('stage_seconds', '')}",
+        (args.work / name).mkdir(parents=True, exist_ok=True)
+        log_path = args.work / f"{name}.log"
+        seconds, peak_gb, code = _run_measured(command, env, log_path)
+        rows[name] = {"seconds": seconds, "peak_rss_gb": peak_gb, "exit_code": code, "command": " ".join(command),
+                      "log": str(log_path)}
+        if name.startswith("cascade") and code == 0:
+            rows[name].update(json.loads((args.work / name / "stages.json").read_text()))
+        else:
+            rows[name]["sliding_window_s"] = _sliding_window_seconds(log_path)
+        print(f"{name}: {seconds:.1f} s, peak RSS {peak_gb:.2f} GB (exit {code}) "
+              f"{ {k: v for k, v in rows[name].items() if k in ('stage_seconds', 'lesions', 'sliding_window_s')} }",
               flush=True)
-    result = {"ct_shape_zyx": BENCH_SHAPE_ZYX, "spacing_zyx_mm": BENCH_SPACING_ZYX_MM, "device": args.device,
-              "cpu_count": os.cpu_count(), "rows": rows}
-    cascade_5 = rows["cascade_5_folds"]["seconds"]
-    if args.baseline_one_fold:
-        one, twice = (rows[f"nnunet_3d_fullres_fold_0{k}_no_tta"]["seconds"] for k in ("", "_twice"))
-        network = max(twice - one, 0.0)
-        baseline_default = (one - network) + 5 * 8 * network  # 5 folds x 8 mirrorings of the network work
-        result.update(baseline_network_s_per_fold_pass=network, baseline_fixed_s=one - network,
-                      baseline_5_folds_tta_estimated_s=baseline_default,
-                      speedup_same_folds_no_tta=one / rows["cascade_fold_0"]["seconds"],
-                      speedup_5_folds_default=baseline_default / cascade_5)
-        print(f"baseline: fixed {one - network:.0f} s + {network:.0f} s per fold and mirroring; 5 folds with "
-              f"default mirroring estimated {baseline_default:.0f} s")
-        print(f"speedup, fold 0 without mirroring on both sides: {result['speedup_same_folds_no_tta']:.1f}x")
-    else:
-        result["speedup_5_folds_default"] = rows["nnunet_3d_fullres_5_folds"]["seconds"] / cascade_5
-    print(f"speedup, cascade 5 folds vs baseline 5 folds with default mirroring: "
-          f"{result['speedup_5_folds_default']:.1f}x (target >= 10x; cascade {cascade_5:.0f} s, target <= 60 s, "
-          f"peak {rows['cascade_5_folds']['peak_rss_gb']:.2f} GB, target <= 4 GB)")
-    (args.work / "bench_predict.json").write_text(json.dumps(result, indent=2))
+        result_path.write_text(json.dumps(result, indent=2))  # each row as soon as it is measured
+    _summarise(result, rows)
+    result_path.write_text(json.dumps(result, indent=2))
     return 0
+
+
+def _summarise(result: dict, rows: dict) -> None:
+    """Ratios and the baseline's 5-fold estimate from whichever rows are there."""
+    one = rows.get("nnunet_3d_fullres_fold_0_no_tta")
+    if one and one.get("sliding_window_s") is not None:
+        network = one["sliding_window_s"]
+        fixed = one["seconds"] - network
+        result.update(baseline_network_s_per_fold_pass=network, baseline_fixed_s=fixed,
+                      baseline_5_folds_tta_estimated_s=fixed + 5 * 8 * network)  # 5 folds x 8 mirrorings
+        print(f"baseline: fixed {fixed:.0f} s + {network:.0f} s of sliding window per fold and mirroring; 5 folds "
+              f"with default mirroring estimated {result['baseline_5_folds_tta_estimated_s']:.0f} s")
+        if "cascade_fold_0" in rows:
+            result["speedup_fold_0_no_mirroring"] = one["seconds"] / rows["cascade_fold_0"]["seconds"]
+            print(f"speedup, fold 0 without mirroring on both sides: {result['speedup_fold_0_no_mirroring']:.1f}x")
+    baseline_default = result.get("baseline_5_folds_tta_estimated_s") or rows.get(
+        "nnunet_3d_fullres_5_folds", {}).get("seconds")
+    cascade = rows.get("cascade_5_folds")
+    if baseline_default and cascade:
+        result["speedup_5_folds_default"] = baseline_default / cascade["seconds"]
+        print(f"speedup, cascade 5 folds vs baseline 5 folds with default mirroring: "
+              f"{result['speedup_5_folds_default']:.1f}x (target >= 10x); cascade {cascade['seconds']:.0f} s "
+              f"(target <= 60 s), peak {cascade['peak_rss_gb']:.2f} GB (target <= 4 GB)")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from renal_nnunet.geometry import (
     GridSidecar,
     bounding_box_with_margin,
     grid_image_physical,
+    paste_on_grid,
     patient_left_mm,
     resample_from_grid,
     resample_to_grid,
@@ -103,3 +105,20 @@ def test_grid_array_is_the_same_whatever_the_storage_orientation():
     for grid_image, sidecar, source in ((grid_a, sidecar_a, kits_like), (grid_b, sidecar_b, lps)):
         back = resample_from_grid(sitk.GetArrayFromImage(grid_image), sidecar, "linear") > 0.5
         assert _dice(back, sitk.GetArrayFromImage(source) > 0.5) > 0.95
+
+
+def test_a_box_map_lands_on_its_voxels_of_the_full_grid_even_reoriented():
+    full = _oblique_image(np.arange(20 * 30 * 25, dtype=np.float32).reshape(20, 30, 25))
+    start, size = (3, 7, 11), (9, 5, 4)  # ITK (x, y, z)
+    box = sitk.RegionOfInterest(full, size, start)
+    for region in (box, sitk.DICOMOrient(box, "LPS")):  # e.g. a map computed on the canonical grid
+        pasted = paste_on_grid(region, full)
+        assert pasted.GetSize() == full.GetSize() and pasted.GetOrigin() == full.GetOrigin()
+        expected = np.zeros((20, 30, 25), np.float32)
+        window = tuple(slice(s, s + n) for s, n in zip(reversed(start), reversed(size)))
+        expected[window] = sitk.GetArrayViewFromImage(full)[window]
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(pasted), expected)
+    shifted = sitk.Image(box)
+    shifted.SetOrigin(np.asarray(box.GetOrigin()) + 0.3)  # between voxel centres
+    with pytest.raises(ValueError, match="not a sub-grid"):
+        paste_on_grid(shifted, full)

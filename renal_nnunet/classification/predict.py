@@ -4,7 +4,7 @@ Each lesion is cut out exactly like a training crop
 (:func:`renal_nnunet.dataset_conversion.crops.lesion_crop`: windowed, masked by its outline, box
 resized to the checkpoint's grid), every fold model gives softmax probabilities, and the ensemble
 is their mean. The Grad-CAM of the ensemble's class is the mean of the fold models' maps, mapped
-from the crop's grid back onto the CT's voxels through the crop's sidecar.
+from the crop's grid back onto the CT's voxels of the lesion's box through the crop's sidecar.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from renal_nnunet.classification.data import crop_to_input
 from renal_nnunet.classification.gradcam import ExplainedForward
 from renal_nnunet.classification.train import load_classifier
 from renal_nnunet.dataset_conversion.crops import lesion_crop
-from renal_nnunet.geometry import resample_from_grid
+from renal_nnunet.geometry import paste_on_grid, resample_from_grid
 from renal_nnunet.io import InputError, check_same_geometry
 from renal_nnunet.labels import LESION_CLASSES
 
@@ -43,8 +43,9 @@ class LesionClassification:
         predicted_class: the most probable class.
         fold_predictions: each fold model's class, in checkpoint order.
         fold_probabilities: (n_folds, n_classes) softmax of each fold model.
-        cam: Grad-CAM of ``predicted_class`` in [0, 1], float32 on the CT's grid (0 outside the
-            lesion's box), or None when not requested.
+        cam: Grad-CAM of ``predicted_class`` in [0, 1], float32 on the lesion's bounding box of the
+            CT's grid (same spacing and direction; :func:`renal_nnunet.geometry.paste_on_grid`
+            puts it on the whole grid), or None when not requested.
     """
 
     lesion_id: int
@@ -154,13 +155,20 @@ def _classify_one(ct: sitk.Image, lesion_mask: sitk.Image, lesion_id: int, model
 
 
 def _ensemble_cam(ct: sitk.Image, forwards: list, target_class: int) -> sitk.Image:
-    """Mean of the fold models' Grad-CAMs on the CT's grid, rescaled to [0, 1]."""
-    total = np.zeros(sitk.GetArrayViewFromImage(ct).shape, np.float32)
-    for forward, sidecar in forwards:
-        total += resample_from_grid(forward.cam(target_class), sidecar, "linear", 0.0)
+    """Mean of the fold models' Grad-CAMs on the lesion's box of the CT's grid, rescaled to [0, 1].
+
+    Only the box is kept: a full-size float map per lesion would not fit in memory for a kidney
+    with dozens of cysts on a 512x512 CT.
+    """
+    boxes = {(sidecar.crop_start, sidecar.crop_size) for _, sidecar in forwards}
+    if len(boxes) != 1:
+        raise ValueError(f"the fold crops of one lesion cover different boxes: {sorted(boxes)}")
+    (start, size), = boxes
+    total = sum(resample_from_grid(forward.cam(target_class), sidecar, "linear", 0.0, crop_only=True)
+                for forward, sidecar in forwards)
     peak = float(total.max())
-    image = sitk.GetImageFromArray(total / peak if peak > 0 else total)
-    image.CopyInformation(ct)
+    image = sitk.GetImageFromArray((total / peak if peak > 0 else total).astype(np.float32))
+    image.CopyInformation(sitk.RegionOfInterest(ct, size, start))
     return image
 
 
@@ -195,8 +203,9 @@ def classify_lesion_files(
                   "fold_agreement": result.fold_agreement}
         if result.cam is not None:
             stem = f"lesion_{result.lesion_id}_cam"
-            record["cam_file"] = write_image(result.cam, out_dir / f"{stem}.nii.gz").name
-            record["cam_png"] = save_cam_overlay_png(ct, lesion_mask, result.cam, result.lesion_id,
+            cam = paste_on_grid(result.cam, ct)
+            record["cam_file"] = write_image(cam, out_dir / f"{stem}.nii.gz").name
+            record["cam_png"] = save_cam_overlay_png(ct, lesion_mask, cam, result.lesion_id,
                                                      out_dir / f"{stem}.png").name
         records.append(record)
     return write_json({"ct": str(ct_path), "lesion_mask": str(lesion_mask_path),

@@ -20,7 +20,7 @@ from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_l
 from renal_nnunet.geometry import bounding_box_with_margin
 from renal_nnunet.labels import KIDNEY_STAGE_LABELS
 
-__all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_probabilities", "segment_masses", "side_of_lesion", "SIDE_VALUES"]
+__all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "segment_masses", "side_of_lesion", "SIDE_VALUES"]
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +83,22 @@ def segment_kidneys(
     ct: sitk.Image, model_dir: Path, folds: Sequence[int], device: str = "cpu"
 ) -> KidneyResult:
     """Run the kidney model on the whole CT and return right/left kidney labels on its grid
-    (post-processed by :func:`kidneys_from_probabilities`)."""
-    from renal_nnunet.trainers.inference import predict_stage_probabilities
+    (post-processed by :func:`kidneys_from_labels`)."""
+    from renal_nnunet.trainers.inference import predict_stage_labels
 
-    probabilities = predict_stage_probabilities(ct, model_dir, folds=tuple(folds), device=device)
-    return kidneys_from_probabilities(probabilities, ct)
+    labels = predict_stage_labels(ct, model_dir, folds=tuple(folds), device=device)
+    return kidneys_from_labels(sitk.GetArrayFromImage(labels), ct)
 
 
-def kidneys_from_probabilities(probabilities: np.ndarray, ct: sitk.Image) -> KidneyResult:
-    """Kidney labels from the kidney stage's class probabilities (3, z, y, x) on ``ct``'s grid.
+def kidneys_from_labels(labels: np.ndarray, ct: sitk.Image) -> KidneyResult:
+    """Kidney labels from the kidney stage's argmax (0/1 right/2 left, (z, y, x) on ``ct``'s grid).
 
-    Argmax; small stray components are dropped; the model's sides are checked against the
-    anatomical sides (each kidney's position relative to the body midline, in LPS mm) and replaced
-    by them if they disagree; an empty prediction and a kidney touching the image border are
-    reported in the messages.
+    Small stray components are dropped; the model's sides are checked against the anatomical
+    sides (each kidney's position relative to the body midline, in LPS mm) and replaced by them if
+    they disagree; an empty prediction and a kidney touching the image border are reported in the
+    messages.
     """
-    labels = np.argmax(probabilities, axis=0).astype(np.uint8)
+    labels = np.array(labels, dtype=np.uint8)
     kidney = labels > 0
     if not kidney.any():
         message = "no kidney found: the kidney model predicted no kidney voxels (is this an abdominal CT?)"

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from renal_nnunet.geometry import paste_on_grid
 from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, write_image, write_json
 from renal_nnunet.labels import LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.pipeline.cascade import SIDE_VALUES, segment_kidneys, segment_masses, side_of_lesion
@@ -72,8 +73,8 @@ class PredictConfig:
 @dataclass(frozen=True)
 class CaseAnalysis:
     """In-memory result for one CT: output labels (same geometry as the CT), lesion rows,
-    Grad-CAM images by lesion id, messages for the user, and wall seconds per stage
-    (``kidney``, ``mass``, ``classification``)."""
+    Grad-CAM images by lesion id (each on its lesion's box of the CT's grid), messages for the
+    user, and wall seconds per stage (``kidney``, ``mass``, ``classification``)."""
 
     seg: sitk.Image
     lesions: tuple[LesionRecord, ...]
@@ -125,7 +126,7 @@ def analyse_ct(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest, confi
     orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(ct.GetDirection())
     analysis = _analyse_canonical(sitk.DICOMOrient(ct, CANONICAL_ORIENTATION), models_dir, manifest, config)
     return replace(analysis, seg=_to_input_geometry(analysis.seg, ct, orientation),
-                   cams={k: _to_input_geometry(v, ct, orientation) for k, v in analysis.cams.items()})
+                   cams={k: sitk.DICOMOrient(v, orientation) for k, v in analysis.cams.items()})
 
 
 def _to_input_geometry(image: sitk.Image, ct: sitk.Image, orientation: str) -> sitk.Image:
@@ -215,7 +216,8 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
     for record in analysis.lesions:
         if config.cam and record.lesion_id in analysis.cams:
             name = f"{case_id}_lesion{record.lesion_id}_gradcam.nii.gz"
-            files[f"cam_{record.lesion_id}"] = write_image(analysis.cams[record.lesion_id], output_dir / name)
+            files[f"cam_{record.lesion_id}"] = write_image(paste_on_grid(analysis.cams[record.lesion_id], ct),
+                                                           output_dir / name)
             record = LesionRecord(**{**asdict(record), "cam_file": name})
         lesions.append(record)
     case_info = {"case_id": case_id, "label_table": OUTPUT_LABELS, "messages": list(analysis.messages),

@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from renal_nnunet.geometry import paste_on_grid  # noqa: E402
 from renal_nnunet.io import atomic_path  # noqa: E402
 from renal_nnunet.labels import OUTPUT_LABELS  # noqa: E402
 from renal_nnunet.pipeline.lesion_table import LesionRecord  # noqa: E402
@@ -121,7 +122,7 @@ def save_case_report(
         case_id: shown in the title.
         ct: input CT (HU); seg: the pipeline's output labels on the same grid.
         records: the lesion table rows.
-        cams: Grad-CAM images by lesion id (same grid as ``ct``), optional.
+        cams: Grad-CAM images by lesion id (on ``ct``'s grid or a box of it), optional.
         notes: warnings to print under the title (e.g. kidney at the image border).
     """
     ct_lps = sitk.DICOMOrient(ct, "LPS")
@@ -142,7 +143,7 @@ def save_case_report(
     for i, record in enumerate(panels):
         cam = cams.get(record.lesion_id) if cams else None
         _lesion_panel(fig.add_subplot(grid[1 + i // 3, i % 3]), ct_array, seg_array,
-                      None if cam is None else _lps_array(cam), record, ct_lps)
+                      None if cam is None else _lps_array(paste_on_grid(cam, ct)), record, ct_lps)
     _table(fig.add_subplot(grid[-1, :]), records)
     handles = [Line2D([], [], color=c, label=n) for n, c in LABEL_COLOURS.items()]
     fig.legend(handles=handles, loc="upper right", fontsize=7, ncol=3)

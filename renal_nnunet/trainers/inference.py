@@ -146,6 +146,20 @@ def _to_source(grid_probabilities: np.ndarray, sidecar, crop_only: bool = False)
     return np.concatenate([background[None], foreground]).astype(np.float32, copy=False)
 
 
+def _to_source_labels(grid_probabilities: np.ndarray, sidecar) -> np.ndarray:
+    """Argmax of the grid class probabilities resampled linearly onto the source voxels, one
+    channel at a time: the same labels as the argmax of :func:`_to_source`'s array (ties go to the
+    lower class), without holding every channel of a 512x512 CT at once."""
+    best = resample_from_grid(grid_probabilities[0], sidecar, "linear", 1.0)
+    labels = np.zeros(best.shape, np.uint8)
+    for label, channel in enumerate(grid_probabilities[1:], start=1):
+        probability = resample_from_grid(channel, sidecar, "linear", 0.0)
+        higher = probability > best
+        labels[higher] = label
+        np.maximum(best, probability, out=best)
+    return labels
+
+
 def predict_grid_probabilities(
     grid_ct: sitk.Image,
     model_dir: str | os.PathLike,
@@ -275,12 +289,16 @@ def predict_stage_labels(
         uint8 label image with exactly ``ct``'s size, spacing, origin and direction.
     """
     if crop_boxes is None:
-        probabilities = predict_stage_probabilities(ct, model_dir, folds, device=device)
+        from renal_nnunet.dataset_conversion.grid import prepare_grid_ct
+
+        grid_ct, sidecar = prepare_grid_ct(ct, model_grid_size(model_dir))
+        array = _to_source_labels(predict_grid_probabilities(grid_ct, model_dir, folds, device), sidecar)
     elif len(crop_boxes) == 0:
         raise ValueError("crop_boxes is empty: nothing to predict (is the kidney segmentation empty?)")
     else:
-        probabilities = combine_crop_probabilities([
-            predict_stage_probabilities(ct, model_dir, folds, start, size, device) for start, size in crop_boxes])
-    labels = sitk.GetImageFromArray(np.argmax(probabilities, axis=0).astype(np.uint8))
+        array = np.argmax(combine_crop_probabilities([
+            predict_stage_probabilities(ct, model_dir, folds, start, size, device) for start, size in crop_boxes]),
+            axis=0).astype(np.uint8)
+    labels = sitk.GetImageFromArray(array)
     labels.CopyInformation(ct)
     return labels

@@ -15,6 +15,7 @@ from renal_nnunet.classification import (
     train_classifier,
 )
 from renal_nnunet.classification.train import LATEST_CHECKPOINT
+from renal_nnunet.geometry import paste_on_grid
 from renal_nnunet.io import InputError, check_same_geometry
 from tests.classification.lesion_data import mosaic
 
@@ -63,16 +64,19 @@ def test_held_out_lesions_are_classified_and_cam_lies_on_them(trained, held_out_
         assert result.fold_probabilities.shape == (2, 3)
         np.testing.assert_allclose(list(result.probabilities.values()), result.fold_probabilities.mean(axis=0), rtol=1e-6)
         assert result.fold_agreement == np.mean([c == result.predicted_class for c in result.fold_predictions])
-        check_same_geometry(ct, result.cam, "the CT", "the Grad-CAM")
+        box = sitk.GetArrayViewFromImage(result.cam).shape  # the map covers the lesion's bounding box only
+        assert box == tuple(int(n) for n in np.ptp(np.argwhere(labels == result.lesion_id), axis=0) + 1)
+        full_cam = paste_on_grid(result.cam, ct)
+        check_same_geometry(ct, full_cam, "the CT", "the Grad-CAM")
         if ok:
-            cam = sitk.GetArrayFromImage(result.cam)
+            cam = sitk.GetArrayFromImage(full_cam)
             near_lesion = sitk.GetArrayFromImage(
                 sitk.BinaryDilate(sitk.Cast(lesion_mask == result.lesion_id, sitk.sitkUInt8), [2, 2, 2]))
             on_lesion.append(bool(near_lesion[np.unravel_index(cam.argmax(), cam.shape)]))
             assert cam.max() == pytest.approx(1.0)
             assert not cam[(labels != 0) & (labels != result.lesion_id)].any()  # no bleed onto other lesions
     assert np.mean(on_lesion) >= 0.8
-    png = save_cam_overlay_png(ct, lesion_mask, results[0].cam, 1, tmp_path / "cam.png")
+    png = save_cam_overlay_png(ct, lesion_mask, paste_on_grid(results[0].cam, ct), 1, tmp_path / "cam.png")
     assert png.stat().st_size > 0
 
 

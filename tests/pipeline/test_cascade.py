@@ -1,4 +1,4 @@
-"""Kidney post-processing on known probability maps (no model): sides, empty prediction, border."""
+"""Kidney post-processing on known label maps (no model): sides, empty prediction, border."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from renal_nnunet.dataset_conversion.case import paper_kidney_sides
-from renal_nnunet.pipeline.cascade import kidneys_from_probabilities
+from renal_nnunet.pipeline.cascade import kidneys_from_labels
 from renal_nnunet.synthetic import make_phantom
 
 
@@ -18,13 +18,9 @@ def phantom_sides():
     return phantom.ct, sitk.GetArrayFromImage(paper_kidney_sides(phantom.ct, kits, 5.0))
 
 
-def _one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.stack([(labels == v).astype(np.float32) for v in (0, 1, 2)])
-
-
 def test_correct_sides_are_kept(phantom_sides):
     ct, sides = phantom_sides
-    result = kidneys_from_probabilities(_one_hot(sides), ct)
+    result = kidneys_from_labels(sides, ct)
     assert np.array_equal(result.labels, sides) and result.messages == ()
 
 
@@ -33,14 +29,14 @@ def test_swapped_sides_are_reassigned_from_patient_coordinates(phantom_sides):
     swapped = np.choose(sides, [0, 2, 1]).astype(np.uint8)
     stray = swapped.copy()
     stray[0, 0, 0] = 1  # a one-voxel false positive far from the kidneys is dropped
-    result = kidneys_from_probabilities(_one_hot(stray), ct)
+    result = kidneys_from_labels(stray, ct)
     assert np.array_equal(result.labels, sides)
     assert any("re-assigned from patient coordinates" in m for m in result.messages)
 
 
 def test_empty_prediction_is_reported(phantom_sides):
     ct, sides = phantom_sides
-    result = kidneys_from_probabilities(_one_hot(np.zeros_like(sides)), ct)
+    result = kidneys_from_labels(np.zeros_like(sides), ct)
     assert not result.labels.any() and result.messages[0].startswith("no kidney found")
 
 
@@ -50,6 +46,6 @@ def test_kidney_at_the_border_and_single_kidney_are_reported(phantom_sides):
     z = np.nonzero(right_only.any(axis=(1, 2)))[0]
     cut = right_only[z.min() + 3:]  # the field of view ends inside the kidney
     cut_ct = ct[:, :, int(z.min()) + 3:]
-    result = kidneys_from_probabilities(_one_hot(cut), cut_ct)
+    result = kidneys_from_labels(cut, cut_ct)
     assert any("right kidney touches the image border" in m for m in result.messages)
     assert any("only one kidney found (the right one)" in m for m in result.messages)

@@ -70,3 +70,22 @@ def test_merged_crops_keep_each_box_foreground():
     assert labels[..., :2].all() and labels[..., 3:].all() and not labels[..., 2].any()
     with pytest.raises(ValueError):
         combine_crop_probabilities([])
+
+
+def test_channel_by_channel_argmax_equals_the_argmax_of_all_probabilities():
+    """The kidney stage takes its labels channel by channel (a 512x512 CT's three full-size
+    probability maps need not be held at once); the labels are those of the full array."""
+    from renal_nnunet.geometry import resample_to_grid
+    from renal_nnunet.trainers.inference import _to_source, _to_source_labels
+
+    ct = sitk.GetImageFromArray(np.zeros((21, 40, 33), np.float32))
+    ct.SetSpacing((0.8, 0.8, 2.5))
+    ct.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
+    _, sidecar = resample_to_grid(ct, 16, "linear", (2, 5, 1), (25, 30, 18))
+    logits = np.random.default_rng(0).normal(size=(3, 16, 16, 16)).astype(np.float32)
+    logits[:, 5:9, 5:9, 5:9] = [[[[0.0]]], [[[4.0]]], [[[4.0]]]]  # exact ties between the two kidneys
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
+    expected = np.argmax(_to_source(probabilities, sidecar), axis=0)
+    labels = _to_source_labels(probabilities, sidecar)
+    assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1, 2}
+    np.testing.assert_array_equal(labels, expected)
