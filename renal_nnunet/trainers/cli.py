@@ -13,6 +13,14 @@ import sys
 _TRAINER_HELP = "trainer class (default nnUNetTrainerRenalPaper; stock ones such as nnUNetTrainer work too)"
 
 
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """nnU-Net's flags that name a trained model and the device, spelled as its own commands spell them."""
+    parser.add_argument("-c", "--configuration", default="3d_fullres")
+    parser.add_argument("-tr", "--trainer", default="nnUNetTrainerRenalPaper", help=_TRAINER_HELP)
+    parser.add_argument("-p", "--plans", default="nnUNetPlans")
+    parser.add_argument("-device", "--device", default="cuda", choices=("cuda", "cpu", "mps"))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the trainer-plugin subcommands."""
     env = subparsers.add_parser("env", help="print the export line that lets stock nnUNetv2_* commands find the trainers")
@@ -28,12 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="nnUNetv2_train with this package's trainers registered")
     train.add_argument("dataset", help="dataset id or name")
     train.add_argument("fold", help="fold 0-4 or 'all'")
-    train.add_argument("-c", "--configuration", default="3d_fullres")
-    train.add_argument("-tr", "--trainer", default="nnUNetTrainerRenalPaper", help=_TRAINER_HELP)
-    train.add_argument("-p", "--plans", default="nnUNetPlans")
+    _add_model_arguments(train)
     train.add_argument("--c", dest="continue_training", action="store_true", help="continue from the latest checkpoint")
     train.add_argument("--npz", action="store_true", help="also save validation probabilities")
-    train.add_argument("-device", "--device", default="cuda", choices=("cuda", "cpu", "mps"))
     train.set_defaults(func=_run_train)
 
     predict = subparsers.add_parser("predict-dataset", help="nnUNetv2_predict on a folder of grid images (CASE_0000.nii.gz)")
@@ -41,13 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("-o", "--output", required=True, help="output folder")
     predict.add_argument("-d", "--dataset", required=True, help="dataset id or name of the trained model")
     predict.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
-    predict.add_argument("-c", "--configuration", default="3d_fullres")
-    predict.add_argument("-tr", "--trainer", default="nnUNetTrainerRenalPaper", help=_TRAINER_HELP)
-    predict.add_argument("-p", "--plans", default="nnUNetPlans")
+    _add_model_arguments(predict)
     predict.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth")
     predict.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (1: no pools)")
     predict.add_argument("--save-probabilities", action="store_true")
-    predict.add_argument("-device", "--device", default="cuda", choices=("cuda", "cpu", "mps"))
     predict.set_defaults(func=_run_predict_dataset)
 
     stage = subparsers.add_parser("predict-stage", help="one model on CTs, labels written in each CT's geometry")
