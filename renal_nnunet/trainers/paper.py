@@ -35,6 +35,8 @@ Short variants for CPU tests and the demo are named the nnU-Net way (``..._5epoc
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import torch
 from batchgeneratorsv2.helpers.scalar_type import RandomScalar
@@ -167,11 +169,18 @@ class nnUNetTrainerRenalPaper_5epochs(nnUNetTrainerRenalPaper):
 
 
 class nnUNetTrainerRenalPaper_CPUtiny(nnUNetTrainerRenalPaper):
-    """The paper trainer shrunk for CPU tests on 32^3-48^3 grids: 4 epochs x 10 iterations.
+    """The paper trainer shrunk for CPU tests on 32^3-48^3 grids: 4 epochs x 25 iterations, seeded.
 
-    The learning rate is raised to 3e-3 so 40 Adam steps learn the kidneys (measured on 32^3
-    phantoms: pseudo Dice ~0.7 after 40 steps at 3e-3, still ~0 at 1e-3); every other paper setting
-    (Adam, batch 4, 16 filters, augmentation, no mirroring) is kept.
+    The learning rate is raised to 3e-3 so 100 Adam steps learn the kidneys; every other paper
+    setting (Adam, batch 4, 16 filters, augmentation, no mirroring) is kept. Measured on 32^3
+    phantoms, fold 0 trained 8 times unseeded: after 40 steps 2 of 8 runs still predicted no kidney
+    at all (held-out Dice 0.0); after 100 steps all 8 reached held-out Dice 0.80-0.91. (1e-2 for 40
+    steps was no better: 1 of 8 at Dice 0, 3 more below 0.5.)
+
+    Training is seeded from the fold (network initialisation, case sampling, augmentation), so a
+    CPU run repeats exactly when augmentation runs in the training process: ``renal-nnunet``'s
+    training on the CPU, or ``nnUNet_n_proc_DA=0`` for ``nnUNetv2_train`` (nnU-Net's augmentation
+    workers reseed themselves from the operating system).
     """
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -179,5 +188,13 @@ class nnUNetTrainerRenalPaper_CPUtiny(nnUNetTrainerRenalPaper):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = 3e-3
         self.num_epochs = 4
-        self.num_iterations_per_epoch = 10
+        self.num_iterations_per_epoch = 25
         self.num_val_iterations_per_epoch = 1
+        _seed_generators(fold if isinstance(fold, int) else 0)  # nnU-Net passes fold "all" as text
+
+
+def _seed_generators(seed: int) -> None:
+    """Seed the generators nnU-Net training draws from: Python's, NumPy's global and torch's."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.trainers.conftest import KIDNEY_DATASET
+from tests.trainers.conftest import FIRST_ID, KIDNEY_DATASET, TINY
 
 
 def _trainer(env: dict[str, str], trainer_class):
@@ -69,6 +69,24 @@ def test_trainer_reads_like_the_paper(planned_tiny_kidney, use_env):
     finally:
         train_loader._finish()
         val_loader._finish()
+
+
+@pytest.mark.slow
+def test_tiny_trainer_repeats_exactly(planned_tiny_kidney, use_env, tmp_path):
+    """The CPU variant is seeded from the fold: the same fold trained twice gives the same weights."""
+    import torch
+
+    from renal_nnunet.pipeline.training import train_stage
+
+    use_env({**planned_tiny_kidney, "nnUNet_results": str(tmp_path / "results")})
+    runs = []
+    for _ in range(2):
+        model_dir = train_stage(FIRST_ID, 3, TINY, epochs=1, iterations_per_epoch=3)
+        checkpoint = torch.load(model_dir / "fold_3" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+        runs.append(checkpoint["network_weights"])
+    first, second = runs
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
 
 
 def test_env_line_lets_nnunet_find_the_trainers_and_user_subclasses(tmp_path, monkeypatch, capsys):
