@@ -10,7 +10,7 @@ import pytest
 
 from renal_nnunet.pipeline.demo import DemoConfig, DemoSummary, run_demo
 
-TINY_DEMO = DemoConfig(cases=5, test_cases=1, grid=32, minutes=5.0, shape_zyx=(26, 27, 36),
+TINY_DEMO = DemoConfig(cases=5, test_cases=1, grid=32, minutes=2.0, shape_zyx=(26, 27, 36),
                        spacing_zyx_mm=(10.0, 10.0, 10.0), seed=7)
 
 
