@@ -19,8 +19,8 @@ depend on the weights. Timed with 5 folds per stage (the target) and with fold 0
 Baseline side: with --baseline-one-fold, fold 0 without mirroring; its sliding-window time (from
 nnU-Net's own progress bar) is the network time of one fold pass, the rest of its wall time the
 fixed cost (reading, resampling, export), and the default (5 folds, 8 mirrorings) is estimated as
-fixed + 5 x 8 x network (on a CPU the default itself takes many hours). nnUNetv2_predict's preprocessing/export workers are
-separate processes, so its peak memory is that of the main process.
+fixed + 5 x 8 x network (on a CPU the default itself takes many hours). nnUNetv2_predict's
+preprocessing/export workers are separate processes, so its peak memory is that of the main process.
 
 Usage: python scripts/bench_predict.py --work /tmp/renal_bench [--device cpu] [--baseline-one-fold]
        [--build-only] [--sides cascade baseline]
@@ -82,7 +82,9 @@ def _build_models(work: Path, args) -> dict:
         results = folders.results
         baseline = next(results.glob(f"Dataset{native:03d}_*/nnUNetTrainer__nnUNetPlans__3d_fullres"), None)
         native_folds = range(1) if args.baseline_one_fold else range(5)
-        if baseline is None or not all((baseline / f"fold_{f}" / "checkpoint_final.pth").is_file() for f in native_folds):
+        trained = baseline is not None and all(
+            (baseline / f"fold_{f}" / "checkpoint_final.pth").is_file() for f in native_folds)
+        if not trained:
             if baseline is None:
                 plan(native, verify=False)
             for fold in native_folds:

@@ -20,7 +20,8 @@ from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_l
 from renal_nnunet.geometry import bounding_box_with_margin
 from renal_nnunet.labels import KIDNEY_STAGE_LABELS
 
-__all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "segment_masses", "side_of_lesion", "SIDE_VALUES"]
+__all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "segment_masses",
+           "side_of_lesion", "SIDE_VALUES"]
 
 log = logging.getLogger(__name__)
 

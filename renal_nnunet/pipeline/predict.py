@@ -298,7 +298,8 @@ def _summary_row(result: CaseResult) -> dict:
     return {"case_id": result.case_id, "source": result.source, "status": result.status,
             "lesions": len(result.lesions), "messages": list(result.messages), "error": result.error,
             "seconds": round(result.seconds, 2),
-            "stage_seconds": {name: round(s, 2) for name, s in result.stage_seconds.items()}, "files": {k: str(v) for k, v in result.files.items()}}
+            "stage_seconds": {name: round(s, 2) for name, s in result.stage_seconds.items()},
+            "files": {k: str(v) for k, v in result.files.items()}}
 
 
 def folds_argument(folds: Sequence[str] | None) -> tuple[int, ...] | None:
