@@ -16,7 +16,8 @@ from renal_nnunet.io import InputError
 
 _STAGE_CLI_MODULES = (
     "renal_nnunet.dataset_conversion.cli",
-    "renal_nnunet.trainers.cli",
+    "renal_nnunet.nnunet.cli",
+    "renal_nnunet.inference.cli",
     "renal_nnunet.classification.cli",
     "renal_nnunet.evaluation.cli",
     "renal_nnunet.pipeline.cli",

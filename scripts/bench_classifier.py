@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from renal_nnunet.anatomy.crops import lesion_crop
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.classification.data import LesionCropDataset, class_balanced_sampler, read_lesion_table
 from renal_nnunet.classification.model import build_classifier
 from renal_nnunet.classification.predict import classify_lesions
 from renal_nnunet.classification.train import CLASSIFIER_AUGMENTATION, crop_augmentation, save_classifier
-from renal_nnunet.dataset_conversion.crops import lesion_crop
 from renal_nnunet.io import write_image
-from renal_nnunet.labels import LESION_CLASSES
 from renal_nnunet.synthetic import make_lesion_patch
 
 

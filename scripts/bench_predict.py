@@ -62,10 +62,15 @@ def _sliding_window_seconds(log_path: Path) -> float | None:
 
 def _build_models(work: Path, args) -> dict:
     from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
-    from renal_nnunet.pipeline.training import CascadeTrainingConfig, NnunetFolders, nnunet_environment, train_cascade
-    from renal_nnunet.pipeline.training import train_stage
+    from renal_nnunet.nnunet.commands import plan
+    from renal_nnunet.pipeline.training import (
+        CascadeTrainingConfig,
+        NnunetFolders,
+        nnunet_environment,
+        train_cascade,
+        train_stage,
+    )
     from renal_nnunet.synthetic import make_phantom, write_synthetic_kits
-    from renal_nnunet.trainers.commands import plan
 
     folders = NnunetFolders.under(work / "nnunet")
     geometry = {"shape_zyx": BENCH_SHAPE_ZYX, "spacing_zyx_mm": BENCH_SPACING_ZYX_MM}
@@ -111,16 +116,16 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, out
     import numpy as np
     import SimpleITK as sitk
 
+    from renal_nnunet.anatomy.geometry import paste_on_grid
+    from renal_nnunet.anatomy.labels import KITS_LABELS
+    from renal_nnunet.anatomy.lesions import lesion_components
+    from renal_nnunet.anatomy.sides import paper_kidney_sides
+    from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
     from renal_nnunet.classification.predict import classify_lesions
-    from renal_nnunet.dataset_conversion.case import paper_kidney_sides
-    from renal_nnunet.dataset_conversion.lesions import lesion_components
-    from renal_nnunet.dataset_conversion.sinus import SINUS_CLOSING_RADIUS_MM
-    from renal_nnunet.geometry import paste_on_grid
+    from renal_nnunet.inference.cascade import kidneys_from_labels, segment_masses
+    from renal_nnunet.inference.stage import predict_stage_labels
     from renal_nnunet.io import read_image, read_label_map, write_image
-    from renal_nnunet.labels import KITS_LABELS
-    from renal_nnunet.pipeline.cascade import kidneys_from_labels, segment_masses
     from renal_nnunet.pipeline.models import load_models
-    from renal_nnunet.trainers.inference import predict_stage_labels
 
     models = work / "models"
     manifest = load_models(models, tuple(folds))

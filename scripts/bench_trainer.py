@@ -20,8 +20,8 @@ from pathlib import Path
 
 def _prepare(root: Path, grid: int, cases: int) -> dict:
     from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
+    from renal_nnunet.nnunet.commands import plan
     from renal_nnunet.synthetic import write_synthetic_kits
-    from renal_nnunet.trainers.commands import plan
 
     src = write_synthetic_kits(root / "kits", cases, layout="kits23", seed=0)
     report = convert_kits(src, root / "nnUNet_raw", ConversionConfig(first_id=990, grid=grid))

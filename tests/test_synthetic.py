@@ -16,7 +16,7 @@ import pytest
 import SimpleITK as sitk
 from scipy.spatial import ConvexHull
 
-from renal_nnunet.geometry import physical_points_mm
+from renal_nnunet.anatomy.geometry import physical_points_mm
 from renal_nnunet.io import InputError, check_same_geometry, read_label_map
 from renal_nnunet.synthetic import (
     Phantom,

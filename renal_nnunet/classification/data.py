@@ -3,11 +3,11 @@
 The converter (``renal-nnunet convert``) writes ``<RAW>/RenalLesions/lesions.csv`` (one row per
 lesion: ``case_id, patient_id, lesion_id, lesion_class, ...``, optionally ``fold``) and one crop per
 lesion, ``crops/<case_id>_<lesion_id>.nii.gz``, made by
-:func:`renal_nnunet.dataset_conversion.crops.lesion_crop` (windowed HU in [-120, 180], -120 outside
+:func:`renal_nnunet.anatomy.crops.lesion_crop` (windowed HU in [-120, 180], -120 outside
 the lesion, resized to the grid). Prediction makes its crops with the same function, and both
 paths turn a crop into network input with :func:`crop_to_input`.
 
-Classes are :data:`renal_nnunet.labels.LESION_CLASSES`; lesions of class ``unknown`` (no
+Classes are :data:`renal_nnunet.anatomy.labels.LESION_CLASSES`; lesions of class ``unknown`` (no
 histology) are left out.
 """
 
@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from renal_nnunet.dataset_conversion.crops import OUTSIDE_LESION_HU
-from renal_nnunet.dataset_conversion.splits import patient_folds
-from renal_nnunet.intensity import PAPER_WINDOW_WIDTH_HU
+from renal_nnunet.anatomy.crops import OUTSIDE_LESION_HU
+from renal_nnunet.anatomy.intensity import PAPER_WINDOW_WIDTH_HU
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.io import InputError, read_image
-from renal_nnunet.labels import LESION_CLASSES
+from renal_nnunet.nnunet.splits import patient_folds
 
 __all__ = [
     "LESION_TABLE",

@@ -8,14 +8,14 @@ MedicalNet's ResNets are dilated: layer3 and layer4 keep stride 1 and use dilati
 finer than 4^3.
 
 Input: (B, 1, D, H, W) windowed CT crops, (z, y, x) spatial order. Output: logits (B, n_classes)
-in the order of :data:`renal_nnunet.labels.LESION_CLASSES`.
+in the order of :data:`renal_nnunet.anatomy.labels.LESION_CLASSES`.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from renal_nnunet.labels import LESION_CLASSES
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 
 __all__ = ["build_classifier", "BACKBONE_FEATURES", "HEAD_HIDDEN", "HEAD_DROPOUT"]
 

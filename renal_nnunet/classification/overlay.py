@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.intensity import PAPER_WINDOW_LEVEL_HU, PAPER_WINDOW_WIDTH_HU
+from renal_nnunet.anatomy.intensity import PAPER_WINDOW_LEVEL_HU, PAPER_WINDOW_WIDTH_HU
 from renal_nnunet.io import InputError, atomic_path, check_same_geometry
 
 __all__ = ["save_cam_overlay_png"]

@@ -1,7 +1,7 @@
 """Classifying segmented lesions with the fold ensemble, and Grad-CAM maps in the CT's geometry.
 
 Each lesion is cut out exactly like a training crop
-(:func:`renal_nnunet.dataset_conversion.crops.lesion_crop`: windowed, masked by its outline, box
+(:func:`renal_nnunet.anatomy.crops.lesion_crop`: windowed, masked by its outline, box
 resized to the checkpoint's grid), every fold model gives softmax probabilities, and the ensemble
 is their mean. The Grad-CAM of the ensemble's class is the mean of the fold models' maps, mapped
 from the crop's grid back onto the CT's voxels of the lesion's box through the crop's sidecar.
@@ -20,13 +20,13 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from renal_nnunet.anatomy.crops import lesion_crop
+from renal_nnunet.anatomy.geometry import paste_on_grid, resample_from_grid
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.classification.data import crop_to_input
 from renal_nnunet.classification.gradcam import ExplainedForward
 from renal_nnunet.classification.train import load_classifier
-from renal_nnunet.dataset_conversion.crops import lesion_crop
-from renal_nnunet.geometry import paste_on_grid, resample_from_grid
 from renal_nnunet.io import InputError, check_same_geometry
-from renal_nnunet.labels import LESION_CLASSES
 
 __all__ = ["LesionClassification", "classify_lesions", "classify_lesion_files", "lesions_touching_border", "lesion_ids_of"]
 
@@ -44,7 +44,7 @@ class LesionClassification:
         fold_predictions: each fold model's class, in checkpoint order.
         fold_probabilities: (n_folds, n_classes) softmax of each fold model.
         cam: Grad-CAM of ``predicted_class`` in [0, 1], float32 on the lesion's bounding box of the
-            CT's grid (same spacing and direction; :func:`renal_nnunet.geometry.paste_on_grid`
+            CT's grid (same spacing and direction; :func:`renal_nnunet.anatomy.geometry.paste_on_grid`
             puts it on the whole grid), or None when not requested.
     """
 
@@ -86,7 +86,7 @@ def classify_lesions(
     Args:
         ct: CT in HU.
         lesion_mask: integer label image on ``ct``'s grid, one id per lesion, 0 background
-            (e.g. from ``renal_nnunet.dataset_conversion.lesions.lesion_components``).
+            (e.g. from ``renal_nnunet.anatomy.lesions.lesion_components``).
         checkpoints: classifier checkpoints (one per fold) from ``train_classifier``.
         cam: also compute each lesion's Grad-CAM in the CT's geometry.
         lesion_ids: classify only these ids (default: all).

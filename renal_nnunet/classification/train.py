@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.classification.data import (
     LesionCropDataset,
     class_balanced_sampler,
@@ -41,7 +42,6 @@ from renal_nnunet.classification.data import (
 from renal_nnunet.classification.medicalnet import load_medicalnet, read_torch_checkpoint
 from renal_nnunet.classification.model import build_classifier
 from renal_nnunet.io import InputError, atomic_path, read_image
-from renal_nnunet.labels import LESION_CLASSES
 from renal_nnunet.trainers.augmentation import PaperAugmentation, paper_augmentation_transforms
 
 __all__ = ["ClassifierTrainConfig", "train_classifier", "crop_augmentation", "save_classifier", "load_classifier",

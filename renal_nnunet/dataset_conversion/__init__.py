@@ -1,10 +1,10 @@
-"""KiTS21/KiTS23 or CSV-manifest data -> the paper's nnU-Net v2 raw datasets.
+"""KiTS21/KiTS23 or CSV-manifest data -> the paper's nnU-Net v2 raw datasets (conversion only).
 
-Stages, one module each: ``kits``/``manifest`` (what to read), ``sides`` (left/right in patient
-coordinates), ``sinus`` (sinus filling), ``grid`` (:func:`prepare_grid_ct`, shared with inference),
-``lesions`` (components, sizes), ``crops`` (classifier crops), ``lesion_classes``, ``case`` (one
-case in memory), ``nnunet_dataset``/``splits`` (nnU-Net files), ``convert`` (batch).
-Public names are imported lazily so ``from renal_nnunet.dataset_conversion.grid import ...`` stays light.
+One module per step: ``kits``/``manifest`` (what to read), ``sources`` (one source case),
+``case`` (one case in memory: sides, sinus, grids, crops, lesions, built from
+:mod:`renal_nnunet.anatomy`), ``nnunet_dataset`` (nnU-Net files), ``convert`` (the batch).
+Only the CLI, the demo and the synthetic layouts import this package. Public names are imported
+lazily.
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ from renal_nnunet._lazy import lazy_exports
 
 _EXPORTS = {
     "ConversionConfig": "convert", "ConversionReport": "convert", "convert_kits": "convert",
-    "convert_cases": "convert", "convert_manifest": "manifest", "install_splits": "splits",
-    "prepare_grid_ct": "grid", "labels_to_grid": "grid", "body_midline_mm": "sides",
-    "kidney_side_labels": "sides", "fill_renal_sinus": "sinus", "lesion_components": "lesions",
-    "average_diameter_mm": "lesions", "lesion_properties": "lesions", "lesion_crop": "crops",
-    "lesion_class": "lesion_classes", "find_kits_cases": "kits",
+    "convert_cases": "convert", "convert_manifest": "manifest", "find_kits_cases": "kits",
 }
 __getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -11,18 +11,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion.crops import lesion_crop
-from renal_nnunet.dataset_conversion.grid import labels_to_grid, prepare_grid_ct
-from renal_nnunet.dataset_conversion.lesion_classes import lesion_class
-from renal_nnunet.dataset_conversion.lesions import lesion_components, lesion_properties
-from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_labels
-from renal_nnunet.dataset_conversion.sinus import fill_renal_sinus
+from renal_nnunet.anatomy.crops import lesion_crop
+from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin
+from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
+from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, KITS_LABELS, ONE_STAGE_LABELS
+from renal_nnunet.anatomy.lesion_classes import lesion_class
+from renal_nnunet.anatomy.lesions import lesion_components, lesion_properties
+from renal_nnunet.anatomy.sides import paper_kidney_sides
 from renal_nnunet.dataset_conversion.sources import LABEL_NAMES, SEMANTIC_KITS_LABEL, SourceCase
-from renal_nnunet.geometry import GridSidecar, bounding_box_with_margin
 from renal_nnunet.io import InputError, read_image, read_label_map
-from renal_nnunet.labels import KIDNEY_STAGE_LABELS, KITS_LABELS, ONE_STAGE_LABELS
 
-__all__ = ["CaseOutputs", "ReadCase", "read_case", "build_case_outputs", "paper_kidney_sides"]
+__all__ = ["CaseOutputs", "ReadCase", "read_case", "build_case_outputs"]
 
 SIDE_NAMES = {KIDNEY_STAGE_LABELS["kidney_right"]: "right", KIDNEY_STAGE_LABELS["kidney_left"]: "left"}
 
@@ -72,17 +71,6 @@ def read_case(case: SourceCase) -> ReadCase:
         kidney_values = sorted(v for v, n in case.label_values.items() if n == "kidney")
         raise InputError(case.label_path, f"contains no kidney (label value {kidney_values})")
     return read
-
-
-def paper_kidney_sides(ct: sitk.Image, kits: np.ndarray, sinus_radius_mm: float) -> sitk.Image:
-    """Kidneys as the paper draws them (parenchyma + sinus + masses), labelled 1 right / 2 left."""
-    kidney_mask = sitk.GetImageFromArray((kits > 0).astype(np.uint8))
-    kidney_mask.CopyInformation(ct)
-    try:
-        midline_mm = body_midline_mm(ct)
-    except ValueError as err:
-        raise InputError(None, str(err)) from None
-    return fill_renal_sinus(kidney_side_labels(kidney_mask, midline_mm), sinus_radius_mm)
 
 
 def build_case_outputs(case: SourceCase, grid: int, margin_mm: float, sinus_radius_mm: float) -> CaseOutputs:

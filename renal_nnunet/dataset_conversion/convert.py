@@ -34,22 +34,26 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from renal_nnunet.anatomy.crops import LESIONS_DIR
+from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
 from renal_nnunet.dataset_conversion.case import build_case_outputs
 from renal_nnunet.dataset_conversion.kits import find_kits_cases
 from renal_nnunet.dataset_conversion.nnunet_dataset import (
-    dataset_specs, image_file, label_file, sidecar_file, write_dataset_json,
+    dataset_specs,
+    image_file,
+    label_file,
+    sidecar_file,
+    write_dataset_json,
 )
-from renal_nnunet.dataset_conversion.sinus import SINUS_CLOSING_RADIUS_MM
 from renal_nnunet.dataset_conversion.sources import SourceCase
-from renal_nnunet.dataset_conversion.splits import patient_folds, write_splits
 from renal_nnunet.io import InputError, atomic_path, write_image, write_json
+from renal_nnunet.nnunet.splits import patient_folds, write_splits
 
 __all__ = ["ConversionConfig", "ConversionReport", "convert_kits", "convert_cases", "convert_case", "finalize",
-           "LESIONS_DIR", "RECORDS_DIR"]
+           "RECORDS_DIR"]
 
 log = logging.getLogger(__name__)
 
-LESIONS_DIR = "RenalLesions"
 RECORDS_DIR = ".renal_nnunet"
 REPORT_FILE = "conversion_report.json"
 

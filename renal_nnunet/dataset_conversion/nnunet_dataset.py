@@ -8,7 +8,7 @@ Layout written under ``RAW`` (an ``nnUNet_raw`` folder), with ``N = first_id`` a
 * ``Dataset{N+2}_RenalOneStage{G}``: whole CT on the grid; 0 background, 1 kidney, 2 mass.
 * ``Dataset{N+3}_RenalOneStage``: native CT in HU; 0 background, 1 kidney, 2 mass.
 
-Grid datasets hold ``sidecars/<case>.json`` (:class:`renal_nnunet.geometry.GridSidecar`) beside
+Grid datasets hold ``sidecars/<case>.json`` (:class:`renal_nnunet.anatomy.geometry.GridSidecar`) beside
 ``imagesTr``; every dataset holds ``splits_final.json`` (see :mod:`.splits`).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
-from renal_nnunet.labels import KIDNEY_STAGE_LABELS, MASS_STAGE_LABELS, ONE_STAGE_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, MASS_STAGE_LABELS, ONE_STAGE_LABELS
 
 __all__ = ["DatasetSpec", "dataset_specs", "image_file", "label_file", "sidecar_file", "write_dataset_json",
            "FILE_ENDING"]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
-from renal_nnunet.labels import LESION_CLASSES
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 
 __all__ = [
     "UNKNOWN_CLASS",

@@ -9,7 +9,7 @@ component touching a reference lesion is never an FP however far it spreads. Pre
 TP / (TP + FP) and recall TP / (TP + FN), with TP counted in reference lesions as in the paper's
 Table 2. Components are cc3d components (``connectivity`` 6, 18 or 26); components smaller than the
 size filter are dropped from both masks before matching. Sizes use
-:func:`renal_nnunet.dataset_conversion.lesions.average_diameter_mm`'s definition.
+:func:`renal_nnunet.anatomy.lesions.average_diameter_mm`'s definition.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion.lesions import average_diameter_mm, lesion_components, lesion_properties
+from renal_nnunet.anatomy.lesions import average_diameter_mm, lesion_components, lesion_properties
 from renal_nnunet.evaluation.surface import segmentation_metrics
 
 __all__ = ["DetectionConfig", "LESION_COLUMNS", "label_lesions", "match_lesions", "detect_lesions", "detection_scores"]

@@ -1,6 +1,6 @@
 """Evaluate a folder of predicted label maps against a folder of references.
 
-Predictions use the pipeline's output labels (:data:`renal_nnunet.labels.OUTPUT_LABELS`); references
+Predictions use the pipeline's output labels (:data:`renal_nnunet.anatomy.labels.OUTPUT_LABELS`); references
 use the same labels (``ref_format="pipeline"``) or KiTS labels (``ref_format="kits"``). Files are
 matched by case id: the file name without its extension and without a ``_seg`` suffix
 (``case_00017_seg.nii.gz``, ``case_00017.nii.gz``), or a KiTS case folder
@@ -30,14 +30,14 @@ import pandas as pd
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from renal_nnunet.dataset_conversion.lesion_classes import UNKNOWN_CLASS
-from renal_nnunet.dataset_conversion.lesions import lesion_properties
-from renal_nnunet.evaluation.anatomy import Anatomy, image_centre_x_mm, kits_anatomy, pipeline_anatomy
+from renal_nnunet.anatomy.label_maps import Anatomy, image_centre_x_mm, kits_anatomy, pipeline_anatomy
+from renal_nnunet.anatomy.labels import KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.anatomy.lesion_classes import UNKNOWN_CLASS
+from renal_nnunet.anatomy.lesions import lesion_properties
 from renal_nnunet.evaluation.detection import DetectionConfig, label_lesions, match_lesions
 from renal_nnunet.evaluation.kits import kits_hec_metrics, pipeline_to_kits_labels
 from renal_nnunet.evaluation.surface import segmentation_metrics
 from renal_nnunet.io import InputError, check_same_geometry, read_label_map
-from renal_nnunet.labels import KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
 
 __all__ = ["EvaluationConfig", "EvaluationResult", "STRUCTURES", "CENTROID_LINK_TOLERANCE_MM", "find_cases",
            "evaluate_case", "evaluate_folders", "crop_to_labels"]

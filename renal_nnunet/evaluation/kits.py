@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from renal_nnunet.anatomy.labels import KITS_LABELS, OUTPUT_LABELS
 from renal_nnunet.evaluation.surface import dice
-from renal_nnunet.labels import KITS_LABELS, OUTPUT_LABELS
 
 __all__ = ["KITS_HECS", "KITS_SURFACE_TOLERANCES_MM", "kits_hec_metrics", "kits_surface_dice", "pipeline_to_kits_labels"]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.evaluation.classification import (
     sequential_protocol_metrics,
     size_groups,
@@ -23,7 +24,6 @@ from renal_nnunet.evaluation.classification import (
 from renal_nnunet.evaluation.detection import detection_scores
 from renal_nnunet.evaluation.surface import EMPTY_POLICY
 from renal_nnunet.io import atomic_path
-from renal_nnunet.labels import LESION_CLASSES
 
 __all__ = ["SEGMENTATION_METRICS", "summarise", "write_report"]
 

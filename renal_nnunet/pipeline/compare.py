@@ -5,7 +5,7 @@ Methods:
 
 * ``cascade``: :func:`renal_nnunet.pipeline.predict.predict` with a models folder;
 * ``one_stage_grid``: one U-Net for kidney + mass on the whole CT resized to the grid (the paper's
-  ablation), run through :func:`renal_nnunet.trainers.inference.predict_stage_probabilities`;
+  ablation), run through :func:`renal_nnunet.inference.stage.predict_stage_probabilities`;
 * ``nnunet_3d_fullres``: stock nnU-Net ``3d_fullres`` (``nnUNetTrainer``) trained on the native-
   resolution one-stage dataset, run by nnU-Net's own predictor on the CT as stored.
 
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.io import read_image, write_image, write_json
-from renal_nnunet.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 
 __all__ = ["one_stage_to_output_labels", "compare_methods", "train_and_compare", "COMPARISON_COLUMNS"]
 
@@ -54,7 +54,7 @@ COMPARISON_COLUMNS: dict[str, tuple[str, str, str]] = {
 def one_stage_to_output_labels(labels: np.ndarray, ct: sitk.Image) -> sitk.Image:
     """One-stage labels (0/1 kidney/2 mass, numpy (z, y, x) on ``ct``'s grid) in the pipeline's
     convention: kidney voxels 1 right / 2 left by patient coordinates, masses 6 (unclassified)."""
-    from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_labels
+    from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
 
     kidney = sitk.GetImageFromArray((labels > 0).astype(np.uint8))
     kidney.CopyInformation(ct)
@@ -72,8 +72,8 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _predict_grid_one_stage(images: list[Path], out: Path, model_dir: Path, folds, device: str) -> float:
+    from renal_nnunet.inference.stage import predict_stage_probabilities
     from renal_nnunet.pipeline.inputs import case_id_from_path
-    from renal_nnunet.trainers.inference import predict_stage_probabilities
 
     seconds = 0.0
     for path in images:
@@ -184,8 +184,8 @@ def train_and_compare(folders, config, length: dict, images: Path, references: P
     """
     import contextlib
 
+    from renal_nnunet.nnunet.commands import plan
     from renal_nnunet.pipeline.training import nnunet_environment, train_stage
-    from renal_nnunet.trainers.commands import plan
 
     model_dirs = {}
     with nnunet_environment(folders):

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.io import atomic_path, read_image, write_image, write_json
-from renal_nnunet.labels import OUTPUT_LABELS
 
 __all__ = ["DemoConfig", "DemoSummary", "run_demo", "reference_seg", "training_length"]
 
@@ -110,11 +110,12 @@ def reference_seg(case) -> sitk.Image:
     Args:
         case: a :class:`renal_nnunet.dataset_conversion.sources.SourceCase`.
     """
-    from renal_nnunet.dataset_conversion.case import paper_kidney_sides, read_case
-    from renal_nnunet.dataset_conversion.lesion_classes import lesion_class
-    from renal_nnunet.dataset_conversion.lesions import lesion_components
-    from renal_nnunet.dataset_conversion.sinus import SINUS_CLOSING_RADIUS_MM
-    from renal_nnunet.labels import KITS_LABELS
+    from renal_nnunet.anatomy.labels import KITS_LABELS
+    from renal_nnunet.anatomy.lesion_classes import lesion_class
+    from renal_nnunet.anatomy.lesions import lesion_components
+    from renal_nnunet.anatomy.sides import paper_kidney_sides
+    from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
+    from renal_nnunet.dataset_conversion.case import read_case
 
     read = read_case(case)
     kits = read.kits()

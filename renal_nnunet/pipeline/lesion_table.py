@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.io import atomic_path, write_json
-from renal_nnunet.labels import LESION_CLASSES
 
 __all__ = ["TOO_SMALL_CLASS", "CUT_OFF_CLASS", "LesionRecord", "LESION_TABLE_COLUMNS", "write_lesion_tables"]
 
@@ -36,7 +36,7 @@ class LesionRecord:
         side: ``right`` or ``left`` (the kidney it lies in).
         output_label: its value in ``<case>_seg.nii.gz`` (3 AML, 4 cystic, 5 solid, 6 too small).
         volume_ml: volume in ml.
-        average_diameter_mm: average diameter (``renal_nnunet.dataset_conversion.lesions``).
+        average_diameter_mm: average diameter (``renal_nnunet.anatomy.lesions``).
         mean_hu, max_hu: CT values inside the mass, HU.
         centroid_mm: centroid (x, y, z) in LPS mm.
         lesion_class: one of ``LESION_CLASSES``, ``too_small`` or ``cut_off``.

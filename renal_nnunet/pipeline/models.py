@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
+from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, LESION_CLASSES, MASS_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.io import InputError, atomic_path, write_json
-from renal_nnunet.labels import KIDNEY_STAGE_LABELS, LESION_CLASSES, MASS_STAGE_LABELS, OUTPUT_LABELS
 
 __all__ = [
     "MANIFEST_NAME",

@@ -6,7 +6,7 @@ back -> connected components -> ResNet-10 ensemble on masses with average diamet
 (smaller ones are reported as too small to characterise) -> outputs in the input's exact geometry.
 
 Outputs per case in ``output_dir``: ``<case>_seg.nii.gz`` (labels of
-``renal_nnunet.labels.OUTPUT_LABELS``: 0 background, 1 right kidney, 2 left kidney, 3 AML,
+``renal_nnunet.anatomy.labels.OUTPUT_LABELS``: 0 background, 1 right kidney, 2 left kidney, 3 AML,
 4 cystic, 5 solid, 6 mass too small to classify), ``<case>_lesions.csv`` and ``.json``,
 ``<case>_report.png`` and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
 also writes ``predict_summary.json``.
@@ -24,10 +24,10 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.geometry import paste_on_grid
+from renal_nnunet.anatomy.geometry import paste_on_grid
+from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.inference.cascade import SIDE_VALUES, segment_kidneys, segment_masses, side_of_lesion
 from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, write_image, write_json
-from renal_nnunet.labels import LESION_CLASSES, OUTPUT_LABELS
-from renal_nnunet.pipeline.cascade import SIDE_VALUES, segment_kidneys, segment_masses, side_of_lesion
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
@@ -138,8 +138,8 @@ def _to_input_geometry(image: sitk.Image, ct: sitk.Image, orientation: str) -> s
 
 def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest,
                        config: PredictConfig) -> CaseAnalysis:
+    from renal_nnunet.anatomy.lesions import lesion_components, lesion_properties
     from renal_nnunet.classification.predict import lesions_touching_border
-    from renal_nnunet.dataset_conversion.lesions import lesion_components, lesion_properties
 
     started = time.perf_counter()
     stage_seconds = {}

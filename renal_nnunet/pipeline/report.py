@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from renal_nnunet.geometry import paste_on_grid  # noqa: E402
+from renal_nnunet.anatomy.geometry import paste_on_grid  # noqa: E402
+from renal_nnunet.anatomy.labels import OUTPUT_LABELS  # noqa: E402
 from renal_nnunet.io import atomic_path  # noqa: E402
-from renal_nnunet.labels import OUTPUT_LABELS  # noqa: E402
 from renal_nnunet.pipeline.lesion_table import LesionRecord  # noqa: E402
 
 __all__ = ["MAX_LESION_PANELS", "save_case_report"]

@@ -139,9 +139,9 @@ def train_cascade(folders: NnunetFolders, models_dir: str | os.PathLike, config:
     Returns:
         The manifest of the new models folder.
     """
+    from renal_nnunet.anatomy.crops import LESIONS_DIR
     from renal_nnunet.classification.train import ClassifierTrainConfig, train_classifier
-    from renal_nnunet.dataset_conversion.convert import LESIONS_DIR
-    from renal_nnunet.trainers.commands import plan
+    from renal_nnunet.nnunet.commands import plan
 
     model_dirs = {}
     with nnunet_environment(folders):

@@ -23,8 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.geometry import physical_points_mm
-from renal_nnunet.labels import KITS_LABELS
+from renal_nnunet.anatomy.geometry import physical_points_mm
+from renal_nnunet.anatomy.labels import KITS_LABELS
 from renal_nnunet.synthetic.anatomy import (
     ABDOMINAL_WALL_MM,
     KIDNEY_CENTRE_MM,

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.labels import KITS_LABELS
+from renal_nnunet.anatomy.labels import KITS_LABELS
 from renal_nnunet.synthetic.anatomy import KIDNEY_CENTRE_MM, KIDNEY_SEMI_AXES_MM, BodyLayout, paint_background
 from renal_nnunet.synthetic.shapes import Ellipsoid, GridGeometry, paint, rasterise, rotation_deg
 from renal_nnunet.synthetic.textures import (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from renal_nnunet.labels import LESION_CLASSES
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.synthetic import make_lesion_patch
 from tests.classification.lesion_data import HELD_OUT_SEEDS, PATCH_ZYX, TRAIN_SEEDS, write_lesion_folder
 

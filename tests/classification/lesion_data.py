@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion.crops import lesion_crop
+from renal_nnunet.anatomy.crops import lesion_crop
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.io import write_image
-from renal_nnunet.labels import LESION_CLASSES
 from renal_nnunet.synthetic import make_lesion_patch
 
 GRID = 32

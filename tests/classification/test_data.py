@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.classification.data import (
     LesionCropDataset,
     class_balanced_sampler,
@@ -18,7 +19,6 @@ from renal_nnunet.classification.data import (
 )
 from renal_nnunet.classification.train import crop_augmentation
 from renal_nnunet.io import InputError
-from renal_nnunet.labels import LESION_CLASSES
 
 
 def test_table_drops_unknown_and_keeps_folds(synthetic_lesions):

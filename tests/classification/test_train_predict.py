@@ -8,6 +8,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from renal_nnunet.anatomy.geometry import paste_on_grid
 from renal_nnunet.classification import (
     ClassifierTrainConfig,
     classify_lesions,
@@ -15,7 +16,6 @@ from renal_nnunet.classification import (
     train_classifier,
 )
 from renal_nnunet.classification.train import LATEST_CHECKPOINT
-from renal_nnunet.geometry import paste_on_grid
 from renal_nnunet.io import InputError, check_same_geometry
 from tests.classification.lesion_data import mosaic
 

@@ -1,7 +1,6 @@
 """Shared, session-scoped inputs for the conversion tests (kept small: 2 CPU cores in CI).
 
-Real KiTS23 label maps are painted with synthetic CT (``renal_nnunet.synthetic``) at 1/8 in-plane
-resolution once per session; conversions run on a grid of 32.
+Conversions run on a grid of 32, on the painted KiTS23 cases of ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -13,19 +12,11 @@ from pathlib import Path
 import pytest
 
 from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
-from renal_nnunet.synthetic import write_painted_kits
 
-INPLANE_DOWNSAMPLE = 8
 TEST_GRID = 32
 SUBSET = ("case_00017", "case_00106", "case_00194", "case_00263", "case_00521", "case_00582")
 """AML patient, multilocular cystic RCC, single kidney, three kidney-like components, subtype cyst,
 many tumours."""
-
-
-@pytest.fixture(scope="session")
-def painted_kits23(kits23_dataset, tmp_path_factory) -> Path:
-    """All 32 real KiTS23 label maps with painted CT, KiTS23 layout (the SRC ``dataset/`` folder)."""
-    return write_painted_kits(kits23_dataset, tmp_path_factory.mktemp("painted"), inplane_downsample=INPLANE_DOWNSAMPLE)
 
 
 def copy_cases(src: Path, dst: Path, case_ids, metadata_name: str = "kits23.json") -> Path:

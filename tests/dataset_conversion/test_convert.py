@@ -11,13 +11,13 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from renal_nnunet.anatomy.geometry import GridSidecar
+from renal_nnunet.anatomy.labels import LESION_CLASSES
+from renal_nnunet.anatomy.sides import paper_kidney_sides
 from renal_nnunet.cli import main
-from renal_nnunet.dataset_conversion.case import paper_kidney_sides
 from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
 from renal_nnunet.dataset_conversion.kits import find_kits_cases
-from renal_nnunet.geometry import GridSidecar
 from renal_nnunet.io import read_image
-from renal_nnunet.labels import LESION_CLASSES
 from renal_nnunet.synthetic import write_painted_kits, write_synthetic_kits
 
 from .conftest import SUBSET, TEST_GRID
@@ -54,7 +54,7 @@ def test_grid_images_keep_origin_lps_axes_and_sidecars_hold_the_source_geometry(
         folder = _dataset(raw, key)
         image = sitk.ReadImage(str(folder / "imagesTr" / "case_00017_0000.nii.gz"))
         assert image.GetSize() == (TEST_GRID,) * 3 and image.GetSpacing() == (1.0, 1.0, 1.0)
-        # the source's axes, reordered to run along patient L, P, S (renal_nnunet.geometry.canonical_axes)
+        # the source's axes, reordered to run along patient L, P, S (renal_nnunet.anatomy.geometry.canonical_axes)
         np.testing.assert_allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-6)
         np.testing.assert_allclose(image.GetOrigin(), source.GetOrigin(), atol=1e-4)
         assert sitk.GetArrayViewFromImage(image).min() >= -120 and sitk.GetArrayViewFromImage(image).max() <= 180

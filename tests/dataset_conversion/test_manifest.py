@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from renal_nnunet.cli import main
+from renal_nnunet.dataset_conversion import manifest
 from renal_nnunet.dataset_conversion.manifest import parse_label_values, read_manifest
 from renal_nnunet.io import InputError
 
@@ -65,3 +67,7 @@ def test_manifest_errors_name_the_csv(tmp_path):
         read_manifest(path)
     with pytest.raises(ValueError, match="VALUE=NAME"):
         parse_label_values("kidney=1")
+
+
+def test_docstring_examples():
+    assert doctest.testmod(manifest).failed == 0

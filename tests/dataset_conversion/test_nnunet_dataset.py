@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from renal_nnunet.dataset_conversion.splits import install_splits, patient_folds, splits_for_cases
 from renal_nnunet.io import InputError
+from renal_nnunet.nnunet.splits import install_splits, patient_folds, splits_for_cases
 
 
 def test_nnunet_verify_dataset_integrity_accepts_every_written_dataset(converted_subset, nnunet_env):

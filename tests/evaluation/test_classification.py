@@ -9,8 +9,12 @@ import pandas as pd
 import pytest
 from sklearn import metrics as sk
 
-from renal_nnunet.evaluation import classification_metrics, sequential_protocol_metrics, stratified_classification_metrics
-from renal_nnunet.labels import LESION_CLASSES
+from renal_nnunet.anatomy.labels import LESION_CLASSES
+from renal_nnunet.evaluation import (
+    classification_metrics,
+    sequential_protocol_metrics,
+    stratified_classification_metrics,
+)
 
 
 def random_predictions(seed: int, n: int = 60):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion.lesions import average_diameter_mm
+from renal_nnunet.anatomy.lesions import average_diameter_mm
 from renal_nnunet.evaluation import DetectionConfig, detect_lesions, detection_scores, segmentation_metrics
 from tests.evaluation.helpers import ball
 

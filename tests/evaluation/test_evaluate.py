@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.geometry import patient_left_mm, physical_points_mm
+from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.cli import main
 from renal_nnunet.evaluation import EvaluationConfig, evaluate_folders
-from renal_nnunet.geometry import patient_left_mm, physical_points_mm
-from renal_nnunet.labels import LESION_CLASSES, OUTPUT_LABELS
 from tests.evaluation.helpers import ball
 
 SHAPE_ZYX = (20, 40, 48)

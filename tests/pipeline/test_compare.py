@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.cli import main
-from renal_nnunet.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.pipeline.compare import COMPARISON_COLUMNS, one_stage_to_output_labels, train_and_compare
 from renal_nnunet.pipeline.training import NnunetFolders
 from tests.pipeline.conftest import TINY_DEMO

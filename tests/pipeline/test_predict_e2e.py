@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.cli import main as cli_main
 from renal_nnunet.io import InputError, read_image
-from renal_nnunet.labels import OUTPUT_LABELS
 from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS
 from renal_nnunet.pipeline.models import load_models
 from renal_nnunet.pipeline.predict import PredictConfig, predict

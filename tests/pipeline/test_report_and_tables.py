@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from renal_nnunet.labels import OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
 from renal_nnunet.pipeline.report import save_case_report
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.trainers.conftest import FIRST_ID, KIDNEY_DATASET, TINY
+from tests.conftest import FIRST_ID, KIDNEY_DATASET, TINY
 
 
 def _trainer(env: dict[str, str], trainer_class):

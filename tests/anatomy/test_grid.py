@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion.grid import labels_to_grid, prepare_grid_ct
-from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_labels
-from renal_nnunet.dataset_conversion.sinus import fill_renal_sinus
-from renal_nnunet.geometry import GridSidecar, resample_from_grid, resample_to_grid
-from renal_nnunet.intensity import window_ct
+from renal_nnunet.anatomy.geometry import GridSidecar, resample_from_grid, resample_to_grid
+from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
+from renal_nnunet.anatomy.intensity import window_ct
+from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
+from renal_nnunet.anatomy.sinus import fill_renal_sinus
 from renal_nnunet.io import read_image, read_label_map
 
 ROUND_TRIP_CASES = ("case_00038", "case_00061", "case_00569")

@@ -14,11 +14,15 @@ import dataclasses
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.geometry import GridSidecar, bounding_box_with_margin, resample_to_grid
-from renal_nnunet.intensity import PAPER_WINDOW_LEVEL_HU, PAPER_WINDOW_WIDTH_HU, window_ct
+from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin, resample_to_grid
+from renal_nnunet.anatomy.intensity import PAPER_WINDOW_LEVEL_HU, PAPER_WINDOW_WIDTH_HU, window_ct
 from renal_nnunet.io import check_same_geometry
 
-__all__ = ["lesion_crop", "OUTSIDE_LESION_HU"]
+__all__ = ["lesion_crop", "OUTSIDE_LESION_HU", "LESIONS_DIR"]
+
+LESIONS_DIR = "RenalLesions"
+"""Folder under ``nnUNet_raw`` holding the lesion table (``lesions.csv``) and the classifier crops
+(``crops/``): written by conversion, read by classifier training."""
 
 OUTSIDE_LESION_HU = PAPER_WINDOW_LEVEL_HU - PAPER_WINDOW_WIDTH_HU / 2.0
 """Value of voxels outside the lesion outline in a crop: the window floor, -120 HU."""

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from tests.trainers.conftest import FIRST_ID, KIDNEY_DATASET, TINY, nnunet_folders
+from tests.conftest import FIRST_ID, KIDNEY_DATASET, TINY, nnunet_folders
 
 
 @pytest.mark.slow
 def test_wrappers_train_and_predict_without_the_variable(planned_tiny_kidney, use_env, heldout_cases, tmp_path):
     from renal_nnunet.cli import main
+    from renal_nnunet.inference.stage import crop_boxes_from_labels, predict_stage_probabilities
     from renal_nnunet.io import read_image
-    from renal_nnunet.trainers.inference import crop_boxes_from_labels, predict_stage_probabilities
 
     use_env(planned_tiny_kidney)
     assert "nnUNet_extTrainer" not in os.environ

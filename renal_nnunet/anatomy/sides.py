@@ -14,10 +14,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.geometry import patient_left_mm
-from renal_nnunet.labels import KIDNEY_STAGE_LABELS
+from renal_nnunet.anatomy.geometry import patient_left_mm
+from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
+from renal_nnunet.anatomy.sinus import fill_renal_sinus
+from renal_nnunet.io import InputError
 
-__all__ = ["body_mask", "body_midline_mm", "kidney_side_labels", "axial_axis_numpy"]
+__all__ = ["body_mask", "body_midline_mm", "kidney_side_labels", "axial_axis_numpy", "paper_kidney_sides"]
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +114,14 @@ def kidney_side_labels(kidney_mask: sitk.Image, midline_mm: float) -> sitk.Image
     labels = sitk.GetImageFromArray(out)
     labels.CopyInformation(kidney_mask)
     return labels
+
+
+def paper_kidney_sides(ct: sitk.Image, kits: np.ndarray, sinus_radius_mm: float) -> sitk.Image:
+    """Kidneys as the paper draws them (parenchyma + sinus + masses), labelled 1 right / 2 left."""
+    kidney_mask = sitk.GetImageFromArray((kits > 0).astype(np.uint8))
+    kidney_mask.CopyInformation(ct)
+    try:
+        midline_mm = body_midline_mm(ct)
+    except ValueError as err:
+        raise InputError(None, str(err)) from None
+    return fill_renal_sinus(kidney_side_labels(kidney_mask, midline_mm), sinus_radius_mm)

@@ -12,7 +12,7 @@ Sides (ITK LPS: +x is the patient's LEFT; decided from the geometry, never from 
   nearest kidney centroid (mm); with no kidney at all, the side of its centroid's LPS x relative
   to the image's physical centre.
 * KiTS labels (1 kidney, 2 tumour, 3 cyst): kidney, tumour and cyst voxels together form the
-  kidneys; their sides come from :func:`renal_nnunet.dataset_conversion.sides.kidney_side_labels`
+  kidneys; their sides come from :func:`renal_nnunet.anatomy.sides.kidney_side_labels`
   with the midline of :func:`midline_between_kidneys_mm` (no CT is needed). Tumours have class
   ``unknown`` (their pathology is per patient, not in the labels; give a lesion table for classes),
   cysts are ``cystic``.
@@ -27,9 +27,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.dataset_conversion.sides import kidney_side_labels
-from renal_nnunet.geometry import patient_left_mm, physical_points_mm
-from renal_nnunet.labels import KITS_LABELS, OUTPUT_LABELS, OUTPUT_MASS_LABELS
+from renal_nnunet.anatomy.geometry import patient_left_mm, physical_points_mm
+from renal_nnunet.anatomy.labels import KITS_LABELS, OUTPUT_LABELS, OUTPUT_MASS_LABELS
+from renal_nnunet.anatomy.sides import kidney_side_labels
 
 __all__ = ["Anatomy", "pipeline_anatomy", "kits_anatomy", "midline_between_kidneys_mm", "image_centre_x_mm",
            "SECOND_KIDNEY_MIN_FRACTION"]

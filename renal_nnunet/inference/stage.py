@@ -2,11 +2,11 @@
 
 The paper's U-Nets see the CT (or a kidney's box) resized to a G^3 grid. Here a CT in any
 orientation and spacing is prepared exactly like the training data
-(:func:`renal_nnunet.dataset_conversion.grid.prepare_grid_ct`: paper window, resize to G^3),
+(:func:`renal_nnunet.anatomy.grid.prepare_grid_ct`: paper window, resize to G^3),
 predicted by nnU-Net's own ``nnUNetPredictor`` (its preprocessing, sliding window, logits
 averaged over folds as ``nnUNetv2_predict -f 0 1 2 3 4`` does, softmax), and the grid
 probabilities are resampled linearly back onto the CT's voxels with the grid sidecar
-(:func:`renal_nnunet.geometry.resample_from_grid`). Outside a crop box the background
+(:func:`renal_nnunet.anatomy.geometry.resample_from_grid`). Outside a crop box the background
 probability is 1.
 
 Arrays are numpy (z, y, x), channels first; crop boxes are ITK (x, y, z) voxel start/size.
@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.geometry import bounding_box_with_margin, resample_from_grid
+from renal_nnunet.anatomy.geometry import bounding_box_with_margin, resample_from_grid
 from renal_nnunet.io import InputError
 from renal_nnunet.trainers.registration import trainer_lookup
 
@@ -229,7 +229,7 @@ def predict_stage_probabilities(
         InputError: not a model folder, or a requested fold has no final checkpoint.
         ValueError: the crop box lies outside the CT.
     """
-    from renal_nnunet.dataset_conversion.grid import prepare_grid_ct
+    from renal_nnunet.anatomy.grid import prepare_grid_ct
 
     grid_ct, sidecar = prepare_grid_ct(ct, model_grid_size(model_dir), crop_start, crop_size)
     log.debug("stage %s, box start %s size %s, folds %s", model_dir, sidecar.crop_start, sidecar.crop_size, folds)
@@ -289,7 +289,7 @@ def predict_stage_labels(
         uint8 label image with exactly ``ct``'s size, spacing, origin and direction.
     """
     if crop_boxes is None:
-        from renal_nnunet.dataset_conversion.grid import prepare_grid_ct
+        from renal_nnunet.anatomy.grid import prepare_grid_ct
 
         grid_ct, sidecar = prepare_grid_ct(ct, model_grid_size(model_dir))
         array = _to_source_labels(predict_grid_probabilities(grid_ct, model_dir, folds, device), sidecar)

@@ -1,6 +1,6 @@
 """The one CT preparation used for every grid dataset and at inference: window, then resize.
 
-Training images (conversion) and inference inputs (``renal_nnunet.trainers.inference``) both go
+Training images (conversion) and inference inputs (``renal_nnunet.inference.stage``) both go
 through :func:`prepare_grid_ct`, so the network sees identically prepared intensities.
 """
 
@@ -10,8 +10,8 @@ from typing import Sequence
 
 import SimpleITK as sitk
 
-from renal_nnunet.geometry import GridSidecar, resample_to_grid
-from renal_nnunet.intensity import window_ct
+from renal_nnunet.anatomy.geometry import GridSidecar, resample_to_grid
+from renal_nnunet.anatomy.intensity import window_ct
 
 __all__ = ["prepare_grid_ct", "labels_to_grid", "LABEL_GRID_INTERPOLATION"]
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.evaluation.anatomy import image_centre_x_mm, kits_anatomy, midline_between_kidneys_mm, pipeline_anatomy
+from renal_nnunet.anatomy.label_maps import (
+    image_centre_x_mm,
+    kits_anatomy,
+    midline_between_kidneys_mm,
+    pipeline_anatomy,
+)
+from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.evaluation.evaluate import crop_to_labels
-from renal_nnunet.labels import OUTPUT_LABELS
 from tests.evaluation.helpers import ball
 
 SHAPE = (16, 32, 48)

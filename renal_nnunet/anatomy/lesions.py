@@ -18,7 +18,7 @@ import cc3d
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.geometry import physical_points_mm
+from renal_nnunet.anatomy.geometry import physical_points_mm
 
 __all__ = ["LesionProperties", "lesion_components", "average_diameter_mm", "lesion_properties"]
 

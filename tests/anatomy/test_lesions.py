@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion import lesion_classes, manifest
-from renal_nnunet.dataset_conversion.crops import OUTSIDE_LESION_HU, lesion_crop
-from renal_nnunet.dataset_conversion.lesion_classes import lesion_class
-from renal_nnunet.dataset_conversion.lesions import average_diameter_mm, lesion_components, lesion_properties
-from renal_nnunet.geometry import physical_points_mm, resample_from_grid
+from renal_nnunet.anatomy import lesion_classes
+from renal_nnunet.anatomy.crops import OUTSIDE_LESION_HU, lesion_crop
+from renal_nnunet.anatomy.geometry import physical_points_mm, resample_from_grid
+from renal_nnunet.anatomy.lesion_classes import lesion_class
+from renal_nnunet.anatomy.lesions import average_diameter_mm, lesion_components, lesion_properties
 
 OBLIQUE = sitk.VersorRigid3DTransform((0.3, -0.5, 0.2, 0.0)).GetMatrix()  # some rotation as direction cosines
 
@@ -90,8 +90,7 @@ def test_lesion_class_rules(label, subtype, expected):
 
 
 def test_docstring_examples():
-    for module in (lesion_classes, manifest):
-        assert doctest.testmod(module).failed == 0
+    assert doctest.testmod(lesion_classes).failed == 0
 
 
 def test_lesion_crop_masks_by_outline_windows_and_maps_back():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.geometry import (
+from renal_nnunet.anatomy.geometry import (
     GridSidecar,
     bounding_box_with_margin,
     grid_image_physical,

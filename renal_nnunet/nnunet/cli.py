@@ -1,4 +1,4 @@
-"""``renal-nnunet env|plan|train|predict-dataset|predict-stage|map-back`` (see renal_nnunet.cli).
+"""``renal-nnunet env|plan|train|predict-dataset``: nnU-Net's stock commands (see renal_nnunet.cli).
 
 The nnU-Net wrappers need no ``nnUNet_extTrainer``: they register this package's trainers
 in-process. ``env`` prints the line that makes the stock ``nnUNetv2_*`` commands find them too.
@@ -22,7 +22,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the trainer-plugin subcommands."""
+    """Add the nnU-Net subcommands."""
     env = subparsers.add_parser("env", help="print the export line that lets stock nnUNetv2_* commands find the trainers")
     env.set_defaults(func=_run_env)
 
@@ -52,25 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--save-probabilities", action="store_true")
     predict.set_defaults(func=_run_predict_dataset)
 
-    stage = subparsers.add_parser("predict-stage", help="one model on CTs, labels written in each CT's geometry")
-    stage.add_argument("-i", "--input", nargs="+", required=True, help="CT files (NIfTI, ...) or DICOM series folders")
-    stage.add_argument("-o", "--output", required=True, help="output folder (CASE.nii.gz per input)")
-    stage.add_argument("-m", "--model", required=True,
-                       help="trained-model folder, e.g. $nnUNet_results/Dataset501_RenalKidney128/"
-                            "nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres")
-    stage.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
-    stage.add_argument("--crop-from", nargs="+", default=None, metavar="LABELS",
-                       help="one label map per input (e.g. kidney predictions): predict in each label's box")
-    stage.add_argument("--margin-mm", type=float, default=10.0, help="crop margin around each box, mm (default 10)")
-    stage.add_argument("-device", "--device", default="cpu", choices=("cuda", "cpu", "mps"))
-    stage.set_defaults(func=_run_predict_stage)
-
-    back = subparsers.add_parser("map-back", help="map grid predictions (e.g. from nnUNetv2_predict) onto the source CTs")
-    back.add_argument("-i", "--input", required=True, help="folder of CASE.nii.gz grid predictions")
-    back.add_argument("-s", "--sidecars", required=True, help="folder of CASE.json grid sidecars (<dataset>/sidecars)")
-    back.add_argument("-o", "--output", required=True, help="output folder")
-    back.set_defaults(func=_run_map_back)
-
 
 def _run_env(args) -> int:
     from renal_nnunet.trainers.registration import ext_trainer_export_line
@@ -80,14 +61,14 @@ def _run_env(args) -> int:
 
 
 def _run_plan(args) -> int:
-    from renal_nnunet.trainers.commands import plan
+    from renal_nnunet.nnunet.commands import plan
 
     print(plan(args.dataset, args.configurations, verify=not args.no_verify, num_processes=args.num_processes))
     return 0
 
 
 def _run_train(args) -> int:
-    from renal_nnunet.trainers.commands import train
+    from renal_nnunet.nnunet.commands import train
 
     print(train(args.dataset, args.fold, args.trainer, args.configuration, args.plans, args.continue_training,
                 args.device, args.npz))
@@ -95,25 +76,11 @@ def _run_train(args) -> int:
 
 
 def _run_predict_dataset(args) -> int:
-    from renal_nnunet.trainers.commands import predict_dataset
+    from renal_nnunet.nnunet.commands import predict_dataset
 
     print(predict_dataset(args.input, args.output, args.dataset, _folds(args.folds), args.trainer, args.configuration,
                           args.plans, args.device, args.save_probabilities, args.num_processes, args.checkpoint))
     return 0
-
-
-def _run_predict_stage(args) -> int:
-    from renal_nnunet.trainers.commands import predict_stage_files
-
-    written, failures = predict_stage_files(args.input, args.output, args.model, _folds(args.folds), args.crop_from,
-                                            args.margin_mm, args.device)
-    return _report(written, failures)
-
-
-def _run_map_back(args) -> int:
-    from renal_nnunet.trainers.commands import map_predictions_to_source
-
-    return _report(*map_predictions_to_source(args.input, args.sidecars, args.output))
 
 
 def _folds(folds: list[str]) -> tuple:

@@ -16,9 +16,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_labels
-from renal_nnunet.geometry import bounding_box_with_margin
-from renal_nnunet.labels import KIDNEY_STAGE_LABELS
+from renal_nnunet.anatomy.geometry import bounding_box_with_margin
+from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
+from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
 
 __all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "segment_masses",
            "side_of_lesion", "SIDE_VALUES"]
@@ -85,7 +85,7 @@ def segment_kidneys(
 ) -> KidneyResult:
     """Run the kidney model on the whole CT and return right/left kidney labels on its grid
     (post-processed by :func:`kidneys_from_labels`)."""
-    from renal_nnunet.trainers.inference import predict_stage_labels
+    from renal_nnunet.inference.stage import predict_stage_labels
 
     labels = predict_stage_labels(ct, model_dir, folds=tuple(folds), device=device)
     return kidneys_from_labels(sitk.GetArrayFromImage(labels), ct)
@@ -137,7 +137,7 @@ def segment_masses(
     Where the two boxes overlap, the higher mass probability wins. Masses are only searched inside
     the boxes (the paper's region of interest).
     """
-    from renal_nnunet.trainers.inference import predict_stage_probabilities
+    from renal_nnunet.inference.stage import predict_stage_probabilities
 
     shape = kidney_labels.shape
     probability = np.zeros(shape, np.float32)

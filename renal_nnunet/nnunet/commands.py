@@ -1,5 +1,5 @@
 """nnU-Net's own plan / train / predict entry points, called in-process with this package's
-trainers registered (no ``nnUNet_extTrainer`` needed), and mapping grid predictions back.
+trainers registered (no ``nnUNet_extTrainer`` needed).
 
 Each function is the library side of a ``renal-nnunet`` subcommand and mirrors a stock command:
 
@@ -9,9 +9,6 @@ Each function is the library side of a ``renal-nnunet`` subcommand and mirrors a
                                        ``splits_final.json`` into the preprocessed folder
 ``train``                              ``nnUNetv2_train D 3d_fullres F -tr T [--c]``
 ``predict_dataset``                    ``nnUNetv2_predict -i IN -o OUT -d D -c C -tr T -f ...``
-``map_predictions_to_source``          (no stock equivalent) grid labels -> CT geometry
-``predict_stage_files``                (no stock equivalent) CT files -> stage labels in
-                                       each CT's geometry (optionally per kidney box)
 =====================================  ==============================================
 
 nnU-Net's folders come from the usual ``nnUNet_raw`` / ``nnUNet_preprocessed`` /
@@ -25,10 +22,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import SimpleITK as sitk
-
-from renal_nnunet.geometry import GridSidecar, resample_from_grid
-from renal_nnunet.io import InputError, read_image, write_image
+from renal_nnunet.io import InputError
 from renal_nnunet.trainers.registration import trainer_lookup
 
 log = logging.getLogger(__name__)
@@ -39,9 +33,6 @@ __all__ = [
     "plan",
     "train",
     "predict_dataset",
-    "map_labels_to_source",
-    "map_predictions_to_source",
-    "predict_stage_files",
 ]
 
 PAPER_TRAINER = "nnUNetTrainerRenalPaper"
@@ -84,7 +75,7 @@ def plan(dataset: int | str, configurations: Sequence[str] = ("3d_fullres",), ve
     """
     from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, plan_experiments, preprocess
 
-    from renal_nnunet.dataset_conversion.splits import SPLITS_FILE, install_splits
+    from renal_nnunet.nnunet.splits import SPLITS_FILE, install_splits
 
     raw_dir = dataset_folder(dataset, "nnUNet_raw")
     dataset_id = int(raw_dir.name[len("Dataset"):len("Dataset") + 3])
@@ -157,98 +148,3 @@ def predict_dataset(input_folder: str | os.PathLike, output_folder: str | os.Pat
                                          num_processes_preprocessing=num_processes,
                                          num_processes_segmentation_export=num_processes)
     return Path(output_folder)
-
-
-def map_labels_to_source(grid_labels: sitk.Image, sidecar: GridSidecar) -> sitk.Image:
-    """A label map predicted on a grid image, put back onto the source CT's voxels (nearest).
-
-    Returns:
-        uint8 labels with the source's size, spacing, origin and direction (0 outside a crop box).
-    """
-    array = sitk.GetArrayFromImage(grid_labels)
-    back = sitk.GetImageFromArray(resample_from_grid(array, sidecar, "nearest", fill_value=0).astype("uint8"))
-    back.CopyInformation(sidecar.source_reference())
-    return back
-
-
-def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_folder: str | os.PathLike,
-                              output_folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
-    """Map every ``CASE.nii.gz`` grid prediction back with ``sidecar_folder/CASE.json``.
-
-    A case that fails (missing sidecar, unreadable file) is reported and the rest go on.
-
-    Returns:
-        The written files and one message per failed case.
-    """
-    written, failures = [], []
-    predictions = sorted(Path(prediction_folder).glob("*.nii.gz"))
-    if not predictions:
-        raise InputError(prediction_folder, "holds no .nii.gz predictions")
-    for prediction in predictions:
-        case = prediction.name[: -len(".nii.gz")]
-        try:
-            sidecar = GridSidecar.from_json(_existing(Path(sidecar_folder) / f"{case}.json"))
-            image = map_labels_to_source(read_image(prediction), sidecar)
-            written.append(write_image(image, Path(output_folder) / prediction.name))
-        except (InputError, ValueError) as err:
-            log.error("%s: %s", case, err)
-            failures.append(f"{case}: {err}")
-    return written, failures
-
-
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise InputError(path, "grid sidecar missing (the converter writes one per case in <dataset>/sidecars/)")
-    return path
-
-
-def _case_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii", ".mha", ".nrrd"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str | os.PathLike,
-                        model_dir: str | os.PathLike, folds: Sequence[int | str] = (0, 1, 2, 3, 4),
-                        crop_from: Sequence[str | os.PathLike] | None = None, margin_mm: float = 10.0,
-                        device: str = "cpu") -> tuple[list[Path], list[str]]:
-    """Run one stage on CT files (NIfTI or DICOM folders) and write ``CASE.nii.gz`` label maps in
-    each CT's own geometry; a failing case is reported and the batch goes on.
-
-    Args:
-        inputs: CT files or DICOM series folders.
-        output_folder: where the label maps go.
-        model_dir: nnU-Net trained-model folder of the stage.
-        folds: folds to ensemble.
-        crop_from: one label map per input (same order), e.g. the kidney stage's output: each
-            nonzero label's box grown by ``margin_mm`` is predicted separately (the mass stage).
-        margin_mm: crop margin, mm.
-        device: torch device name.
-
-    Returns:
-        The written files and one message per failed case.
-    """
-    from renal_nnunet.io import read_label_map, read_series_or_image
-    from renal_nnunet.trainers.inference import crop_boxes_from_labels, predict_stage_labels
-
-    if crop_from is not None and len(crop_from) != len(inputs):
-        raise ValueError(f"--crop-from needs one label map per input: got {len(crop_from)} for {len(inputs)} inputs")
-    written, failures = [], []
-    for index, path in enumerate(Path(p) for p in inputs):
-        try:
-            ct = read_series_or_image(path)
-            boxes = None
-            if crop_from is not None:
-                crop_labels = read_label_map(crop_from[index], reference=ct, reference_path=path)
-                boxes = crop_boxes_from_labels(crop_labels, margin_mm)
-                if not boxes:
-                    raise InputError(crop_from[index], "is empty: no box to predict in")
-            labels = predict_stage_labels(ct, model_dir, folds, boxes, device)
-            written.append(write_image(labels, Path(output_folder) / f"{_case_name(path)}.nii.gz"))
-            log.info("%s -> %s", path, written[-1])
-        except (InputError, ValueError) as err:
-            log.error("%s", err)
-            failures.append(str(err))
-    return written, failures

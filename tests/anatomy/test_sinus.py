@@ -6,8 +6,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.spatial import ConvexHull, Delaunay
 
-from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_labels
-from renal_nnunet.dataset_conversion.sinus import closing_mm, fill_renal_sinus
+from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
+from renal_nnunet.anatomy.sinus import closing_mm, fill_renal_sinus
 from renal_nnunet.io import read_image, read_label_map
 from renal_nnunet.synthetic import make_phantom
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.io import InputError
-from renal_nnunet.trainers.inference import (
+from renal_nnunet.inference.stage import (
     combine_crop_probabilities,
     crop_boxes_from_labels,
     model_grid_size,
     predict_stage_probabilities,
 )
+from renal_nnunet.io import InputError
 
 
 def _model_dir(tmp_path, median_size):
@@ -75,8 +75,8 @@ def test_merged_crops_keep_each_box_foreground():
 def test_channel_by_channel_argmax_equals_the_argmax_of_all_probabilities():
     """The kidney stage takes its labels channel by channel (a 512x512 CT's three full-size
     probability maps need not be held at once); the labels are those of the full array."""
-    from renal_nnunet.geometry import resample_to_grid
-    from renal_nnunet.trainers.inference import _to_source, _to_source_labels
+    from renal_nnunet.anatomy.geometry import resample_to_grid
+    from renal_nnunet.inference.stage import _to_source, _to_source_labels
 
     ct = sitk.GetImageFromArray(np.zeros((21, 40, 33), np.float32))
     ct.SetSpacing((0.8, 0.8, 2.5))

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion.sides import body_midline_mm
-from renal_nnunet.geometry import patient_left_mm
-from tests.trainers.conftest import BIN, FIRST_ID, KIDNEY_DATASET, TINY, dice, run_command
+from renal_nnunet.anatomy.geometry import patient_left_mm
+from renal_nnunet.anatomy.sides import body_midline_mm
+from tests.conftest import BIN, FIRST_ID, KIDNEY_DATASET, TINY, dice, run_command
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,8 @@ def _untrained_copy(model_dir: Path, destination: Path) -> Path:
 
 
 def test_stock_predict_then_map_back_lands_on_the_ct(stock_model, heldout_cases, tmp_path):
+    from renal_nnunet.inference.stage import predict_grid_probabilities, predict_stage_probabilities
     from renal_nnunet.io import read_image
-    from renal_nnunet.trainers.inference import predict_grid_probabilities, predict_stage_probabilities
 
     env, model_dir = stock_model
     predictions, mapped = tmp_path / "grid_predictions", tmp_path / "mapped"

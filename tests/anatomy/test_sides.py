@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion.case import paper_kidney_sides
-from renal_nnunet.dataset_conversion.sides import body_midline_mm, kidney_side_labels
+from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
+from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels, paper_kidney_sides
 from renal_nnunet.io import read_image, read_label_map
-from renal_nnunet.labels import KIDNEY_STAGE_LABELS
 
 RIGHT, LEFT = KIDNEY_STAGE_LABELS["kidney_right"], KIDNEY_STAGE_LABELS["kidney_left"]
 SINGLE_KIDNEY_CASES = {"case_00165", "case_00194", "case_00293"}

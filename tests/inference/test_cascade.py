@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.dataset_conversion.case import paper_kidney_sides
-from renal_nnunet.pipeline.cascade import kidneys_from_labels
+from renal_nnunet.anatomy.sides import paper_kidney_sides
+from renal_nnunet.inference.cascade import kidneys_from_labels
 from renal_nnunet.synthetic import make_phantom
 
 

@@ -1,0 +1,114 @@
+"""Stage predictions in each CT's own geometry: grid predictions (e.g. from stock
+``nnUNetv2_predict``) mapped back through the converter's sidecars, and one stage run on CT files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import SimpleITK as sitk
+
+from renal_nnunet.anatomy.geometry import GridSidecar, resample_from_grid
+from renal_nnunet.io import InputError, read_image, write_image
+
+log = logging.getLogger(__name__)
+
+__all__ = ["map_labels_to_source", "map_predictions_to_source", "predict_stage_files"]
+
+
+def map_labels_to_source(grid_labels: sitk.Image, sidecar: GridSidecar) -> sitk.Image:
+    """A label map predicted on a grid image, put back onto the source CT's voxels (nearest).
+
+    Returns:
+        uint8 labels with the source's size, spacing, origin and direction (0 outside a crop box).
+    """
+    array = sitk.GetArrayFromImage(grid_labels)
+    back = sitk.GetImageFromArray(resample_from_grid(array, sidecar, "nearest", fill_value=0).astype("uint8"))
+    back.CopyInformation(sidecar.source_reference())
+    return back
+
+
+def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_folder: str | os.PathLike,
+                              output_folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """Map every ``CASE.nii.gz`` grid prediction back with ``sidecar_folder/CASE.json``.
+
+    A case that fails (missing sidecar, unreadable file) is reported and the rest go on.
+
+    Returns:
+        The written files and one message per failed case.
+    """
+    written, failures = [], []
+    predictions = sorted(Path(prediction_folder).glob("*.nii.gz"))
+    if not predictions:
+        raise InputError(prediction_folder, "holds no .nii.gz predictions")
+    for prediction in predictions:
+        case = prediction.name[: -len(".nii.gz")]
+        try:
+            sidecar = GridSidecar.from_json(_existing(Path(sidecar_folder) / f"{case}.json"))
+            image = map_labels_to_source(read_image(prediction), sidecar)
+            written.append(write_image(image, Path(output_folder) / prediction.name))
+        except (InputError, ValueError) as err:
+            log.error("%s: %s", case, err)
+            failures.append(f"{case}: {err}")
+    return written, failures
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise InputError(path, "grid sidecar missing (the converter writes one per case in <dataset>/sidecars/)")
+    return path
+
+
+def _case_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".mha", ".nrrd"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str | os.PathLike,
+                        model_dir: str | os.PathLike, folds: Sequence[int | str] = (0, 1, 2, 3, 4),
+                        crop_from: Sequence[str | os.PathLike] | None = None, margin_mm: float = 10.0,
+                        device: str = "cpu") -> tuple[list[Path], list[str]]:
+    """Run one stage on CT files (NIfTI or DICOM folders) and write ``CASE.nii.gz`` label maps in
+    each CT's own geometry; a failing case is reported and the batch goes on.
+
+    Args:
+        inputs: CT files or DICOM series folders.
+        output_folder: where the label maps go.
+        model_dir: nnU-Net trained-model folder of the stage.
+        folds: folds to ensemble.
+        crop_from: one label map per input (same order), e.g. the kidney stage's output: each
+            nonzero label's box grown by ``margin_mm`` is predicted separately (the mass stage).
+        margin_mm: crop margin, mm.
+        device: torch device name.
+
+    Returns:
+        The written files and one message per failed case.
+    """
+    from renal_nnunet.inference.stage import crop_boxes_from_labels, predict_stage_labels
+    from renal_nnunet.io import read_label_map, read_series_or_image
+
+    if crop_from is not None and len(crop_from) != len(inputs):
+        raise ValueError(f"--crop-from needs one label map per input: got {len(crop_from)} for {len(inputs)} inputs")
+    written, failures = [], []
+    for index, path in enumerate(Path(p) for p in inputs):
+        try:
+            ct = read_series_or_image(path)
+            boxes = None
+            if crop_from is not None:
+                crop_labels = read_label_map(crop_from[index], reference=ct, reference_path=path)
+                boxes = crop_boxes_from_labels(crop_labels, margin_mm)
+                if not boxes:
+                    raise InputError(crop_from[index], "is empty: no box to predict in")
+            labels = predict_stage_labels(ct, model_dir, folds, boxes, device)
+            written.append(write_image(labels, Path(output_folder) / f"{_case_name(path)}.nii.gz"))
+            log.info("%s -> %s", path, written[-1])
+        except (InputError, ValueError) as err:
+            log.error("%s", err)
+            failures.append(str(err))
+    return written, failures
