@@ -116,13 +116,13 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, out
     import numpy as np
     import SimpleITK as sitk
 
-    from renal_nnunet.anatomy.geometry import paste_on_grid
+    from renal_nnunet.anatomy.geometry import image_like, paste_on_grid
     from renal_nnunet.anatomy.labels import KITS_LABELS
     from renal_nnunet.anatomy.lesions import lesion_components
     from renal_nnunet.anatomy.sides import paper_kidney_sides
     from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
     from renal_nnunet.classification.predict import classify_lesions
-    from renal_nnunet.inference.cascade import kidneys_from_labels, segment_masses
+    from renal_nnunet.inference.cascade import kidney_boxes, kidneys_from_labels, segment_masses
     from renal_nnunet.inference.stage import predict_stage_labels
     from renal_nnunet.io import read_image, read_label_map, write_image
     from renal_nnunet.pipeline.models import load_models
@@ -136,23 +136,21 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, out
     started = time.perf_counter()
     predict_stage_labels(ct, models / manifest.kidney.path, manifest.kidney.folds, device=device)
     seconds["kidney"] = time.perf_counter() - started
-    reference_kidneys = sitk.GetArrayFromImage(paper_kidney_sides(ct, kits, SINUS_CLOSING_RADIUS_MM))
+    reference_kidneys = paper_kidney_sides(ct, kits, SINUS_CLOSING_RADIUS_MM)
     started = time.perf_counter()
     kidneys = kidneys_from_labels(reference_kidneys, ct).labels  # segment_kidneys' post-processing
     seconds["kidney"] += time.perf_counter() - started
     started = time.perf_counter()
-    segment_masses(ct, kidneys, models / manifest.mass.path, manifest.mass.folds, manifest.margin_mm, device)
+    segment_masses(ct, kidney_boxes(kidneys, manifest.margin_mm), models / manifest.mass.path, manifest.mass.folds,
+                   device)
     seconds["mass"] = time.perf_counter() - started
-    masses = sitk.GetImageFromArray(np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"])).astype(np.uint8))
-    masses.CopyInformation(ct)
-    components = lesion_components(masses)
+    components = lesion_components(image_like(np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"])).astype(np.uint8),
+                                              ct))
     started = time.perf_counter()
     classified = classify_lesions(ct, components, [models / p for p in manifest.classifier], cam=True, device=device)
     seconds["classification"] = time.perf_counter() - started
     started = time.perf_counter()
-    seg = sitk.GetImageFromArray(kidneys.astype(np.uint8))
-    seg.CopyInformation(ct)
-    write_image(seg, out_dir / "bench_seg.nii.gz")
+    write_image(kidneys, out_dir / "bench_seg.nii.gz")
     for result in classified:
         write_image(paste_on_grid(result.cam, ct), out_dir / f"bench_lesion{result.lesion_id}_gradcam.nii.gz")
     seconds["write"] = time.perf_counter() - started

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin, resample_to_grid
+from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin, image_like, resample_to_grid
 from renal_nnunet.anatomy.intensity import PAPER_WINDOW_LEVEL_HU, PAPER_WINDOW_WIDTH_HU, window_ct
 from renal_nnunet.io import check_same_geometry
 
@@ -63,8 +63,7 @@ def lesion_crop(
     box_ct = sitk.RegionOfInterest(ct, size, start)
     box_inside = np.ascontiguousarray(inside[start[2]:start[2] + size[2], start[1]:start[1] + size[1],
                                              start[0]:start[0] + size[0]])
-    box_mask = sitk.GetImageFromArray(box_inside.astype(np.uint8))
-    box_mask.CopyInformation(box_ct)
+    box_mask = image_like(box_inside.astype(np.uint8), box_ct)
     masked = sitk.Mask(window_ct(box_ct), box_mask, OUTSIDE_LESION_HU)
     crop, box_sidecar = resample_to_grid(masked, grid, "linear")
     crop.SetOrigin(ct.GetOrigin())

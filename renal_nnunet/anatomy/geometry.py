@@ -40,7 +40,9 @@ __all__ = [
     "physical_points_mm",
     "patient_left_mm",
     "bounding_box_with_margin",
+    "box_slices",
     "paste_on_grid",
+    "image_like",
 ]
 
 Interpolation = Literal["nearest", "linear", "label"]
@@ -224,8 +226,7 @@ def resample_from_grid(
     if array.ndim == 4:
         return np.stack([resample_from_grid(channel, sidecar, interpolation, fill_value, crop_only)
                          for channel in array])
-    grid_image = sitk.GetImageFromArray(array)
-    grid_image.CopyInformation(grid_image_physical(sidecar))
+    grid_image = image_like(array, grid_image_physical(sidecar))
     start, extent = np.asarray(sidecar.crop_start), np.asarray(sidecar.crop_size)
     crop_ref = sidecar.source_reference()
     crop_ref = sitk.RegionOfInterest(crop_ref, [int(e) for e in extent], [int(s) for s in start])
@@ -286,6 +287,30 @@ def bounding_box_with_margin(
     low = np.maximum(low - pad, 0)
     high = np.minimum(high + pad, shape_xyz)
     return tuple(int(v) for v in low), tuple(int(v) for v in high - low)
+
+
+def box_slices(start: Sequence[int], size: Sequence[int]) -> tuple[slice, slice, slice]:
+    """Numpy (z, y, x) slices of a box given as ITK (x, y, z) voxel ``start`` and ``size``.
+
+    >>> box_slices((1, 2, 3), (4, 5, 6))
+    (slice(3, 9, None), slice(2, 7, None), slice(1, 5, None))
+    """
+    return tuple(slice(int(s), int(s) + int(n)) for s, n in zip(reversed(start), reversed(size)))
+
+
+def image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """An array (numpy z, y, x) as an image on ``reference``'s grid (its size, spacing, origin and
+    direction): the one place an image is made from an array that lies on a known grid.
+
+    Raises:
+        ValueError: the array's shape is not the reference's size reversed.
+    """
+    if tuple(array.shape) != tuple(reversed(reference.GetSize())):
+        raise ValueError(f"array of shape {array.shape} (z, y, x) is not on the grid of an image of size "
+                         f"{reference.GetSize()} (x, y, z)")
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(reference)
+    return image
 
 
 def paste_on_grid(region: sitk.Image, reference: sitk.Image) -> sitk.Image:

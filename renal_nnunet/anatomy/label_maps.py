@@ -7,10 +7,10 @@ small).
 Sides (ITK LPS: +x is the patient's LEFT; decided from the geometry, never from array indices):
 
 * pipeline labels (1 right kidney, 2 left kidney, 3-6 masses): kidney voxels keep their label. A
-  mass component (``connectivity``-connected) takes the side of the kidney label it touches most
-  (voxels of label 1 vs 2 in its one-voxel shell); a mass touching no kidney takes the side of the
-  nearest kidney centroid (mm); with no kidney at all, the side of its centroid's LPS x relative
-  to the image's physical centre.
+  mass component (``connectivity``-connected) takes its side by the pipeline's rule,
+  :func:`renal_nnunet.anatomy.sides.mass_side` (the kidney label most common within two voxels of
+  it); a mass out of every kidney's reach takes the side of the nearest kidney centroid (mm); with
+  no kidney at all, the side of its centroid's LPS x relative to the image's physical centre.
 * KiTS labels (1 kidney, 2 tumour, 3 cyst): kidney, tumour and cyst voxels together form the
   kidneys; their sides come from :func:`renal_nnunet.anatomy.sides.kidney_side_labels`
   with the midline of :func:`midline_between_kidneys_mm` (no CT is needed). Tumours have class
@@ -25,11 +25,10 @@ from dataclasses import dataclass
 import cc3d
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
-from renal_nnunet.anatomy.geometry import patient_left_mm, physical_points_mm
+from renal_nnunet.anatomy.geometry import image_like, patient_left_mm, physical_points_mm
 from renal_nnunet.anatomy.labels import KITS_LABELS, OUTPUT_LABELS, OUTPUT_MASS_LABELS
-from renal_nnunet.anatomy.sides import kidney_side_labels
+from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, kidney_side_labels, mass_side
 
 __all__ = ["Anatomy", "pipeline_anatomy", "kits_anatomy", "midline_between_kidneys_mm", "image_centre_x_mm",
            "SECOND_KIDNEY_MIN_FRACTION"]
@@ -94,8 +93,7 @@ def kits_anatomy(seg: sitk.Image, midline_mm: float | None = None, centre_x_mm: 
             ``seg``'s own centre.
     """
     array = sitk.GetArrayViewFromImage(seg)
-    kidneys = sitk.GetImageFromArray((array > 0).astype(np.uint8))
-    kidneys.CopyInformation(seg)
+    kidneys = image_like((array > 0).astype(np.uint8), seg)
     if midline_mm is None:
         midline_mm = midline_between_kidneys_mm(kidneys, centre_x_mm)
     side = sitk.GetArrayFromImage(kidney_side_labels(kidneys, midline_mm))
@@ -123,15 +121,12 @@ def pipeline_anatomy(seg: sitk.Image, connectivity: int = 26, centre_x_mm: float
         kidney_centroids = {s: np.argwhere(array == s).mean(axis=0) for s in (RIGHT, LEFT) if (array == s).any()}
         kidney_centroids_mm = {s: physical_points_mm(seg, c[None])[0] for s, c in kidney_centroids.items()}
         stats = cc3d.statistics(components)
-        shell_structure = ndimage.generate_binary_structure(3, 3)
         for component_id in range(1, count + 1):
-            box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in stats["bounding_boxes"][component_id])
+            box = tuple(slice(max(s.start - MASS_SIDE_REACH_VOXELS, 0), s.stop + MASS_SIDE_REACH_VOXELS)
+                        for s in stats["bounding_boxes"][component_id])
             inside = components[box] == component_id
-            shell = ndimage.binary_dilation(inside, shell_structure) & ~inside
-            touched = np.bincount(array[box][shell], minlength=max(RIGHT, LEFT) + 1)[[RIGHT, LEFT]]
-            if touched.any():
-                component_side = (RIGHT, LEFT)[int(np.argmax(touched))]
-            else:
+            component_side = mass_side(inside, array[box])  # kidney labels only: not other masses' sides
+            if component_side is None:
                 centroid_mm = physical_points_mm(seg, stats["centroids"][component_id][None])[0]
                 component_side = _nearest_side(centroid_mm, kidney_centroids_mm, centre_x_mm)
             side[box][inside] = component_side

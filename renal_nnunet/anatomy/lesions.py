@@ -18,7 +18,7 @@ import cc3d
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import physical_points_mm
+from renal_nnunet.anatomy.geometry import image_like, physical_points_mm
 
 __all__ = ["LesionProperties", "lesion_components", "average_diameter_mm", "lesion_properties"]
 
@@ -69,9 +69,7 @@ def lesion_components(mask: sitk.Image, connectivity: int = 26) -> sitk.Image:
         new_ids[order + 1] = np.arange(1, count + 1)
         components = new_ids[components]
     dtype = np.uint16 if count < 2**16 else np.uint32
-    out = sitk.GetImageFromArray(components.astype(dtype))
-    out.CopyInformation(mask)
-    return out
+    return image_like(components.astype(dtype), mask)
 
 
 def average_diameter_mm(mask: sitk.Image, label: int | None = None) -> float:

@@ -14,12 +14,13 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.anatomy.geometry import patient_left_mm
+from renal_nnunet.anatomy.geometry import image_like, patient_left_mm
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
 from renal_nnunet.anatomy.sinus import fill_renal_sinus
 from renal_nnunet.io import InputError
 
-__all__ = ["body_mask", "body_midline_mm", "kidney_side_labels", "axial_axis_numpy", "paper_kidney_sides"]
+__all__ = ["body_mask", "body_midline_mm", "kidney_side_labels", "axial_axis_numpy", "paper_kidney_sides",
+           "mass_side", "MASS_SIDE_REACH_VOXELS"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,10 @@ BODY_THRESHOLD_HU = -500.0
 
 BODY_VOXEL_MM = 4.0
 """The body mask is computed on a CT shrunk to about this voxel size: the midline needs no more."""
+
+MASS_SIDE_REACH_VOXELS = 2
+"""A mass takes the side of the kidney labels within this many voxels (6-connected steps) of it:
+an exophytic mass still touches its kidney."""
 
 HORSESHOE_MIN_FRACTION = 0.2
 """A kidney component with at least this fraction of its voxels on each side of the midline is a
@@ -62,9 +67,7 @@ def body_mask(ct: sitk.Image) -> sitk.Image:
     index[axial_axis_numpy(ct)] = 1
     in_slice[tuple(index)] = ndimage.generate_binary_structure(2, 1)
     filled = ndimage.binary_fill_holes(largest, structure=in_slice)
-    mask = sitk.GetImageFromArray(filled.astype(np.uint8))
-    mask.CopyInformation(small)
-    return mask
+    return image_like(filled.astype(np.uint8), small)
 
 
 def body_midline_mm(ct: sitk.Image) -> float:
@@ -111,17 +114,43 @@ def kidney_side_labels(kidney_mask: sitk.Image, midline_mm: float) -> sitk.Image
     voxel_is_left = np.where(split[component_of_voxel], is_left, component_is_left[component_of_voxel])
     out = np.zeros(mask.shape, np.uint8)
     out[tuple(indices.T)] = np.where(voxel_is_left, KIDNEY_STAGE_LABELS["kidney_left"], KIDNEY_STAGE_LABELS["kidney_right"])
-    labels = sitk.GetImageFromArray(out)
-    labels.CopyInformation(kidney_mask)
-    return labels
+    return image_like(out, kidney_mask)
 
 
 def paper_kidney_sides(ct: sitk.Image, kits: np.ndarray, sinus_radius_mm: float) -> sitk.Image:
     """Kidneys as the paper draws them (parenchyma + sinus + masses), labelled 1 right / 2 left."""
-    kidney_mask = sitk.GetImageFromArray((kits > 0).astype(np.uint8))
-    kidney_mask.CopyInformation(ct)
+    kidney_mask = image_like((kits > 0).astype(np.uint8), ct)
     try:
         midline_mm = body_midline_mm(ct)
     except ValueError as err:
         raise InputError(None, str(err)) from None
     return fill_renal_sinus(kidney_side_labels(kidney_mask, midline_mm), sinus_radius_mm)
+
+
+def mass_side(mass_zyx: np.ndarray, side_labels_zyx: np.ndarray) -> int | None:
+    """Side of the kidney a mass belongs to: the one rule of the pipeline, the evaluation and the
+    converter.
+
+    The side label (1 right, 2 left) most common under the mass grown by
+    :data:`MASS_SIDE_REACH_VOXELS` voxels (the mass's own voxels count too, where they carry a
+    side); a tie goes to the right kidney.
+
+    Args:
+        mass_zyx: bool mask of one mass, numpy (z, y, x); a window of the image is enough if it
+            reaches :data:`MASS_SIDE_REACH_VOXELS` voxels past the mass (or the image edge).
+        side_labels_zyx: same grid; 1 right / 2 left kidney, anything else ignored.
+
+    Returns:
+        1 or 2, or None where no side label lies within reach (the caller's fallback decides).
+    """
+    voxels = np.argwhere(mass_zyx)
+    low = np.maximum(voxels.min(axis=0) - MASS_SIDE_REACH_VOXELS, 0)
+    high = voxels.max(axis=0) + MASS_SIDE_REACH_VOXELS + 1
+    window = tuple(slice(a, b) for a, b in zip(low, high))
+    grown = ndimage.binary_dilation(mass_zyx[window], iterations=MASS_SIDE_REACH_VOXELS)
+    under = side_labels_zyx[window][grown]
+    right, left = KIDNEY_STAGE_LABELS["kidney_right"], KIDNEY_STAGE_LABELS["kidney_left"]
+    counts = (np.count_nonzero(under == right), np.count_nonzero(under == left))
+    if max(counts) == 0:
+        return None
+    return left if counts[1] > counts[0] else right

@@ -14,6 +14,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from renal_nnunet.anatomy.geometry import image_like
+
 __all__ = ["fill_renal_sinus", "inside_convex_hull", "closing_mm", "SINUS_CLOSING_RADIUS_MM"]
 
 SINUS_CLOSING_RADIUS_MM = 15.0
@@ -64,9 +66,7 @@ def fill_renal_sinus(side_labels: sitk.Image, radius_mm: float = SINUS_CLOSING_R
         inside = inside_convex_hull(_surface_points(crop), candidates.astype(float))
         added = candidates[inside] + np.array([s.start for s in box])
         out[tuple(added.T)] = side
-    result = sitk.GetImageFromArray(out)
-    result.CopyInformation(side_labels)
-    return result
+    return image_like(out, side_labels)
 
 
 def closing_mm(mask: np.ndarray, spacing_zyx_mm: np.ndarray, radius_mm: float) -> np.ndarray:

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 import torch
 
 from renal_nnunet.anatomy.crops import lesion_crop
-from renal_nnunet.anatomy.geometry import paste_on_grid, resample_from_grid
+from renal_nnunet.anatomy.geometry import image_like, paste_on_grid, resample_from_grid
 from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.classification.data import crop_to_input
 from renal_nnunet.classification.gradcam import ExplainedForward
@@ -167,9 +167,7 @@ def _ensemble_cam(ct: sitk.Image, forwards: list, target_class: int) -> sitk.Ima
     total = sum(resample_from_grid(forward.cam(target_class), sidecar, "linear", 0.0, crop_only=True)
                 for forward, sidecar in forwards)
     peak = float(total.max())
-    image = sitk.GetImageFromArray((total / peak if peak > 0 else total).astype(np.float32))
-    image.CopyInformation(sitk.RegionOfInterest(ct, size, start))
-    return image
+    return image_like((total / peak if peak > 0 else total).astype(np.float32), sitk.RegionOfInterest(ct, size, start))
 
 
 def classify_lesion_files(

@@ -12,12 +12,12 @@ import numpy as np
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.crops import lesion_crop
-from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin
+from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin, box_slices, image_like
 from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, KITS_LABELS, ONE_STAGE_LABELS
 from renal_nnunet.anatomy.lesion_classes import lesion_class
 from renal_nnunet.anatomy.lesions import lesion_components, lesion_properties
-from renal_nnunet.anatomy.sides import paper_kidney_sides
+from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, mass_side, paper_kidney_sides
 from renal_nnunet.dataset_conversion.sources import LABEL_NAMES, SEMANTIC_KITS_LABEL, SourceCase
 from renal_nnunet.io import InputError, read_image, read_label_map
 
@@ -88,8 +88,8 @@ def build_case_outputs(case: SourceCase, grid: int, margin_mm: float, sinus_radi
     side_array = sitk.GetArrayViewFromImage(sides)
     mass = np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"]))
     one_stage = np.where(mass, ONE_STAGE_LABELS["mass"], np.where(side_array > 0, ONE_STAGE_LABELS["kidney"], 0))
-    one_stage_image = _like(one_stage.astype(np.uint8), ct)
-    mass_image = _like(mass.astype(np.uint8), ct)
+    one_stage_image = image_like(one_stage.astype(np.uint8), ct)
+    mass_image = image_like(mass.astype(np.uint8), ct)
 
     out = CaseOutputs()
     grid_ct, sidecar = prepare_grid_ct(ct, grid)
@@ -116,18 +116,19 @@ def _add_lesions(out: CaseOutputs, case: SourceCase, read: ReadCase, mass_image:
     component_array = sitk.GetArrayViewFromImage(components)
     label_array = sitk.GetArrayViewFromImage(read.labels)
     for lesion in lesion_properties(components):
-        box = tuple(slice(start, start + size) for start, size in zip(lesion.bbox_start[::-1], lesion.bbox_size[::-1]))
+        box = box_slices(lesion.bbox_start, lesion.bbox_size)
         inside = component_array[box] == lesion.lesion_id
         source_values, counts = np.unique(label_array[box][inside], return_counts=True)
         names = [read.names[int(v)] for v in source_values]
         majority_name = names[int(np.argmax(counts))]
-        sides, side_counts = np.unique(side_array[box][inside], return_counts=True)
+        reach = tuple(slice(max(b.start - MASS_SIDE_REACH_VOXELS, 0), b.stop + MASS_SIDE_REACH_VOXELS) for b in box)
+        side = mass_side(component_array[reach] == lesion.lesion_id, side_array[reach])  # masses carry sides: never None
         lesion_class_name, evidence = lesion_class(majority_name, case.subtype)
         out.crops[f"{case.case_id}_{lesion.lesion_id}"] = lesion_crop(read.ct, components, grid, lesion.lesion_id)[0]
         out.lesion_rows.append({
             "case_id": case.case_id,
             "patient_id": case.patient_id,
-            "side": SIDE_NAMES[int(sides[np.argmax(side_counts)])],
+            "side": SIDE_NAMES[side],
             "lesion_id": lesion.lesion_id,
             "source_label": "+".join(sorted(set(names))),
             "lesion_class": lesion_class_name,
@@ -142,9 +143,3 @@ def _add_lesions(out: CaseOutputs, case: SourceCase, read: ReadCase, mass_image:
             "bbox_start": " ".join(map(str, lesion.bbox_start)),
             "bbox_size": " ".join(map(str, lesion.bbox_size)),
         })
-
-
-def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(reference)
-    return image

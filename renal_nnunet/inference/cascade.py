@@ -1,7 +1,8 @@
-"""The cascade on one CT, in memory: kidneys -> per-kidney crops -> masses -> lesion components.
+"""The cascade on one CT, in memory: kidneys -> per-kidney boxes -> masses -> lesion sides.
 
-Arrays are numpy (z, y, x) on the input CT's own grid; boxes are ITK (x, y, z). Sides are decided
-in patient coordinates (ITK LPS, +x = patient left), never from array indices.
+Every result is a SimpleITK image on the input CT's own grid (so it carries the CT's geometry);
+boxes are ITK (x, y, z) voxel ``(start, size)``. Sides are decided in patient coordinates (ITK LPS,
++x = patient left), never from array indices.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from typing import Sequence
 import cc3d
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
-from renal_nnunet.anatomy.geometry import bounding_box_with_margin
+from renal_nnunet.anatomy.geometry import bounding_box_with_margin, box_slices, image_like
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
-from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
+from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
 
-__all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "segment_masses",
-           "side_of_lesion", "SIDE_VALUES"]
+__all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "kidney_boxes", "segment_masses",
+           "lesion_sides", "SIDE_VALUES"]
 
 log = logging.getLogger(__name__)
 
@@ -35,36 +35,43 @@ MIN_SIDE_AGREEMENT = 0.95
 """If the model's right/left labels agree with the anatomical sides on fewer kidney voxels than
 this, the anatomical sides (position relative to the body midline) replace them."""
 
+Box = tuple[tuple[int, int, int], tuple[int, int, int]]
+
 
 @dataclass(frozen=True)
 class KidneyResult:
-    """Kidney stage output on the CT grid.
+    """Kidney stage output.
 
     Attributes:
-        labels: uint8 (z, y, x): 0 background, 1 right kidney, 2 left kidney.
+        labels: uint8 image on the CT's grid: 0 background, 1 right kidney, 2 left kidney.
         messages: warnings for the user (empty kidney, side correction, border contact).
     """
 
-    labels: np.ndarray
+    labels: sitk.Image
     messages: tuple[str, ...]
+
+    @property
+    def found(self) -> bool:
+        """Whether any kidney voxel was kept."""
+        return bool(sitk.GetArrayViewFromImage(self.labels).any())
 
 
 @dataclass(frozen=True)
 class MassResult:
-    """Mass stage output on the CT grid.
+    """Mass stage output, images on the CT's grid.
 
     Attributes:
-        mask: bool (z, y, x), the ensemble's mass prediction inside the kidney crops.
-        probability: float32 (z, y, x), ensemble-mean mass probability (0 outside the crops).
-        spread: float32 (z, y, x), standard deviation of the mass probability across folds (NaN with
-            a single fold).
+        mask: uint8 image, 1 where the ensemble predicts a mass (inside the kidney boxes).
+        probability: float32 image, the ensemble's mass probability (0 outside the boxes).
+        spread: float32 image, standard deviation of the mass probability across folds (NaN with a
+            single fold), from the box whose probability won the voxel.
         boxes: crop box per side, ``(start, size)`` in ITK (x, y, z) voxels.
     """
 
-    mask: np.ndarray
-    probability: np.ndarray
-    spread: np.ndarray
-    boxes: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]]
+    mask: sitk.Image
+    probability: sitk.Image
+    spread: sitk.Image
+    boxes: dict[str, Box]
 
 
 def _keep_large_components(mask: np.ndarray) -> np.ndarray:
@@ -87,95 +94,95 @@ def segment_kidneys(
     (post-processed by :func:`kidneys_from_labels`)."""
     from renal_nnunet.inference.stage import predict_stage_labels
 
-    labels = predict_stage_labels(ct, model_dir, folds=tuple(folds), device=device)
-    return kidneys_from_labels(sitk.GetArrayFromImage(labels), ct)
+    return kidneys_from_labels(predict_stage_labels(ct, model_dir, folds=tuple(folds), device=device), ct)
 
 
-def kidneys_from_labels(labels: np.ndarray, ct: sitk.Image) -> KidneyResult:
-    """Kidney labels from the kidney stage's argmax (0/1 right/2 left, (z, y, x) on ``ct``'s grid).
+def kidneys_from_labels(labels: sitk.Image, ct: sitk.Image) -> KidneyResult:
+    """Kidney labels from the kidney stage's argmax (0/1 right/2 left, on ``ct``'s grid).
 
     Small stray components are dropped; the model's sides are checked against the anatomical
     sides (each kidney's position relative to the body midline, in LPS mm) and replaced by them if
     they disagree; an empty prediction and a kidney touching the image border are reported in the
     messages.
     """
-    labels = np.array(labels, dtype=np.uint8)
-    kidney = labels > 0
+    array = sitk.GetArrayFromImage(labels).astype(np.uint8)
+    kidney = array > 0
     if not kidney.any():
         message = "no kidney found: the kidney model predicted no kidney voxels (is this an abdominal CT?)"
         log.warning(message)
-        return KidneyResult(labels, (message,))
+        return KidneyResult(image_like(array, ct), (message,))
     kidney = _keep_large_components(kidney)
-    labels[~kidney] = 0
+    array[~kidney] = 0
     messages = []
-    mask_image = sitk.GetImageFromArray(kidney.astype(np.uint8))
-    mask_image.CopyInformation(ct)
-    anatomical = sitk.GetArrayFromImage(kidney_side_labels(mask_image, body_midline_mm(ct)))
-    agreement = float(np.mean(labels[kidney] == anatomical[kidney]))
+    anatomical = kidney_side_labels(image_like(kidney.astype(np.uint8), ct), body_midline_mm(ct))
+    anatomical_array = sitk.GetArrayViewFromImage(anatomical)
+    agreement = float(np.mean(array[kidney] == anatomical_array[kidney]))
     if agreement < MIN_SIDE_AGREEMENT:
         messages.append(f"the kidney model's right/left labels agree with the anatomy on only {agreement:.0%} of "
                         "kidney voxels; sides were re-assigned from patient coordinates (check the image orientation)")
-        labels = anatomical
+        array = sitk.GetArrayFromImage(anatomical)
     for side, value in SIDE_VALUES.items():
-        if _touches_border(labels == value):
+        if _touches_border(array == value):
             messages.append(f"the {side} kidney touches the image border: it may be cut off and masses outside the "
                             "field of view are missed")
-    if len(np.unique(labels[kidney])) == 1:
-        present = "right" if labels[kidney][0] == SIDE_VALUES["right"] else "left"
+    if len(np.unique(array[kidney])) == 1:
+        present = "right" if array[kidney][0] == SIDE_VALUES["right"] else "left"
         messages.append(f"only one kidney found (the {present} one)")
     for message in messages:
         log.warning(message)
-    return KidneyResult(labels, tuple(messages))
+    return KidneyResult(image_like(array, ct), tuple(messages))
+
+
+def kidney_boxes(kidneys: sitk.Image, margin_mm: float) -> dict[str, Box]:
+    """Each kidney's bounding box grown by ``margin_mm`` (the paper's region of interest for the
+    mass stage), by side; a missing kidney has no box."""
+    array = sitk.GetArrayViewFromImage(kidneys)
+    return {side: bounding_box_with_margin(array == value, kidneys.GetSpacing(), margin_mm)
+            for side, value in SIDE_VALUES.items() if (array == value).any()}
 
 
 def segment_masses(
-    ct: sitk.Image, kidney_labels: np.ndarray, model_dir: Path, folds: Sequence[int], margin_mm: float,
-    device: str = "cpu",
+    ct: sitk.Image, boxes: dict[str, Box], model_dir: Path, folds: Sequence[int], device: str = "cpu",
 ) -> MassResult:
-    """Run the mass-model ensemble on each kidney's box (grown by ``margin_mm``) and paste back.
+    """Run the mass-model ensemble on each kidney's box and paste back (boxes of :func:`kidney_boxes`).
 
-    Where the two boxes overlap, the higher mass probability wins. Masses are only searched inside
-    the boxes (the paper's region of interest).
+    Overlapping boxes merge by :func:`renal_nnunet.inference.stage.keep_higher_foreground` (the
+    higher mass probability wins). Only the boxes' probabilities are ever held per box; masses are
+    only searched inside the boxes (the paper's region of interest).
     """
-    from renal_nnunet.inference.stage import predict_stage_probabilities
+    from renal_nnunet.inference.stage import keep_higher_foreground, labels_from_foreground, predict_stage_probabilities
 
-    shape = kidney_labels.shape
-    probability = np.zeros(shape, np.float32)
-    spread = np.zeros(shape, np.float32)
-    boxes = {}
-    for side, value in SIDE_VALUES.items():
-        side_mask = kidney_labels == value
-        if not side_mask.any():
-            continue
-        start, size = bounding_box_with_margin(side_mask, ct.GetSpacing(), margin_mm)
-        boxes[side] = (start, size)
-        mean, per_fold = predict_stage_probabilities(ct, model_dir, folds=tuple(folds), crop_start=start,
-                                                     crop_size=size, device=device, return_per_fold=True,
-                                                     crop_only=True)
-        box = tuple(slice(s, s + n) for s, n in zip(reversed(start), reversed(size)))
-        box_probability = mean[1]
-        box_spread = (np.std(np.stack([fold[1] for fold in per_fold]), axis=0) if len(per_fold) > 1
-                      else np.full(box_probability.shape, np.nan, np.float32))  # one fold: no spread to measure
-        del mean, per_fold
-        higher = box_probability > probability[box]
-        probability[box] = np.where(higher, box_probability, probability[box])
-        spread[box] = np.where(higher, box_spread, spread[box])
-        log.info("%s kidney box start %s size %s: %d mass voxels", side, start, size, int((box_probability > 0.5).sum()))
-    return MassResult(probability > 0.5, probability, spread, boxes)
-
-
-def side_of_lesion(lesion_mask: np.ndarray, kidney_labels: np.ndarray, boxes: dict[str, tuple]) -> str:
-    """Side of the kidney a mass lies in: the kidney label most common under the mass grown by two
-    voxels (an exophytic mass still touches its kidney); else the box holding most of it."""
-    low = np.maximum(np.argwhere(lesion_mask).min(axis=0) - 2, 0)
-    high = np.argwhere(lesion_mask).max(axis=0) + 3
-    window = tuple(slice(a, b) for a, b in zip(low, high))
-    grown = ndimage.binary_dilation(lesion_mask[window], iterations=2)
-    counts = {side: int(np.count_nonzero(kidney_labels[window][grown] == value)) for side, value in SIDE_VALUES.items()}
-    if max(counts.values()) > 0:
-        return max(counts, key=counts.get)
-    inside = {}
+    probability = np.zeros((1, *reversed(ct.GetSize())), np.float32)
+    spread = np.zeros(probability.shape[1:], np.float32)
     for side, (start, size) in boxes.items():
-        box = tuple(slice(s, s + n) for s, n in zip(reversed(start), reversed(size)))
-        inside[side] = int(np.count_nonzero(lesion_mask[box]))
-    return max(inside, key=inside.get)
+        box_result = predict_stage_probabilities(ct, model_dir, folds=tuple(folds), crop_start=start, crop_size=size,
+                                                 device=device, per_fold=True, crop_only=True)
+        box_probability = box_result.ensemble[1:]
+        box_spread = (np.std(np.stack([fold[1] for fold in box_result.per_fold]), axis=0)
+                      if len(box_result.per_fold) > 1
+                      else np.full(box_probability.shape[1:], np.nan, np.float32))  # one fold: no spread to measure
+        del box_result
+        keep_higher_foreground(probability, box_probability, box_slices(start, size), [(spread, box_spread)])
+        log.info("%s kidney box start %s size %s: %d mass voxels", side, start, size,
+                 int((box_probability > 0.5).sum()))
+    mask = image_like(labels_from_foreground(probability), ct)
+    return MassResult(mask, image_like(probability[0], ct), image_like(spread, ct), dict(boxes))
+
+
+def lesion_sides(components: sitk.Image, kidneys: sitk.Image, boxes: dict[str, Box]) -> dict[int, str]:
+    """Side of each lesion of a component image: :func:`renal_nnunet.anatomy.sides.mass_side`
+    against the kidney labels; a mass out of the kidneys' reach takes the box holding most of it."""
+    component_array = sitk.GetArrayFromImage(components)
+    kidney_array = sitk.GetArrayViewFromImage(kidneys)
+    names = {value: side for side, value in SIDE_VALUES.items()}
+    sides = {}
+    for lesion_id, bbox in enumerate(cc3d.statistics(component_array)["bounding_boxes"][1:], start=1):
+        window = tuple(slice(max(b.start - MASS_SIDE_REACH_VOXELS, 0), b.stop + MASS_SIDE_REACH_VOXELS) for b in bbox)
+        value = mass_side(component_array[window] == lesion_id, kidney_array[window])
+        if value is None:
+            full = component_array == lesion_id
+            inside = {side: int(np.count_nonzero(full[box_slices(*box)])) for side, box in boxes.items()}
+            sides[lesion_id] = max(inside, key=inside.get)
+        else:
+            sides[lesion_id] = names[value]
+    return sides

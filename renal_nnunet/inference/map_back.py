@@ -11,7 +11,7 @@ from typing import Sequence
 
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import GridSidecar, resample_from_grid
+from renal_nnunet.anatomy.geometry import GridSidecar, image_like, resample_from_grid
 from renal_nnunet.io import InputError, read_image, write_image
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,8 @@ def map_labels_to_source(grid_labels: sitk.Image, sidecar: GridSidecar) -> sitk.
         uint8 labels with the source's size, spacing, origin and direction (0 outside a crop box).
     """
     array = sitk.GetArrayFromImage(grid_labels)
-    back = sitk.GetImageFromArray(resample_from_grid(array, sidecar, "nearest", fill_value=0).astype("uint8"))
-    back.CopyInformation(sidecar.source_reference())
-    return back
+    return image_like(resample_from_grid(array, sidecar, "nearest", fill_value=0).astype("uint8"),
+                      sidecar.source_reference())
 
 
 def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_folder: str | os.PathLike,

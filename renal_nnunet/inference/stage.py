@@ -18,13 +18,14 @@ import functools
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import bounding_box_with_margin, resample_from_grid
+from renal_nnunet.anatomy.geometry import bounding_box_with_margin, box_slices, image_like, resample_from_grid
 from renal_nnunet.io import InputError
 from renal_nnunet.trainers.registration import trainer_lookup
 
@@ -32,16 +33,34 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "PAPER_FOLDS",
+    "FoldProbabilities",
     "model_grid_size",
+    "run_network",
     "predict_grid_probabilities",
     "predict_stage_probabilities",
-    "combine_crop_probabilities",
+    "keep_higher_foreground",
+    "labels_from_foreground",
     "crop_boxes_from_labels",
     "predict_stage_labels",
 ]
 
 PAPER_FOLDS = (0, 1, 2, 3, 4)
 CHECKPOINT_NAME = "checkpoint_final.pth"
+
+
+@dataclass(frozen=True)
+class FoldProbabilities:
+    """Class probabilities of a fold ensemble, float32 channels first (C, z, y, x numpy order).
+
+    Attributes:
+        ensemble: softmax of the folds' mean logits (nnU-Net's ensemble), not the mean of the
+            fold probabilities.
+        per_fold: each fold's own probabilities, in the order of the folds asked for (empty unless
+            asked for: they cost one full array per fold).
+    """
+
+    ensemble: np.ndarray
+    per_fold: tuple[np.ndarray, ...] = ()
 
 
 def _read_plans(model_dir: Path) -> dict:
@@ -64,6 +83,9 @@ def _configuration_name(model_dir: Path) -> str:
 
 def model_grid_size(model_dir: str | os.PathLike) -> int:
     """Grid edge G (voxels) a model was trained on, from its plans (every training image is G^3).
+
+    The plans' median image size is a float; it is rounded to the nearest voxel (a median of
+    127.9999 is grid 128, not 127). The one place the grid is read from a model.
 
     Raises:
         InputError: not a model folder, or its training images were not a fixed cubic grid.
@@ -109,8 +131,8 @@ def _predictor(model_dir: str, folds: tuple, device: str, checkpoint_stamps: tup
     return predictor
 
 
-def _grid_logits_per_fold(predictor, grid_ct: sitk.Image) -> tuple[list, dict]:
-    """nnU-Net preprocessing of one grid image, then each fold's sliding-window logits."""
+def _preprocess(predictor, grid_ct: sitk.Image) -> tuple:
+    """nnU-Net's own preprocessing of one grid image (as ``nnUNetv2_predict`` runs it)."""
     import torch
 
     image = sitk.GetArrayFromImage(grid_ct)[None].astype(np.float32)
@@ -118,7 +140,19 @@ def _grid_logits_per_fold(predictor, grid_ct: sitk.Image) -> tuple[list, dict]:
     preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
     data, _, properties = preprocessor.run_case_npy(image, None, properties, predictor.plans_manager,
                                                     predictor.configuration_manager, predictor.dataset_json)
-    data = torch.from_numpy(np.ascontiguousarray(data)).float()
+    return torch.from_numpy(np.ascontiguousarray(data)).float(), properties
+
+
+def run_network(predictor, data) -> list:
+    """Each fold's sliding-window logits on preprocessed data: the only place a network runs.
+
+    Args:
+        predictor: nnU-Net's predictor with the folds' weights loaded (:func:`_predictor`).
+        data: preprocessed float tensor (channels, z, y, x).
+
+    Returns:
+        One logits tensor (C, z, y, x) per fold, in the predictor's fold order.
+    """
     all_parameters = predictor.list_of_parameters
     logits = []
     try:
@@ -127,7 +161,7 @@ def _grid_logits_per_fold(predictor, grid_ct: sitk.Image) -> tuple[list, dict]:
             logits.append(predictor.predict_logits_from_preprocessed_data(data))
     finally:
         predictor.list_of_parameters = all_parameters
-    return logits, properties
+    return logits
 
 
 def _grid_probabilities(predictor, logits, properties) -> np.ndarray:
@@ -165,8 +199,8 @@ def predict_grid_probabilities(
     model_dir: str | os.PathLike,
     folds: Sequence[int | str] = PAPER_FOLDS,
     device: str = "cpu",
-    return_per_fold: bool = False,
-) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+    per_fold: bool = False,
+) -> FoldProbabilities:
     """Class probabilities on a grid image, exactly as ``nnUNetv2_predict -f ...`` computes them.
 
     Args:
@@ -174,10 +208,10 @@ def predict_grid_probabilities(
         model_dir: nnU-Net trained-model folder.
         folds: folds whose logits are averaged before the softmax.
         device: ``cpu``, ``cuda`` or ``mps``.
-        return_per_fold: also return each fold's own probabilities.
+        per_fold: also compute each fold's own probabilities.
 
     Returns:
-        float32 (C, G, G, G) probabilities (numpy z, y, x), or ``(ensemble, [per fold])``.
+        float32 (C, G, G, G) probabilities (numpy z, y, x) of the ensemble (and of each fold).
 
     Raises:
         InputError: not a model folder, or a requested fold has no final checkpoint.
@@ -185,12 +219,14 @@ def predict_grid_probabilities(
     model_dir = Path(model_dir).resolve()
     folds = tuple(f if f == "all" else int(f) for f in folds)
     predictor = _predictor(str(model_dir), folds, device, _checkpoint_stamps(model_dir, folds))
-    fold_logits, properties = _grid_logits_per_fold(predictor, grid_ct)
+    data, properties = _preprocess(predictor, grid_ct)
+    fold_logits = run_network(predictor, data)
     mean_logits = sum(fold_logits[1:], fold_logits[0]) / len(fold_logits)  # nnU-Net's fold ensemble
     ensemble = _grid_probabilities(predictor, mean_logits, properties)
-    if not return_per_fold:
-        return ensemble
-    return ensemble, [_grid_probabilities(predictor, logits, properties) for logits in fold_logits]
+    if not per_fold:
+        return FoldProbabilities(ensemble)
+    return FoldProbabilities(ensemble, tuple(_grid_probabilities(predictor, logits, properties)
+                                             for logits in fold_logits))
 
 
 def predict_stage_probabilities(
@@ -200,9 +236,9 @@ def predict_stage_probabilities(
     crop_start: Sequence[int] | None = None,
     crop_size: Sequence[int] | None = None,
     device: str = "cpu",
-    return_per_fold: bool = False,
+    per_fold: bool = False,
     crop_only: bool = False,
-) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+) -> FoldProbabilities:
     """Class probabilities of one trained stage on ``ct``'s own voxels.
 
     Args:
@@ -215,15 +251,14 @@ def predict_stage_probabilities(
         crop_start: first voxel of the box to predict, ITK (x, y, z); default the whole CT.
         crop_size: box size in voxels, ITK (x, y, z).
         device: ``cpu``, ``cuda`` or ``mps``.
-        return_per_fold: also return each fold's own probabilities (for the ensemble spread).
+        per_fold: also return each fold's own probabilities (for the ensemble spread).
         crop_only: return the crop box's voxels only (C, z, y, x of ``crop_size``): a mass
             stage's box is a few percent of a 512x512 CT, so this saves most of the memory.
 
     Returns:
         float32 (C, Z, Y, X) probabilities in ``ct``'s geometry (C = the model's classes, in its
         dataset.json label order; background 1 outside the box), resampled linearly from the
-        grid. With ``return_per_fold``, a tuple ``(ensemble, [fold probabilities, ...])``; the
-        ensemble is the softmax of the mean logits, not the mean of the fold probabilities.
+        grid, for the ensemble (and each fold with ``per_fold``).
 
     Raises:
         InputError: not a model folder, or a requested fold has no final checkpoint.
@@ -233,26 +268,42 @@ def predict_stage_probabilities(
 
     grid_ct, sidecar = prepare_grid_ct(ct, model_grid_size(model_dir), crop_start, crop_size)
     log.debug("stage %s, box start %s size %s, folds %s", model_dir, sidecar.crop_start, sidecar.crop_size, folds)
-    result = predict_grid_probabilities(grid_ct, model_dir, folds, device, return_per_fold)
-    if not return_per_fold:
-        return _to_source(result, sidecar, crop_only)
-    ensemble, per_fold = result
-    return _to_source(ensemble, sidecar, crop_only), [_to_source(fold, sidecar, crop_only) for fold in per_fold]
+    grid = predict_grid_probabilities(grid_ct, model_dir, folds, device, per_fold)
+    return FoldProbabilities(_to_source(grid.ensemble, sidecar, crop_only),
+                             tuple(_to_source(fold, sidecar, crop_only) for fold in grid.per_fold))
 
 
-def combine_crop_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
-    """Merge full-size probabilities predicted in different crop boxes (e.g. one per kidney).
+def keep_higher_foreground(merged: np.ndarray, box_foreground: np.ndarray, box: tuple[slice, ...],
+                           companions: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> None:
+    """Merge one crop box's foreground probabilities into full-size ones, in place: the one rule
+    for overlapping crop boxes (e.g. the two kidneys' boxes of the mass stage).
 
-    Each foreground class keeps its highest probability over the boxes and background its lowest,
-    so a voxel is foreground wherever any box found it (overlaps: the more confident box wins).
-    The result is for taking the argmax; its channels need not sum to 1.
+    In each voxel of ``box`` the box wins where its total foreground probability (1 - background)
+    is strictly higher than the merged one so far, and its foreground channels replace the merged
+    ones there; on a tie the earlier box keeps the voxel. Outside every box the foreground is 0.
+
+    Args:
+        merged: float32 (C-1, Z, Y, X) foreground channels on the CT's voxels (numpy order),
+            zeros before the first box.
+        box_foreground: float32 (C-1, z, y, x) the box's foreground channels (``crop_only``).
+        box: the box as numpy slices (z, y, x) of ``merged``'s voxels.
+        companions: ``(full_size, box_values)`` pairs of per-voxel values that follow the winning
+            box (e.g. the fold spread of the mass probability).
     """
-    if not probabilities:
-        raise ValueError("no crop probabilities to combine")
-    stacked = np.stack(probabilities)
-    combined = stacked.max(axis=0)
-    combined[0] = stacked[:, 0].min(axis=0)
-    return combined
+    box_total = box_foreground.sum(axis=0) if len(box_foreground) > 1 else box_foreground[0]
+    merged_total = merged[(slice(None), *box)].sum(axis=0) if len(merged) > 1 else merged[0][box]
+    higher = box_total > merged_total
+    for channel, box_channel in zip(merged, box_foreground):
+        channel[box] = np.where(higher, box_channel, channel[box])
+    for full_size, box_values in companions:
+        full_size[box] = np.where(higher, box_values, full_size[box])
+
+
+def labels_from_foreground(foreground: np.ndarray) -> np.ndarray:
+    """uint8 argmax labels of merged foreground channels (C-1, z, y, x), background taken as
+    1 - their sum; ties go to the lower class, so a 2-class voxel is foreground iff p > 0.5."""
+    background = 1 - foreground.sum(axis=0) if len(foreground) > 1 else 1 - foreground[0]
+    return np.argmax(np.concatenate([background[None], foreground]), axis=0).astype(np.uint8)
 
 
 def crop_boxes_from_labels(labels: sitk.Image, margin_mm: float = 10.0) -> list[tuple[tuple, tuple]]:
@@ -282,7 +333,7 @@ def predict_stage_labels(
         model_dir: nnU-Net trained-model folder.
         folds: folds to ensemble.
         crop_boxes: ``(start, size)`` boxes (ITK x, y, z) predicted separately and merged with
-            :func:`combine_crop_probabilities`; None predicts the whole CT.
+            :func:`keep_higher_foreground`; None predicts the whole CT.
         device: torch device name.
 
     Returns:
@@ -292,13 +343,15 @@ def predict_stage_labels(
         from renal_nnunet.anatomy.grid import prepare_grid_ct
 
         grid_ct, sidecar = prepare_grid_ct(ct, model_grid_size(model_dir))
-        array = _to_source_labels(predict_grid_probabilities(grid_ct, model_dir, folds, device), sidecar)
-    elif len(crop_boxes) == 0:
+        return image_like(_to_source_labels(predict_grid_probabilities(grid_ct, model_dir, folds, device).ensemble,
+                                            sidecar), ct)
+    if len(crop_boxes) == 0:
         raise ValueError("crop_boxes is empty: nothing to predict (is the kidney segmentation empty?)")
-    else:
-        array = np.argmax(combine_crop_probabilities([
-            predict_stage_probabilities(ct, model_dir, folds, start, size, device) for start, size in crop_boxes]),
-            axis=0).astype(np.uint8)
-    labels = sitk.GetImageFromArray(array)
-    labels.CopyInformation(ct)
-    return labels
+    foreground = None
+    for start, size in crop_boxes:
+        box_probabilities = predict_stage_probabilities(ct, model_dir, folds, start, size, device,
+                                                        crop_only=True).ensemble
+        if foreground is None:
+            foreground = np.zeros((len(box_probabilities) - 1, *reversed(ct.GetSize())), np.float32)
+        keep_higher_foreground(foreground, box_probabilities[1:], box_slices(start, size))
+    return image_like(labels_from_foreground(foreground), ct)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.io import read_image, write_image, write_json
 
@@ -56,13 +57,10 @@ def one_stage_to_output_labels(labels: np.ndarray, ct: sitk.Image) -> sitk.Image
     convention: kidney voxels 1 right / 2 left by patient coordinates, masses 6 (unclassified)."""
     from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
 
-    kidney = sitk.GetImageFromArray((labels > 0).astype(np.uint8))
-    kidney.CopyInformation(ct)
+    kidney = image_like((labels > 0).astype(np.uint8), ct)
     out = sitk.GetArrayFromImage(kidney_side_labels(kidney, body_midline_mm(ct))) if labels.any() else labels * 0
     out[labels == ONE_STAGE_LABELS["mass"]] = OUTPUT_LABELS["mass_too_small"]
-    image = sitk.GetImageFromArray(out.astype(np.uint8))
-    image.CopyInformation(ct)
-    return image
+    return image_like(out.astype(np.uint8), ct)
 
 
 def _images(folder: Path) -> list[Path]:
@@ -79,7 +77,7 @@ def _predict_grid_one_stage(images: list[Path], out: Path, model_dir: Path, fold
     for path in images:
         ct = read_image(path)
         started = time.perf_counter()
-        probabilities = predict_stage_probabilities(ct, model_dir, folds=folds, device=device)
+        probabilities = predict_stage_probabilities(ct, model_dir, folds=folds, device=device).ensemble
         seg = one_stage_to_output_labels(np.argmax(probabilities, axis=0), ct)
         seconds += time.perf_counter() - started
         write_image(seg, out / f"{case_id_from_path(path)}_seg.nii.gz")

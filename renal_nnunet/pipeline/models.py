@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, LESION_CLASSES, MASS_STAGE_LABELS, OUTPUT_LABELS
+from renal_nnunet.inference.stage import model_grid_size
 from renal_nnunet.io import InputError, atomic_path, write_json
 
 __all__ = [
@@ -180,7 +181,7 @@ def assemble_models(
                                   ("mass", Path(mass_model_dir), MASS_STAGE_LABELS)):
         relative = PurePosixPath(stage, source.parent.name, source.name)
         _copy_trained_model(source, models_dir / relative, folds)
-        grids.add(_grid_from_plans(models_dir / relative))
+        grids.add(model_grid_size(models_dir / relative))
         stages[stage] = StageModel(str(relative), tuple(int(f) for f in folds), dict(labels))
     if len(grids) != 1:
         raise InputError(models_dir, f"kidney and mass models use different grids {sorted(grids)}")
@@ -201,20 +202,6 @@ def assemble_models(
     log.info("assembled models folder %s (grid %d, folds %s, %d classifier checkpoints)",
              models_dir, manifest.grid, list(folds), len(classifier))
     return manifest
-
-
-def _grid_from_plans(model_dir: Path) -> int:
-    """Grid edge length (voxels) of an nnU-Net model trained on grid images: its median patient size."""
-    plans_path = model_dir / "plans.json"
-    configuration = model_dir.name.split("__")[-1]
-    try:
-        plans = json.loads(plans_path.read_text())
-        shape = plans["configurations"][configuration]["median_image_size_in_voxels"]
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(plans_path, f"cannot read the grid from the nnU-Net plans ({type(err).__name__}: {err})") from None
-    if len(set(int(s) for s in shape)) != 1:
-        raise InputError(plans_path, f"model was not trained on a cubic grid (median image size {shape})")
-    return int(shape[0])
 
 
 def load_models(models_dir: str | os.PathLike, folds: Sequence[int] | None = None) -> ModelsManifest:

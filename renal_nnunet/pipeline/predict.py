@@ -24,9 +24,16 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import paste_on_grid
+from renal_nnunet.anatomy.geometry import image_like, paste_on_grid
 from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
-from renal_nnunet.inference.cascade import SIDE_VALUES, segment_kidneys, segment_masses, side_of_lesion
+from renal_nnunet.inference.cascade import (
+    SIDE_VALUES,
+    MassResult,
+    kidney_boxes,
+    lesion_sides,
+    segment_kidneys,
+    segment_masses,
+)
 from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, write_image, write_json
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
@@ -107,13 +114,16 @@ class CaseResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _classify(ct: sitk.Image, lesion_ids: np.ndarray, checkpoints: list[Path], config: PredictConfig) -> dict:
-    """Classifier-ensemble verdicts by lesion id for the nonzero ids of ``lesion_ids``."""
-    from renal_nnunet.classification.predict import classify_lesions
+def _classify(ct: sitk.Image, components: sitk.Image, skip_ids: Sequence[int], checkpoints: list[Path],
+              config: PredictConfig) -> dict:
+    """Classifier-ensemble verdicts by lesion id for the lesions of ``components`` not in ``skip_ids``."""
+    from renal_nnunet.classification.predict import classify_lesions, lesion_ids_of
 
-    mask = sitk.GetImageFromArray(lesion_ids.astype(np.uint16))
-    mask.CopyInformation(ct)
-    return {c.lesion_id: c for c in classify_lesions(ct, mask, checkpoints, cam=config.cam, device=config.device)}
+    to_classify = sitk.ChangeLabel(components, changeMap={int(i): 0 for i in skip_ids})
+    if not lesion_ids_of(to_classify):
+        return {}
+    return {c.lesion_id: c for c in classify_lesions(ct, to_classify, checkpoints, cam=config.cam,
+                                                     device=config.device)}
 
 
 def analyse_ct(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest, config: PredictConfig) -> CaseAnalysis:
@@ -138,63 +148,80 @@ def _to_input_geometry(image: sitk.Image, ct: sitk.Image, orientation: str) -> s
 
 def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest,
                        config: PredictConfig) -> CaseAnalysis:
+    """The paper's steps on an LPS CT: kidneys -> boxes -> masses -> components -> classes -> outputs."""
     from renal_nnunet.anatomy.lesions import lesion_components, lesion_properties
     from renal_nnunet.classification.predict import lesions_touching_border
 
-    started = time.perf_counter()
-    stage_seconds = {}
+    clock = _StageClock()
     kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device)
-    stage_seconds["kidney"] = time.perf_counter() - started
-    seg = kidneys.labels.copy()
+    clock.lap("kidney")
+    if not kidneys.found:
+        return _case_analysis(kidneys.labels, (), {}, kidneys.messages, False, clock)
+    boxes = kidney_boxes(kidneys.labels, manifest.margin_mm)
+    masses = segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device)
+    clock.lap("mass")
+    components = lesion_components(masses.mask, connectivity=26)
+    lesions = lesion_properties(components)
+    threshold_mm = (manifest.min_classify_diameter_mm if config.min_classify_diameter_mm is None
+                    else config.min_classify_diameter_mm)
+    small_ids = [p.lesion_id for p in lesions if p.average_diameter_mm < threshold_mm]
+    cut_off_ids = sorted(set(lesions_touching_border(components)) - set(small_ids))
     messages = list(kidneys.messages)
-    records: list[LesionRecord] = []
-    cams: dict[int, sitk.Image] = {}
-    if seg.any():
-        masses = segment_masses(ct, kidneys.labels, models_dir / manifest.mass.path, manifest.mass.folds,
-                                manifest.margin_mm, config.device)
-        stage_seconds["mass"] = time.perf_counter() - started - stage_seconds["kidney"]
-        mass_image = sitk.GetImageFromArray(masses.mask.astype(np.uint8))
-        mass_image.CopyInformation(ct)
-        component_image = lesion_components(mass_image, connectivity=26)
-        components = sitk.GetArrayFromImage(component_image)
-        lesions = lesion_properties(component_image)
-        threshold_mm = (manifest.min_classify_diameter_mm if config.min_classify_diameter_mm is None
-                        else config.min_classify_diameter_mm)
-        small_ids = [p.lesion_id for p in lesions if p.average_diameter_mm < threshold_mm]
-        cut_off_ids = sorted(set(lesions_touching_border(component_image)) - set(small_ids))
-        if cut_off_ids:
-            messages.append(f"mass(es) {cut_off_ids} touch the image border (cut off by the field of view): "
-                            "not classified")
-        to_classify = np.where(np.isin(components, small_ids + cut_off_ids), 0, components)
-        classified = (_classify(ct, to_classify, [models_dir / p for p in manifest.classifier], config)
-                      if to_classify.any() else {})
-        stage_seconds["classification"] = time.perf_counter() - started - sum(stage_seconds.values())
-        ct_array = sitk.GetArrayViewFromImage(ct)
-        for lesion in lesions:
-            mask = components == lesion.lesion_id
-            record = _lesion_record(lesion, mask, ct_array, kidneys.labels, masses, classified.get(lesion.lesion_id),
-                                    CUT_OFF_CLASS if lesion.lesion_id in cut_off_ids else TOO_SMALL_CLASS)
-            records.append(record)
-            seg[mask] = record.output_label
-            cam = getattr(classified.get(lesion.lesion_id), "cam", None)
-            if cam is not None:
-                cams[lesion.lesion_id] = cam
-        if not lesions:
-            messages.append("no renal masses found")
-    seg_image = sitk.GetImageFromArray(seg.astype(np.uint8))
-    seg_image.CopyInformation(ct)
-    log.info("stage times: %s", ", ".join(f"{name} {s:.1f} s" for name, s in stage_seconds.items()))
-    return CaseAnalysis(seg_image, tuple(records), cams, tuple(messages), bool(kidneys.labels.any()), stage_seconds)
+    if cut_off_ids:
+        messages.append(f"mass(es) {cut_off_ids} touch the image border (cut off by the field of view): "
+                        "not classified")
+    classified = _classify(ct, components, small_ids + cut_off_ids, [models_dir / p for p in manifest.classifier],
+                           config)
+    clock.lap("classification")
+    sides = lesion_sides(components, kidneys.labels, boxes)
+    records = tuple(_lesion_record(lesion, components, ct, sides[lesion.lesion_id], masses,
+                                   classified.get(lesion.lesion_id),
+                                   CUT_OFF_CLASS if lesion.lesion_id in cut_off_ids else TOO_SMALL_CLASS)
+                    for lesion in lesions)
+    cams = {lesion.lesion_id: classified[lesion.lesion_id].cam for lesion in lesions
+            if getattr(classified.get(lesion.lesion_id), "cam", None) is not None}
+    if not lesions:
+        messages.append("no renal masses found")
+    return _case_analysis(_output_labels(kidneys.labels, components, records), records, cams, tuple(messages), True,
+                          clock)
 
 
-def _lesion_record(lesion, mask: np.ndarray, ct_array: np.ndarray, kidney_labels: np.ndarray, masses,
+class _StageClock:
+    """Wall seconds per stage, each lap measured from the end of the previous one."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._started = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        self.seconds[name] = time.perf_counter() - self._started - sum(self.seconds.values())
+
+
+def _case_analysis(seg: sitk.Image, records: tuple, cams: dict, messages: tuple, kidney_found: bool,
+                   clock: _StageClock) -> CaseAnalysis:
+    log.info("stage times: %s", ", ".join(f"{name} {s:.1f} s" for name, s in clock.seconds.items()))
+    return CaseAnalysis(seg, records, cams, messages, kidney_found, clock.seconds)
+
+
+def _output_labels(kidneys: sitk.Image, components: sitk.Image, records: Sequence[LesionRecord]) -> sitk.Image:
+    """Output label map: the kidney labels with each lesion's voxels set to its output label."""
+    seg = sitk.GetArrayFromImage(kidneys).astype(np.uint8)
+    component_array = sitk.GetArrayViewFromImage(components)
+    for record in records:
+        seg[component_array == record.lesion_id] = record.output_label
+    return image_like(seg, kidneys)
+
+
+def _lesion_record(lesion, components: sitk.Image, ct: sitk.Image, side: str, masses: MassResult,
                    classification, unclassified_as: str) -> LesionRecord:
-    values = ct_array[mask].astype(np.float64)
+    mask = sitk.GetArrayViewFromImage(components) == lesion.lesion_id
+    values = sitk.GetArrayViewFromImage(ct)[mask].astype(np.float64)
     common = dict(
-        lesion_id=lesion.lesion_id, side=side_of_lesion(mask, kidney_labels, masses.boxes),
+        lesion_id=lesion.lesion_id, side=side,
         volume_ml=lesion.volume_ml, average_diameter_mm=lesion.average_diameter_mm,
         mean_hu=float(values.mean()), max_hu=float(values.max()), centroid_mm=lesion.centroid_mm,
-        mass_prob_mean=float(masses.probability[mask].mean()), mass_prob_spread=float(masses.spread[mask].mean()),
+        mass_prob_mean=float(sitk.GetArrayViewFromImage(masses.probability)[mask].mean()),
+        mass_prob_spread=float(sitk.GetArrayViewFromImage(masses.spread)[mask].mean()),
     )
     if classification is None:
         return LesionRecord(output_label=OUTPUT_LABELS["mass_too_small"], lesion_class=unclassified_as, **common)

@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.anatomy.geometry import physical_points_mm
+from renal_nnunet.anatomy.geometry import image_like, physical_points_mm
 from renal_nnunet.anatomy.labels import KITS_LABELS
 from renal_nnunet.synthetic.anatomy import (
     ABDOMINAL_WALL_MM,
@@ -154,6 +154,4 @@ def paint_ct(labels: sitk.Image, subtype: str | None, seed: int) -> sitk.Image:
     np.copyto(ct[box], np.int16(hu.renal_cortex), where=array[box] == KITS_LABELS["kidney"])
     _paint_masses(ct, array, box, geometry.spacing_mm[::-1], subtype, rng)
     add_noise_hu(ct, hu.noise_sd, rng)
-    image = sitk.GetImageFromArray(ct)
-    image.CopyInformation(labels)
-    return image
+    return image_like(ct, labels)

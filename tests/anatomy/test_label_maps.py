@@ -42,6 +42,20 @@ def test_pipeline_masses_take_the_side_of_the_kidney_they_touch_or_the_nearest()
     assert set(np.unique(anatomy.mass_class)) == {0, SOLID, CYSTIC}
 
 
+def test_pipeline_masses_follow_the_pipeline_s_side_rule():
+    """The evaluation assigns a mass's side as the pipeline does (``mass_side``: kidney labels within
+    two 6-connected voxel steps), not by its one-voxel shell: here the shell holds one right-kidney
+    voxel (diagonal), the two-step reach two left-kidney voxels."""
+    from renal_nnunet.anatomy.sides import mass_side
+
+    array = np.zeros((5, 5, 12), np.uint8)
+    array[2, 2, 5] = SOLID
+    array[1, 1, 4] = RIGHT
+    array[2, 2, 7] = array[2, 4, 5] = LEFT
+    anatomy = pipeline_anatomy(image(array, flip_x=False))
+    assert anatomy.side[2, 2, 5] == LEFT == mass_side(array == SOLID, array)
+
+
 def test_kits_sides_follow_patient_x_not_array_index():
     kits = np.zeros(SHAPE, np.uint8)
     kits[ball(SHAPE, (8, 16, 10), (5, 8, 6))] = 1

@@ -117,3 +117,24 @@ def test_horseshoe_kidney_is_split_at_the_midline_and_a_lone_kidney_keeps_its_si
 def test_body_midline_rejects_an_image_that_is_not_hu():
     with pytest.raises(ValueError, match="HU"):
         body_midline_mm(_image(np.full((5, 8, 8), -1024, np.int16)))
+
+
+def test_a_mass_takes_the_side_most_common_within_two_voxels_ties_to_the_right():
+    """The one rule of the pipeline, the evaluation and the converter (``mass_side``)."""
+    from renal_nnunet.anatomy.sides import mass_side
+
+    sides = np.zeros((5, 5, 12), np.uint8)
+    mass = np.zeros(sides.shape, bool)
+    mass[2, 2, 5] = True
+    assert mass_side(mass, sides) is None  # no kidney within reach: the caller's fallback decides
+    sides[2, 2, 8] = 2  # three 6-connected steps away: out of reach
+    assert mass_side(mass, sides) is None
+    sides[2, 2, 7] = 2  # two steps
+    assert mass_side(mass, sides) == 2
+    sides[2, 2, 3] = 1
+    assert mass_side(mass, sides) == 1  # one right, one left: a tie goes to the right
+    sides[2, 2, 5] = 2  # the mass's own voxel counts where it carries a side (the converter's labels)
+    assert mass_side(mass, sides) == 2
+    sides[1, 1, 4] = 1  # a diagonal neighbour is three 6-connected steps away: out of reach
+    assert mass_side(mass, sides) == 2
+    assert mass_side(mass[1:, 1:, 2:], sides[1:, 1:, 2:]) == 2  # a window reaching two voxels past the mass suffices

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.geometry import box_slices
 from renal_nnunet.inference.stage import (
-    combine_crop_probabilities,
     crop_boxes_from_labels,
+    keep_higher_foreground,
+    labels_from_foreground,
     model_grid_size,
     predict_stage_probabilities,
 )
@@ -28,6 +30,16 @@ def _model_dir(tmp_path, median_size):
 
 def test_grid_size_comes_from_the_plans(tmp_path):
     assert model_grid_size(_model_dir(tmp_path, [128.0, 128.0, 128.0])) == 128
+
+
+def test_grid_size_is_rounded_and_the_models_folder_reads_it_the_same_way(tmp_path):
+    """One rule for the grid of a model: the plans' float median rounded (127.9999 is 128, not 127),
+    used by inference and by the models folder's manifest."""
+    import renal_nnunet.pipeline.models as models
+
+    assert model_grid_size(_model_dir(tmp_path / "a", [127.9999, 128.0001, 127.6])) == 128
+    assert model_grid_size(_model_dir(tmp_path / "b", [31.4, 31.49, 30.6])) == 31
+    assert models.model_grid_size is model_grid_size
 
 
 def test_a_model_not_trained_on_a_cubic_grid_is_refused(tmp_path):
@@ -58,18 +70,69 @@ def test_crop_boxes_follow_each_label_with_the_margin_in_mm():
     assert boxes == [((1, 1, 1), (7, 11, 4)), ((18, 6, 4), (9, 10, 6))]
 
 
+def _merged(boxes, shape):
+    foreground = np.zeros((len(boxes[0][0]) - 1, *shape), np.float32)
+    spread = np.zeros(shape, np.float32)
+    for probabilities, start, size, box_spread in boxes:
+        keep_higher_foreground(foreground, probabilities[1:], box_slices(start, size), [(spread, box_spread)])
+    return foreground, spread
+
+
 def test_merged_crops_keep_each_box_foreground():
     shape = (4, 4, 4)
-    left = np.zeros((2, *shape), np.float32)
-    left[0] = 1.0
-    left[:, :, :, :2] = np.array([0.2, 0.8], np.float32)[:, None, None, None]
-    right = np.zeros((2, *shape), np.float32)
-    right[0] = 1.0
-    right[:, :, :, 3:] = np.array([0.4, 0.6], np.float32)[:, None, None, None]
-    labels = np.argmax(combine_crop_probabilities([left, right]), axis=0)
+    left = np.zeros((2, 4, 4, 2), np.float32)
+    left[:] = np.array([0.2, 0.8], np.float32)[:, None, None, None]
+    right = np.zeros((2, 4, 4, 1), np.float32)
+    right[:] = np.array([0.4, 0.6], np.float32)[:, None, None, None]
+    foreground, spread = _merged([(left, (0, 0, 0), (2, 4, 4), np.full((4, 4, 2), 0.1, np.float32)),
+                                  (right, (3, 0, 0), (1, 4, 4), np.full((4, 4, 1), 0.3, np.float32))], shape)
+    labels = labels_from_foreground(foreground)
     assert labels[..., :2].all() and labels[..., 3:].all() and not labels[..., 2].any()
-    with pytest.raises(ValueError):
-        combine_crop_probabilities([])
+    assert (spread[..., :2] == 0.1).all() and (spread[..., 3] == 0.3).all() and (spread[..., 2] == 0).all()
+
+
+def test_overlapping_boxes_the_higher_foreground_wins_with_its_companions_and_ties_stay():
+    first = np.array([0.3, 0.7], np.float32)[:, None, None, None] * np.ones((2, 1, 1, 3), np.float32)
+    second = np.array([[[[0.2, 0.3, 0.9]]], [[[0.8, 0.7, 0.1]]]], np.float32)  # x: higher, tie, lower
+    foreground, spread = _merged([(first, (0, 0, 0), (3, 1, 1), np.ones((1, 1, 3), np.float32)),
+                                  (second, (0, 0, 0), (3, 1, 1), np.full((1, 1, 3), 2.0, np.float32))], (1, 1, 3))
+    np.testing.assert_array_equal(foreground[0, 0, 0], np.array([0.8, 0.7, 0.7], np.float32))
+    np.testing.assert_array_equal(spread[0, 0], [2.0, 1.0, 1.0])  # a tie keeps the earlier box
+
+
+def test_multi_class_boxes_merge_by_total_foreground_keeping_the_winner_s_channels():
+    a = np.array([0.2, 0.5, 0.3], np.float32)[:, None, None, None]
+    b = np.array([0.3, 0.1, 0.6], np.float32)[:, None, None, None]
+    foreground, _ = _merged([(a, (0, 0, 0), (1, 1, 1), np.zeros((1, 1, 1), np.float32)),
+                             (b, (0, 0, 0), (1, 1, 1), np.zeros((1, 1, 1), np.float32))], (1, 1, 1))
+    np.testing.assert_array_equal(foreground[:, 0, 0, 0], np.array([0.5, 0.3], np.float32))  # a's foreground 0.8 beats b's 0.7
+    assert labels_from_foreground(foreground)[0, 0, 0] == 1
+
+
+def test_two_class_labels_are_foreground_above_one_half_as_the_cascade_and_the_old_stage_merge():
+    """For a 2-class model the one merge gives the cascade's mask (max of the boxes' mass probability
+    > 0.5) and the labels of the old per-class merge (foreground max, background min, argmax);
+    p = 0.5 exactly is background."""
+    rng = np.random.default_rng(3)
+    shape = (6, 7, 8)
+    boxes, full = [], []
+    for start, size in (((0, 0, 0), (5, 7, 6)), ((3, 1, 2), (5, 5, 4))):
+        fg = rng.random(size[::-1]).astype(np.float32)
+        fg.flat[::7] = 0.5
+        box = np.stack([1 - fg, fg])
+        boxes.append((box, start, size, np.zeros(size[::-1], np.float32)))
+        whole = np.zeros((2, *shape), np.float32)
+        whole[0] = 1.0
+        whole[(slice(None), *box_slices(start, size))] = box
+        full.append(whole)
+    foreground, _ = _merged(boxes, shape)
+    labels = labels_from_foreground(foreground)
+    stacked = np.stack(full)
+    old_stage = np.argmax(np.stack([stacked[:, 0].min(axis=0), stacked[:, 1].max(axis=0)]), axis=0)
+    cascade = stacked[:, 1].max(axis=0) > 0.5
+    assert labels.dtype == np.uint8 and (foreground[0] == 0.5).any()
+    np.testing.assert_array_equal(labels, cascade.astype(np.uint8))
+    np.testing.assert_array_equal(labels, old_stage)
 
 
 def test_channel_by_channel_argmax_equals_the_argmax_of_all_probabilities():

@@ -54,7 +54,7 @@ def test_wrappers_train_and_predict_without_the_variable(planned_tiny_kidney, us
     assert inside.any() and not inside.all()
     assert not sitk.GetArrayFromImage(in_boxes)[~inside].any(), "nothing is predicted outside the crop boxes"
     start, size = crop_boxes_from_labels(kidneys, margin_mm=20)[0]
-    probabilities = predict_stage_probabilities(ct, model_dir, folds=(2,), crop_start=start, crop_size=size)
+    probabilities = predict_stage_probabilities(ct, model_dir, folds=(2,), crop_start=start, crop_size=size).ensemble
     outside = np.ones(inside.shape, bool)
     outside[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]] = False
     assert (probabilities[0][outside] == 1).all() and (probabilities[1:, outside] == 0).all()

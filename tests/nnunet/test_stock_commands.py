@@ -78,7 +78,7 @@ def test_stock_predict_then_map_back_lands_on_the_ct(stock_model, heldout_cases,
         predicted = sitk.GetArrayFromImage(labels)
         reference = sitk.GetArrayFromImage(read_image(heldout_cases["kidney_reference"][case])) > 0
 
-        untrained = np.argmax(predict_stage_probabilities(ct, untrained_dir, folds=(0,)), axis=0) > 0
+        untrained = np.argmax(predict_stage_probabilities(ct, untrained_dir, folds=(0,)).ensemble, axis=0) > 0
         trained_dice, untrained_dice = dice(predicted > 0, reference), dice(untrained, reference)
         assert trained_dice > max(0.3, untrained_dice + 0.25), (case, trained_dice, untrained_dice)
 
@@ -95,10 +95,10 @@ def test_stock_predict_then_map_back_lands_on_the_ct(stock_model, heldout_cases,
         # in-process, the same grid image gives nnUNetv2_predict's labels (same preprocessing, same
         # fold-logit averaging); mapped back, probabilities cover the CT and sum to 1
         grid_image = read_image(heldout_cases["grid_images"] / f"{case}_0000.nii.gz")
-        grid_labels = np.argmax(predict_grid_probabilities(grid_image, model_dir, folds=(0, 1)), axis=0)
+        grid_labels = np.argmax(predict_grid_probabilities(grid_image, model_dir, folds=(0, 1)).ensemble, axis=0)
         stock_grid_labels = sitk.GetArrayFromImage(read_image(predictions / f"{case}.nii.gz"))
         assert np.mean(grid_labels == stock_grid_labels) > 0.999
-        probabilities = predict_stage_probabilities(ct, model_dir, folds=(0, 1))
+        probabilities = predict_stage_probabilities(ct, model_dir, folds=(0, 1)).ensemble
         assert probabilities.shape == (3, *predicted.shape) and probabilities.dtype == np.float32
         assert np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
         assert dice(np.argmax(probabilities, axis=0) > 0, reference) > max(0.3, untrained_dice + 0.25)
