@@ -32,6 +32,7 @@ import SimpleITK as sitk
 from renal_nnunet.io import InputError, write_json
 
 __all__ = [
+    "ImageGeometry",
     "GridSidecar",
     "resample_to_grid",
     "resample_from_grid",
@@ -49,23 +50,70 @@ Interpolation = Literal["nearest", "linear", "label"]
 
 
 @dataclass(frozen=True)
-class GridSidecar:
-    """Source geometry and crop box of a grid-resampled image (all in ITK (x, y, z) order).
+class ImageGeometry:
+    """Voxel grid of an image, all in ITK (x, y, z) order: the one description of a geometry
+    (the grid sidecar extends it with the crop box; the synthetic phantoms paint on it).
 
     Attributes:
-        size: source image size in voxels.
-        spacing_mm: source voxel spacing in mm.
-        origin_mm: source origin (LPS mm).
-        direction: source direction cosines, 9 values row-major.
-        crop_start: first source voxel of the crop box.
-        crop_size: crop box size in source voxels (the whole image when not cropped).
-        grid: grid edge length in voxels (the grid is grid x grid x grid).
+        size: image size in voxels.
+        spacing_mm: voxel spacing in mm.
+        origin_mm: centre of the first voxel (LPS mm).
+        direction: direction cosines, 9 values row-major.
     """
 
     size: tuple[int, int, int]
     spacing_mm: tuple[float, float, float]
     origin_mm: tuple[float, float, float]
     direction: tuple[float, ...]
+
+    @classmethod
+    def of(cls, image: sitk.Image) -> "ImageGeometry":
+        """The geometry of an image."""
+        return cls(tuple(int(s) for s in image.GetSize()), tuple(float(s) for s in image.GetSpacing()),
+                   tuple(float(o) for o in image.GetOrigin()), tuple(float(d) for d in image.GetDirection()))
+
+    @property
+    def shape_zyx(self) -> tuple[int, int, int]:
+        """The numpy array shape (z, y, x) of an image on this grid."""
+        return tuple(reversed(self.size))
+
+    @property
+    def index_to_patient(self) -> np.ndarray:
+        """3x3 matrix mapping an ITK (x, y, z) index offset to an LPS offset in mm."""
+        return np.asarray(self.direction, float).reshape(3, 3) * np.asarray(self.spacing_mm, float)
+
+    def patient_bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        """LPS min and max corner (mm) of the box spanned by the voxel centres."""
+        size = np.asarray(self.size) - 1
+        corners = np.array([[i, j, k] for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])], float)
+        points = np.asarray(self.origin_mm) + corners @ self.index_to_patient.T
+        return points.min(0), points.max(0)
+
+    def centre_mm(self) -> np.ndarray:
+        """LPS position (mm) of the grid's centre."""
+        low, high = self.patient_bounds_mm()
+        return (low + high) / 2
+
+    def source_reference(self) -> sitk.Image:
+        """An empty (uint8) image on this grid, to resample onto or copy information from."""
+        ref = sitk.Image([int(s) for s in self.size], sitk.sitkUInt8)
+        ref.SetSpacing(self.spacing_mm)
+        ref.SetOrigin(self.origin_mm)
+        ref.SetDirection(self.direction)
+        return ref
+
+
+@dataclass(frozen=True)
+class GridSidecar(ImageGeometry):
+    """Source geometry (the :class:`ImageGeometry` fields) and crop box of a grid-resampled image,
+    all in ITK (x, y, z) order.
+
+    Attributes:
+        crop_start: first source voxel of the crop box.
+        crop_size: crop box size in source voxels (the whole image when not cropped).
+        grid: grid edge length in voxels (the grid is grid x grid x grid).
+    """
+
     crop_start: tuple[int, int, int]
     crop_size: tuple[int, int, int]
     grid: int
@@ -74,14 +122,6 @@ class GridSidecar:
     def grid_spacing_mm(self) -> np.ndarray:
         """True physical spacing of the grid voxels in mm, (x, y, z)."""
         return np.asarray(self.crop_size, float) * np.asarray(self.spacing_mm) / self.grid
-
-    def source_reference(self) -> sitk.Image:
-        """An empty image with the source geometry, to resample onto or copy information from."""
-        ref = sitk.Image([int(s) for s in self.size], sitk.sitkUInt8)
-        ref.SetSpacing(self.spacing_mm)
-        ref.SetOrigin(self.origin_mm)
-        ref.SetDirection(self.direction)
-        return ref
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write the sidecar atomically as JSON."""
@@ -108,15 +148,7 @@ def _sidecar_for(image: sitk.Image, grid: int, crop_start, crop_size) -> GridSid
             raise ValueError(f"crop box start {start} size {extent} lies outside the image of size {size}")
     if grid < 2:
         raise ValueError(f"grid must be at least 2 voxels, got {grid}")
-    return GridSidecar(
-        size=size,
-        spacing_mm=tuple(float(s) for s in image.GetSpacing()),
-        origin_mm=tuple(float(o) for o in image.GetOrigin()),
-        direction=tuple(float(d) for d in image.GetDirection()),
-        crop_start=start,
-        crop_size=extent,
-        grid=int(grid),
-    )
+    return GridSidecar(**asdict(ImageGeometry.of(image)), crop_start=start, crop_size=extent, grid=int(grid))
 
 
 def canonical_axes(direction: Sequence[float]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from renal_nnunet.synthetic.shapes import Ellipsoid, GridGeometry, paint
+from renal_nnunet.anatomy.geometry import ImageGeometry
+from renal_nnunet.synthetic.shapes import Ellipsoid, paint
 from renal_nnunet.synthetic.textures import TissueHU
 
 INF = np.inf
@@ -52,7 +53,7 @@ def _cylinder(layout: BodyLayout, centre_xy, semi_xy) -> Ellipsoid:
     return Ellipsoid(layout.at((*centre_xy, 0.0)), (*layout.size(semi_xy), INF))
 
 
-def paint_background(ct: np.ndarray, geometry: GridGeometry, layout: BodyLayout, hu: TissueHU, rng: np.random.Generator) -> None:
+def paint_background(ct: np.ndarray, geometry: ImageGeometry, layout: BodyLayout, hu: TissueHU, rng: np.random.Generator) -> None:
     """Paint air, body wall, visceral fat, bowel, liver, spleen, muscles, spine and vessels (in place).
 
     Args:

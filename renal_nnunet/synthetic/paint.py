@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.anatomy.geometry import image_like, physical_points_mm
+from renal_nnunet.anatomy.geometry import ImageGeometry, image_like, physical_points_mm
 from renal_nnunet.anatomy.labels import KITS_LABELS
 from renal_nnunet.synthetic.anatomy import (
     ABDOMINAL_WALL_MM,
@@ -32,7 +32,7 @@ from renal_nnunet.synthetic.anatomy import (
     BodyLayout,
     paint_background,
 )
-from renal_nnunet.synthetic.shapes import Ellipsoid, GridGeometry, paint
+from renal_nnunet.synthetic.shapes import Ellipsoid, paint
 from renal_nnunet.synthetic.textures import add_noise_hu, lesion_texture_hu, sample_tissue_hu, tumour_kind_for_subtype
 
 MIN_SIDE_FRACTION = 0.05
@@ -81,7 +81,7 @@ def body_midline_from_kidneys_mm(labels: sitk.Image, points_mm: np.ndarray) -> f
     if two_kidneys:
         return float((left.mean() + right.mean()) / 2)
     kidney_x = points_mm[:, 0].mean()
-    side = 1.0 if kidney_x > GridGeometry.of(labels).centre_mm()[0] else -1.0  # +1: patient's left
+    side = 1.0 if kidney_x > ImageGeometry.of(labels).centre_mm()[0] else -1.0  # +1: patient's left
     return float(kidney_x - side * SINGLE_KIDNEY_MIDLINE_OFFSET_MM)
 
 
@@ -144,7 +144,7 @@ def paint_ct(labels: sitk.Image, subtype: str | None, seed: int) -> sitk.Image:
     if array[box].max() > KITS_LABELS["cyst"] or array[box].min() < 0:
         raise ValueError(f"label values must be in {{0, 1, 2, 3}}; found {sorted(np.unique(array[box]).tolist())}")
     points_mm = _labelled_points_mm(labels, array, box)
-    geometry = GridGeometry.of(labels)
+    geometry = ImageGeometry.of(labels)
     layout = body_layout_from_kidneys(labels, points_mm)
     hu = sample_tissue_hu(rng)
     ct = np.empty(array.shape, np.int16)

@@ -13,9 +13,10 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.geometry import ImageGeometry
 from renal_nnunet.anatomy.labels import KITS_LABELS
 from renal_nnunet.synthetic.anatomy import KIDNEY_CENTRE_MM, KIDNEY_SEMI_AXES_MM, BodyLayout, paint_background
-from renal_nnunet.synthetic.shapes import Ellipsoid, GridGeometry, paint, rasterise, rotation_deg
+from renal_nnunet.synthetic.shapes import Ellipsoid, paint, rasterise, rotation_deg
 from renal_nnunet.synthetic.textures import (
     LESION_KINDS,
     LesionKind,
@@ -73,17 +74,17 @@ class Phantom:
     organ_centres_mm: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
 
-def _empty_grid(shape_zyx, spacing_zyx_mm, direction, origin_mm) -> GridGeometry:
+def _empty_grid(shape_zyx, spacing_zyx_mm, direction, origin_mm) -> ImageGeometry:
     """Grid geometry; by default the volume is centred on LPS (0, 0, 0)."""
     spacing = tuple(float(s) for s in reversed(spacing_zyx_mm))
     direction = tuple(float(d) for d in (direction if direction is not None else np.eye(3).ravel()))
     if origin_mm is None:
         half_extent = (np.asarray(shape_zyx[::-1], float) - 1) / 2 * np.asarray(spacing)
         origin_mm = tuple(-np.asarray(direction).reshape(3, 3) @ half_extent)
-    return GridGeometry(tuple(int(s) for s in shape_zyx), spacing, tuple(float(o) for o in origin_mm), direction)
+    return ImageGeometry(tuple(int(s) for s in reversed(shape_zyx)), spacing, tuple(float(o) for o in origin_mm), direction)
 
 
-def _to_image(array: np.ndarray, geometry: GridGeometry) -> sitk.Image:
+def _to_image(array: np.ndarray, geometry: ImageGeometry) -> sitk.Image:
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(geometry.spacing_mm)
     image.SetOrigin(geometry.origin_mm)

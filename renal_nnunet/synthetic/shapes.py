@@ -1,7 +1,8 @@
 """Rasterise solids placed in patient coordinates (LPS mm) onto an image's voxel grid.
 
 Shapes are defined in physical millimetres and only then sampled at the voxel centres of a given
-grid, so anatomy stays correct for any origin, spacing and direction (including axis permutations
+grid (:class:`renal_nnunet.anatomy.geometry.ImageGeometry`), so anatomy stays correct for any
+origin, spacing and direction (including axis permutations
 and flips). Work is restricted to each shape's bounding box, and array axes along which the shape
 does not vary (e.g. the slice axis for a cylinder along the patient's z) are kept at length 1 and
 broadcast, which keeps painting a 512x512x700 CT fast.
@@ -12,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import SimpleITK as sitk
+
+from renal_nnunet.anatomy.geometry import ImageGeometry
 
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -32,38 +34,7 @@ class Ellipsoid:
     rotation: tuple[float, ...] = _IDENTITY
 
 
-@dataclass(frozen=True)
-class GridGeometry:
-    """Voxel grid of an image: numpy shape (z, y, x) and ITK (x, y, z) spacing/origin/direction."""
-
-    shape_zyx: tuple[int, int, int]
-    spacing_mm: tuple[float, float, float]
-    origin_mm: tuple[float, float, float]
-    direction: tuple[float, ...]
-
-    @classmethod
-    def of(cls, image: sitk.Image) -> "GridGeometry":
-        return cls(tuple(reversed(image.GetSize())), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
-
-    @property
-    def index_to_patient(self) -> np.ndarray:
-        """3x3 matrix mapping an ITK (x, y, z) index offset to an LPS offset in mm."""
-        return np.asarray(self.direction, float).reshape(3, 3) * np.asarray(self.spacing_mm, float)
-
-    def patient_bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
-        """LPS min and max corner (mm) of the box spanned by the voxel centres."""
-        size = np.asarray(self.shape_zyx[::-1]) - 1
-        corners = np.array([[i, j, k] for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])], float)
-        points = np.asarray(self.origin_mm) + corners @ self.index_to_patient.T
-        return points.min(0), points.max(0)
-
-    def centre_mm(self) -> np.ndarray:
-        """LPS position (mm) of the grid's centre."""
-        low, high = self.patient_bounds_mm()
-        return (low + high) / 2
-
-
-def _index_box(geometry: GridGeometry, shape: Ellipsoid) -> tuple[np.ndarray, np.ndarray] | None:
+def _index_box(geometry: ImageGeometry, shape: Ellipsoid) -> tuple[np.ndarray, np.ndarray] | None:
     """Inclusive ITK-index bounding box (x, y, z) of ``shape`` on the grid, or None if outside."""
     rotation = np.asarray(shape.rotation, float).reshape(3, 3)
     semi = np.asarray(shape.semi_axes_mm, float)
@@ -78,13 +49,13 @@ def _index_box(geometry: GridGeometry, shape: Ellipsoid) -> tuple[np.ndarray, np
         return None
     corners = np.array([[a, b, c] for a in (low[0], high[0]) for b in (low[1], high[1]) for c in (low[2], high[2])])
     indices = np.linalg.solve(geometry.index_to_patient, (corners - np.asarray(geometry.origin_mm)).T).T
-    size = np.asarray(geometry.shape_zyx[::-1])
+    size = np.asarray(geometry.size)
     first = np.clip(np.floor(indices.min(0) - 1e-6).astype(int), 0, size - 1)
     last = np.clip(np.ceil(indices.max(0) + 1e-6).astype(int), 0, size - 1)
     return first, last
 
 
-def rasterise(geometry: GridGeometry, shape: Ellipsoid) -> tuple[tuple[slice, ...], np.ndarray] | None:
+def rasterise(geometry: ImageGeometry, shape: Ellipsoid) -> tuple[tuple[slice, ...], np.ndarray] | None:
     """Voxels of ``geometry`` whose centres lie inside ``shape``.
 
     Returns:
@@ -113,7 +84,7 @@ def rasterise(geometry: GridGeometry, shape: Ellipsoid) -> tuple[tuple[slice, ..
     return slices, quadratic <= 1.0
 
 
-def paint(volume: np.ndarray, geometry: GridGeometry, shape: Ellipsoid, value: float) -> None:
+def paint(volume: np.ndarray, geometry: ImageGeometry, shape: Ellipsoid, value: float) -> None:
     """Set the voxels of ``volume`` (z, y, x) inside ``shape`` to ``value``, in place."""
     region = rasterise(geometry, shape)
     if region is not None:
