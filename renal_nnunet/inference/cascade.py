@@ -8,7 +8,7 @@ boxes are ITK (x, y, z) voxel ``(start, size)``. Sides are decided in patient co
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -16,7 +16,7 @@ import cc3d
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import bounding_box_with_margin, box_slices, image_like
+from renal_nnunet.anatomy.geometry import ImageGeometry, bounding_box_with_margin, box_slices, image_like
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
 
@@ -58,20 +58,32 @@ class KidneyResult:
 
 @dataclass(frozen=True)
 class MassResult:
-    """Mass stage output, images on the CT's grid.
+    """Mass stage output.
 
     Attributes:
-        mask: uint8 image, 1 where the ensemble predicts a mass (inside the kidney boxes).
-        probability: float32 image, the ensemble's mass probability (0 outside the boxes).
-        spread: float32 image, standard deviation of the mass probability across folds (NaN with a
-            single fold), from the box whose probability won the voxel.
+        mask: uint8 image on the CT's grid, 1 where the ensemble predicts a mass (only inside the
+            kidney boxes).
+        probability: float32 image on ``region`` (a sub-grid of the CT: same spacing and direction),
+            the ensemble's mass probability (0 outside the boxes).
+        spread: float32 image on ``region``, standard deviation of the mass probability across folds
+            (NaN with a single fold), from the box whose probability won the voxel.
         boxes: crop box per side, ``(start, size)`` in ITK (x, y, z) voxels.
+        region: the boxes' union bounding box, ``(start, size)`` in ITK (x, y, z) voxels of the CT:
+            full-size float maps of a 512x512 CT would cost more than the stage itself.
     """
 
     mask: sitk.Image
     probability: sitk.Image
     spread: sitk.Image
     boxes: dict[str, Box]
+    region: Box
+
+    def mean_over(self, lesion_zyx: np.ndarray) -> tuple[float, float]:
+        """Mean mass probability and mean fold spread over a lesion's voxels (bool (z, y, x) on the
+        CT's grid; all of it lies in ``region``, as every mass does)."""
+        inside = lesion_zyx[box_slices(*self.region)]
+        return (float(sitk.GetArrayViewFromImage(self.probability)[inside].mean()),
+                float(sitk.GetArrayViewFromImage(self.spread)[inside].mean()))
 
 
 def _keep_large_components(mask: np.ndarray) -> np.ndarray:
@@ -147,12 +159,20 @@ def segment_masses(
     """Run the mass-model ensemble on each kidney's box and paste back (boxes of :func:`kidney_boxes`).
 
     Overlapping boxes merge by :func:`renal_nnunet.inference.stage.keep_higher_foreground` (the
-    higher mass probability wins). Only the boxes' probabilities are ever held per box; masses are
+    higher mass probability wins). Probabilities are held on the boxes' union only; masses are
     only searched inside the boxes (the paper's region of interest).
+
+    Raises:
+        ValueError: no boxes (no kidney).
     """
     from renal_nnunet.inference.stage import keep_higher_foreground, labels_from_foreground, predict_stage_probabilities
 
-    probability = np.zeros((1, *reversed(ct.GetSize())), np.float32)
+    if not boxes:
+        raise ValueError("no kidney boxes: nothing to search for masses in")
+    region_start = np.min([start for start, _ in boxes.values()], axis=0)
+    region_stop = np.max([np.add(start, size) for start, size in boxes.values()], axis=0)
+    region = (tuple(int(v) for v in region_start), tuple(int(v) for v in region_stop - region_start))
+    probability = np.zeros((1, *reversed(region[1])), np.float32)
     spread = np.zeros(probability.shape[1:], np.float32)
     for side, (start, size) in boxes.items():
         box_result = predict_stage_probabilities(ct, model_dir, folds=tuple(folds), crop_start=start, crop_size=size,
@@ -162,11 +182,22 @@ def segment_masses(
                       if len(box_result.per_fold) > 1
                       else np.full(box_probability.shape[1:], np.nan, np.float32))  # one fold: no spread to measure
         del box_result
-        keep_higher_foreground(probability, box_probability, box_slices(start, size), [(spread, box_spread)])
+        keep_higher_foreground(probability, box_probability, box_slices(np.subtract(start, region_start), size),
+                               [(spread, box_spread)])
         log.info("%s kidney box start %s size %s: %d mass voxels", side, start, size,
                  int((box_probability > 0.5).sum()))
-    mask = image_like(labels_from_foreground(probability), ct)
-    return MassResult(mask, image_like(probability[0], ct), image_like(spread, ct), dict(boxes))
+    mask = np.zeros(tuple(reversed(ct.GetSize())), np.uint8)
+    mask[box_slices(*region)] = labels_from_foreground(probability)
+    region_grid = _sub_grid(ct, *region)
+    return MassResult(image_like(mask, ct), image_like(probability[0], region_grid), image_like(spread, region_grid),
+                      dict(boxes), region)
+
+
+def _sub_grid(ct: sitk.Image, start: Sequence[int], size: Sequence[int]) -> sitk.Image:
+    """An empty image on a box of ``ct``'s grid (ITK (x, y, z) voxel start and size)."""
+    geometry = ImageGeometry.of(ct)
+    origin = ct.TransformIndexToPhysicalPoint([int(s) for s in start])
+    return replace(geometry, size=tuple(int(s) for s in size), origin_mm=tuple(origin)).source_reference()
 
 
 def lesion_sides(components: sitk.Image, kidneys: sitk.Image, boxes: dict[str, Box]) -> dict[int, str]:

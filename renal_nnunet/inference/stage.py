@@ -301,9 +301,19 @@ def keep_higher_foreground(merged: np.ndarray, box_foreground: np.ndarray, box: 
 
 def labels_from_foreground(foreground: np.ndarray) -> np.ndarray:
     """uint8 argmax labels of merged foreground channels (C-1, z, y, x), background taken as
-    1 - their sum; ties go to the lower class, so a 2-class voxel is foreground iff p > 0.5."""
-    background = 1 - foreground.sum(axis=0) if len(foreground) > 1 else 1 - foreground[0]
-    return np.argmax(np.concatenate([background[None], foreground]), axis=0).astype(np.uint8)
+    1 - their sum; ties go to the lower class, so a 2-class voxel is foreground iff p > 0.5.
+
+    Channel by channel, so no (C, z, y, x) stack of a 512x512 CT is made.
+    """
+    if len(foreground) == 1:  # argmax(1 - p, p): in float32 1 - p is exact for p >= 0.5, so this is p > 0.5
+        return (foreground[0] > 0.5).astype(np.uint8)
+    best = 1 - foreground.sum(axis=0)
+    labels = np.zeros(best.shape, np.uint8)
+    for label, channel in enumerate(foreground, start=1):
+        higher = channel > best
+        labels[higher] = label
+        np.maximum(best, channel, out=best)
+    return labels
 
 
 def crop_boxes_from_labels(labels: sitk.Image, margin_mm: float = 10.0) -> list[tuple[tuple, tuple]]:

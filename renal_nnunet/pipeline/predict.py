@@ -216,12 +216,12 @@ def _lesion_record(lesion, components: sitk.Image, ct: sitk.Image, side: str, ma
                    classification, unclassified_as: str) -> LesionRecord:
     mask = sitk.GetArrayViewFromImage(components) == lesion.lesion_id
     values = sitk.GetArrayViewFromImage(ct)[mask].astype(np.float64)
+    mass_prob_mean, mass_prob_spread = masses.mean_over(mask)
     common = dict(
         lesion_id=lesion.lesion_id, side=side,
         volume_ml=lesion.volume_ml, average_diameter_mm=lesion.average_diameter_mm,
         mean_hu=float(values.mean()), max_hu=float(values.max()), centroid_mm=lesion.centroid_mm,
-        mass_prob_mean=float(sitk.GetArrayViewFromImage(masses.probability)[mask].mean()),
-        mass_prob_spread=float(sitk.GetArrayViewFromImage(masses.spread)[mask].mean()),
+        mass_prob_mean=mass_prob_mean, mass_prob_spread=mass_prob_spread,
     )
     if classification is None:
         return LesionRecord(output_label=OUTPUT_LABELS["mass_too_small"], lesion_class=unclassified_as, **common)

@@ -69,3 +69,16 @@ def test_each_lesion_takes_the_side_it_touches_else_the_box_holding_most_of_it()
     boxes = kidney_boxes(image_like(kidneys, ct), margin_mm=5.0)
     assert boxes == {"right": ((0, 0, 0), (13, 12, 12)), "left": ((17, 0, 0), (13, 12, 12))}
     assert lesion_sides(image_like(components, ct), image_like(kidneys, ct), boxes) == {1: "right", 2: "left"}
+
+
+def test_mass_probabilities_are_held_on_the_boxes_union_with_its_geometry():
+    from renal_nnunet.inference.cascade import _sub_grid
+
+    ct = sitk.GetImageFromArray(np.zeros((10, 20, 30), np.int16))
+    ct.SetSpacing((0.5, 0.7, 2.0))
+    ct.SetOrigin((3.0, -4.0, 5.0))
+    ct.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
+    region = _sub_grid(ct, (2, 3, 4), (5, 6, 3))
+    assert region.GetSize() == (5, 6, 3) and region.GetSpacing() == ct.GetSpacing()
+    assert region.GetDirection() == ct.GetDirection()
+    assert np.allclose(region.GetOrigin(), ct.TransformIndexToPhysicalPoint((2, 3, 4)))
