@@ -9,6 +9,11 @@ probabilities are resampled linearly back onto the CT's voxels with the grid sid
 (:func:`renal_nnunet.anatomy.geometry.resample_from_grid`). Outside a crop box the background
 probability is 1.
 
+The network itself runs in :func:`run_network` only (each fold's logits on preprocessed data);
+the grid, the crops, nnU-Net's preprocessing, the fold averaging and everything after stay outside
+it, so a second inference backend replaces that one function. Overlapping crop boxes merge by one
+rule, :func:`keep_higher_foreground`.
+
 Arrays are numpy (z, y, x), channels first; crop boxes are ITK (x, y, z) voxel start/size.
 """
 
