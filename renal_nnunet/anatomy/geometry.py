@@ -94,7 +94,7 @@ class ImageGeometry:
         low, high = self.patient_bounds_mm()
         return (low + high) / 2
 
-    def source_reference(self) -> sitk.Image:
+    def reference_image(self) -> sitk.Image:
         """An empty (uint8) image on this grid, to resample onto or copy information from."""
         ref = sitk.Image([int(s) for s in self.size], sitk.sitkUInt8)
         ref.SetSpacing(self.spacing_mm)
@@ -260,7 +260,7 @@ def resample_from_grid(
                          for channel in array])
     grid_image = image_like(array, grid_image_physical(sidecar))
     start, extent = np.asarray(sidecar.crop_start), np.asarray(sidecar.crop_size)
-    crop_ref = sidecar.source_reference()
+    crop_ref = sidecar.reference_image()
     crop_ref = sitk.RegionOfInterest(crop_ref, [int(e) for e in extent], [int(s) for s in start])
     back = sitk.Resample(grid_image, crop_ref, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0,
                          grid_image.GetPixelID(), True)

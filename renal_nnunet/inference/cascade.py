@@ -197,7 +197,7 @@ def _sub_grid(ct: sitk.Image, start: Sequence[int], size: Sequence[int]) -> sitk
     """An empty image on a box of ``ct``'s grid (ITK (x, y, z) voxel start and size)."""
     geometry = ImageGeometry.of(ct)
     origin = ct.TransformIndexToPhysicalPoint([int(s) for s in start])
-    return replace(geometry, size=tuple(int(s) for s in size), origin_mm=tuple(origin)).source_reference()
+    return replace(geometry, size=tuple(int(s) for s in size), origin_mm=tuple(origin)).reference_image()
 
 
 def lesion_sides(components: sitk.Image, kidneys: sitk.Image, boxes: dict[str, Box]) -> dict[int, str]:

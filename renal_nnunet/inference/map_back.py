@@ -27,7 +27,7 @@ def map_labels_to_source(grid_labels: sitk.Image, sidecar: GridSidecar) -> sitk.
     """
     array = sitk.GetArrayFromImage(grid_labels)
     return image_like(resample_from_grid(array, sidecar, "nearest", fill_value=0).astype("uint8"),
-                      sidecar.source_reference())
+                      sidecar.reference_image())
 
 
 def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_folder: str | os.PathLike,

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import ImageGeometry
+from renal_nnunet.anatomy.geometry import ImageGeometry, image_like
 from renal_nnunet.anatomy.labels import KITS_LABELS
 from renal_nnunet.synthetic.anatomy import KIDNEY_CENTRE_MM, KIDNEY_SEMI_AXES_MM, BodyLayout, paint_background
 from renal_nnunet.synthetic.shapes import Ellipsoid, paint, rasterise, rotation_deg
@@ -82,14 +82,6 @@ def _empty_grid(shape_zyx, spacing_zyx_mm, direction, origin_mm) -> ImageGeometr
         half_extent = (np.asarray(shape_zyx[::-1], float) - 1) / 2 * np.asarray(spacing)
         origin_mm = tuple(-np.asarray(direction).reshape(3, 3) @ half_extent)
     return ImageGeometry(tuple(int(s) for s in reversed(shape_zyx)), spacing, tuple(float(o) for o in origin_mm), direction)
-
-
-def _to_image(array: np.ndarray, geometry: ImageGeometry) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing(geometry.spacing_mm)
-    image.SetOrigin(geometry.origin_mm)
-    image.SetDirection(geometry.direction)
-    return image
 
 
 def _kidney_frames(layout: BodyLayout, rng: np.random.Generator) -> dict[str, Ellipsoid]:
@@ -237,7 +229,8 @@ def make_phantom(
     lesions = [lesion for lesion in lesions if _paint_mass(ct, labels, geometry, lesion, subtype, rng) > 0]
     add_noise_hu(ct, hu.noise_sd, rng)
     organs = layout.organ_centres_mm() | {f"kidney_{side}": kidney.centre_mm for side, kidney in kidneys.items()}
-    return Phantom(_to_image(ct, geometry), _to_image(labels, geometry), subtype, lesions, organs)
+    reference = geometry.reference_image()
+    return Phantom(image_like(ct, reference), image_like(labels, reference), subtype, lesions, organs)
 
 
 def make_lesion_patch(
@@ -272,4 +265,5 @@ def make_lesion_patch(
     mask = np.zeros(geometry.shape_zyx, np.uint8)
     _paint_mass(ct, mask, geometry, lesion, "", rng)
     add_noise_hu(ct, hu.noise_sd, rng)
-    return _to_image(ct, geometry), _to_image((mask > 0).astype(np.uint8), geometry)
+    reference = geometry.reference_image()
+    return image_like(ct, reference), image_like((mask > 0).astype(np.uint8), reference)

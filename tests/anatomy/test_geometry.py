@@ -122,3 +122,27 @@ def test_a_box_map_lands_on_its_voxels_of_the_full_grid_even_reoriented():
     shifted.SetOrigin(np.asarray(box.GetOrigin()) + 0.3)  # between voxel centres
     with pytest.raises(ValueError, match="not a sub-grid"):
         paste_on_grid(shifted, full)
+
+
+def test_one_geometry_type_for_images_sidecars_and_phantoms(tmp_path):
+    """A grid sidecar is an ImageGeometry plus its crop box (its JSON fields unchanged), and
+    ``image_like`` puts an array on that geometry."""
+    import json
+
+    from renal_nnunet.anatomy.geometry import GridSidecar, ImageGeometry, image_like, resample_to_grid
+
+    ct = sitk.GetImageFromArray(np.arange(6 * 7 * 8, dtype=np.float32).reshape(6, 7, 8))
+    ct.SetSpacing((0.5, 0.8, 2.5))
+    ct.SetOrigin((10.0, -3.0, 7.0))
+    ct.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
+    _, sidecar = resample_to_grid(ct, 4, "linear", (1, 2, 0), (5, 4, 6))
+    assert isinstance(sidecar, ImageGeometry) and ImageGeometry.of(ct) == ImageGeometry(
+        sidecar.size, sidecar.spacing_mm, sidecar.origin_mm, sidecar.direction)
+    assert sidecar.shape_zyx == (6, 7, 8)
+    assert list(json.loads(sidecar.to_json(tmp_path / "s.json").read_text())) == [
+        "size", "spacing_mm", "origin_mm", "direction", "crop_start", "crop_size", "grid"]
+    assert GridSidecar.from_json(tmp_path / "s.json") == sidecar
+    again = image_like(sitk.GetArrayFromImage(ct), sidecar.reference_image())
+    assert ImageGeometry.of(again) == ImageGeometry.of(ct)
+    with pytest.raises(ValueError, match="not on the grid"):
+        image_like(np.zeros((8, 7, 6), np.float32), ct)
