@@ -35,6 +35,7 @@ from renal_nnunet.anatomy.label_maps import Anatomy, image_centre_x_mm, kits_ana
 from renal_nnunet.anatomy.labels import KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.anatomy.lesion_classes import UNKNOWN_CLASS
 from renal_nnunet.anatomy.lesions import lesion_properties
+from renal_nnunet.evaluation.crop import union_box
 from renal_nnunet.evaluation.detection import DetectionConfig, label_lesions, match_lesions
 from renal_nnunet.evaluation.kits import kits_hec_metrics, pipeline_to_kits_labels
 from renal_nnunet.evaluation.surface import segmentation_metrics
@@ -234,20 +235,16 @@ def _lesion_rows(
 
 
 def crop_to_labels(pred: sitk.Image, ref: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
-    """Crop both label maps to the bounding box of their labelled voxels plus one voxel.
+    """Crop both label maps to the bounding box of their labelled voxels plus one voxel
+    (:func:`renal_nnunet.evaluation.crop.union_box`).
 
     Every metric is unchanged (surfaces, nearest-surface distances, components, volumes and
     physical positions all survive), and whole-abdomen volumes shrink to the kidneys' region.
     """
-    union = (sitk.GetArrayViewFromImage(pred) > 0) | (sitk.GetArrayViewFromImage(ref) > 0)
-    if not union.any():
+    box = union_box((sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(ref)), margin_voxels=1)
+    if box is None:
         return pred, ref
-    low, high = [], []
-    for axis in range(3):
-        occupied = np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != axis)))
-        low.append(max(int(occupied[0]) - 1, 0))
-        high.append(min(int(occupied[-1]) + 2, union.shape[axis]))
-    index, size = low[::-1], [h - l for l, h in zip(low, high)][::-1]
+    index, size = [s.start for s in reversed(box)], [s.stop - s.start for s in reversed(box)]
     return sitk.RegionOfInterest(pred, size, index), sitk.RegionOfInterest(ref, size, index)
 
 
