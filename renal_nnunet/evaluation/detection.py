@@ -14,6 +14,7 @@ size filter are dropped from both masks before matching. Sizes use
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -72,12 +73,10 @@ def label_lesions(mask: sitk.Image, config: DetectionConfig = DetectionConfig())
     return lesion_components(filtered, connectivity=config.connectivity)
 
 
-def _box_diameter_mm(image: sitk.Image, box: tuple[slice, ...], mask_in_box: np.ndarray) -> float:
-    """Average diameter (mm) of a mask given inside a numpy-order box of ``image``."""
-    roi = sitk.RegionOfInterest(image, [s.stop - s.start for s in reversed(box)], [s.start for s in reversed(box)])
-    mask = sitk.GetImageFromArray(mask_in_box.astype(np.uint8))
-    mask.CopyInformation(roi)
-    return average_diameter_mm(mask)
+def _box_diameter_mm(components: sitk.Image, box: tuple[slice, ...], lesion_ids: Sequence[int]) -> float:
+    """Average diameter (mm) of the union of some lesions, measured inside a numpy-order box of ``components``."""
+    roi = sitk.RegionOfInterest(components, [s.stop - s.start for s in reversed(box)], [s.start for s in reversed(box)])
+    return average_diameter_mm(functools.reduce(sitk.Or, (roi == lesion_id for lesion_id in lesion_ids)))
 
 
 def _row(status: str, ref, preds: list, metrics: dict, voxel_ml: float, pred_diameter_mm: float) -> dict:
@@ -136,7 +135,7 @@ def match_lesions(pred_components: sitk.Image, ref_components: sitk.Image) -> pd
         ref_mask, pred_mask = ref == ref_id, np.isin(pred, pred_ids)
         box = union_box((ref_mask, pred_mask), margin_voxels=1)
         metrics = segmentation_metrics(pred_mask[box], ref_mask[box], spacing_zyx)
-        diameter = _box_diameter_mm(pred_components, box, pred_mask[box])
+        diameter = _box_diameter_mm(pred_components, box, pred_ids)
         rows.append(_row("TP", ref_prop, matched, metrics, voxel_ml, diameter))
     matched_pred = set(int(p) for p in pairs[1])
     for pred_id, pred_prop in pred_props.items():

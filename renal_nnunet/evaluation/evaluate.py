@@ -40,6 +40,7 @@ from renal_nnunet.evaluation.detection import DetectionConfig, label_lesions, ma
 from renal_nnunet.evaluation.kits import kits_hec_metrics, pipeline_to_kits_labels
 from renal_nnunet.evaluation.surface import segmentation_metrics
 from renal_nnunet.io import InputError, case_id_from_path, check_same_geometry, has_image_suffix, read_label_map
+from renal_nnunet.settings import PAPER
 
 __all__ = ["EvaluationConfig", "EvaluationResult", "STRUCTURES", "CENTROID_LINK_TOLERANCE_MM", "find_cases",
            "evaluate_case", "evaluate_folders", "crop_to_labels"]
@@ -72,7 +73,7 @@ class EvaluationConfig:
     """
 
     ref_format: str = "pipeline"
-    size_threshold_mm: float = 5.0
+    size_threshold_mm: float = PAPER.size_threshold_mm
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     lesions_pred: Path | None = None
     lesions_ref: Path | None = None
