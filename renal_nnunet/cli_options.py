@@ -10,11 +10,14 @@ the torch device, which defaults to :func:`default_device`. Importing this modul
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
 
 from renal_nnunet.settings import PAPER
 
 __all__ = ["DEVICES", "PAPER_FOLDS", "default_device", "resolve_device", "add_input", "add_output", "add_models", "add_folds",
-           "add_dataset", "add_device"]
+           "add_dataset", "add_device", "nnunet_folds", "print_batch_report"]
 
 DEVICES: tuple[str, ...] = ("cuda", "cpu", "mps")
 """Devices a ``--device`` flag accepts (nnU-Net's choices)."""
@@ -74,3 +77,18 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     """``--device`` (or nnU-Net's ``-device``): torch device; None until :func:`resolve_device`."""
     parser.add_argument("--device", "-device", dest="device", default=None, choices=DEVICES,
                         help="torch device (default: cuda if available, else cpu)")
+
+
+def nnunet_folds(folds: Sequence[str]) -> tuple[int | str, ...]:
+    """``-f`` values as nnU-Net takes them: integers, and ``all`` for the model trained on every case."""
+    return tuple(f if f == "all" else int(f) for f in folds)
+
+
+def print_batch_report(written: Sequence[Path], failures: Sequence[str]) -> int:
+    """Print each written file and each failure; exit code 1 if any case failed."""
+    for path in written:
+        print(path)
+    for failure in failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(f"{len(written)} written, {len(failures)} failed", file=sys.stderr if failures else sys.stdout)
+    return 1 if failures else 0

@@ -103,3 +103,9 @@ def test_the_parser_does_not_import_torch():
 
     code = "import sys; from renal_nnunet.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_nnunet_folds_keep_all_as_nnunets_fold_all():
+    from renal_nnunet.cli_options import nnunet_folds
+
+    assert nnunet_folds(["0", "3"]) == (0, 3) and nnunet_folds(["all"]) == ("all",)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from renal_nnunet.cli_options import add_device, add_folds, add_input, add_models, add_output, resolve_device
-from renal_nnunet.nnunet.cli import _folds, _report
+from renal_nnunet.cli_options import (
+    add_device,
+    add_folds,
+    add_input,
+    add_models,
+    add_output,
+    nnunet_folds,
+    print_batch_report,
+    resolve_device,
+)
 from renal_nnunet.settings import PAPER
 
 
@@ -34,13 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run_predict_stage(args) -> int:
     from renal_nnunet.inference.map_back import predict_stage_files
 
-    written, failures = predict_stage_files(args.input, args.output, args.models, folds=_folds(args.folds),
+    written, failures = predict_stage_files(args.input, args.output, args.models, folds=nnunet_folds(args.folds),
                                             crop_from=args.crop_from, margin_mm=args.margin_mm,
                                             device=resolve_device(args.device))
-    return _report(written, failures)
+    return print_batch_report(written, failures)
 
 
 def _run_map_back(args) -> int:
     from renal_nnunet.inference.map_back import map_predictions_to_source
 
-    return _report(*map_predictions_to_source(args.input, args.sidecars, args.output))
+    return print_batch_report(*map_predictions_to_source(args.input, args.sidecars, args.output))

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from renal_nnunet.cli_options import add_dataset, add_device, add_folds, add_input, add_output, resolve_device
+from renal_nnunet.cli_options import (
+    add_dataset,
+    add_device,
+    add_folds,
+    add_input,
+    add_output,
+    nnunet_folds,
+    resolve_device,
+)
 
 _TRAINER_HELP = "trainer class (default nnUNetTrainerRenalPaper; stock ones such as nnUNetTrainer work too)"
 
@@ -81,21 +88,8 @@ def _run_train(args) -> int:
 def _run_predict_dataset(args) -> int:
     from renal_nnunet.nnunet.commands import predict_dataset
 
-    print(predict_dataset(args.input, args.output, args.dataset, folds=_folds(args.folds), trainer=args.trainer,
+    print(predict_dataset(args.input, args.output, args.dataset, folds=nnunet_folds(args.folds), trainer=args.trainer,
                           configuration=args.configuration, plans=args.plans, device=resolve_device(args.device),
                           save_probabilities=args.save_probabilities, num_processes=args.num_processes,
                           checkpoint=args.checkpoint))
     return 0
-
-
-def _folds(folds: list[str]) -> tuple:
-    return tuple(f if f == "all" else int(f) for f in folds)
-
-
-def _report(written, failures) -> int:
-    for path in written:
-        print(path)
-    for failure in failures:
-        print(f"failed: {failure}", file=sys.stderr)
-    print(f"{len(written)} written, {len(failures)} failed", file=sys.stderr if failures else sys.stdout)
-    return 1 if failures else 0
