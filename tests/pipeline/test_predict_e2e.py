@@ -153,7 +153,8 @@ def test_case_0000_is_case_for_predict_predict_stage_and_evaluate(tiny_demo, hel
                      "-f", *map(str, kidney.folds), "--device", "cpu"]) == 0
     assert [p.name for p in (tmp_path / "stage").iterdir()] == ["case.nii.gz"]
 
-    shutil.copy(tmp_path / "pred" / "case_seg.nii.gz", (tmp_path / "ref").mkdir() or tmp_path / "ref" / "case_0000.nii.gz")
+    (tmp_path / "ref").mkdir()
+    shutil.copy(tmp_path / "pred" / "case_seg.nii.gz", tmp_path / "ref" / "case_0000.nii.gz")
     assert cli_main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
                      "-o", str(tmp_path / "eval"), "--no-figures"]) == 0
     assert set(pd.read_csv(tmp_path / "eval" / "per_case.csv")["case_id"]) == {"case"}
