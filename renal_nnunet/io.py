@@ -28,7 +28,17 @@ __all__ = [
     "write_json",
     "read_series_or_image",
     "check_same_geometry",
+    "IMAGE_SUFFIXES",
+    "CHANNEL_SUFFIX",
+    "has_image_suffix",
+    "case_id_from_path",
 ]
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
+"""File endings read as images (compared case-insensitively)."""
+
+CHANNEL_SUFFIX = "_0000"
+"""nnU-Net's tag of a case's first (here: only) input channel, ``CASE_0000.nii.gz``."""
 
 
 class InputError(ValueError):
@@ -38,6 +48,32 @@ class InputError(ValueError):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+def has_image_suffix(path: str | os.PathLike) -> bool:
+    """Whether the file name ends in one of :data:`IMAGE_SUFFIXES` (any letter case)."""
+    return Path(path).name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def case_id_from_path(path: str | os.PathLike) -> str:
+    """Case id of an image file or DICOM folder, the one rule every command names its outputs by.
+
+    As in nnU-Net, the image suffix is removed and a trailing ``_0000`` channel tag dropped, so
+    ``case_0000.nii.gz`` and ``case.nii.gz`` are both case ``case``.
+
+    >>> case_id_from_path("/data/case_00012_0000.nii.gz")
+    'case_00012'
+    >>> case_id_from_path("/data/case_00012.NII.GZ")
+    'case_00012'
+    >>> case_id_from_path("/dicom/patient7/")
+    'patient7'
+    """
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name[: -len(CHANNEL_SUFFIX)] if name.endswith(CHANNEL_SUFFIX) else name
 
 
 def read_image(path: str | os.PathLike) -> sitk.Image:

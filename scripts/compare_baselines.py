@@ -3,7 +3,7 @@
 The same as ``renal-nnunet compare`` (see ``renal-nnunet compare --help``); for example, after GPU
 training of the three models on converted data:
 
-    python scripts/compare_baselines.py --cascade-models models \
+    python scripts/compare_baselines.py -m models \
         --one-stage-model $nnUNet_results/Dataset503_RenalOneStage128/nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres \
         --fullres-model $nnUNet_results/Dataset504_RenalOneStage/nnUNetTrainer__nnUNetPlans__3d_fullres \
         -i test_images -r test_references -o comparison --device cuda

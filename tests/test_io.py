@@ -93,3 +93,34 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("name, case_id", [
+    ("case_0000.nii.gz", "case"), ("case.nii.gz", "case"), ("case_00012_0000.nii.gz", "case_00012"),
+    ("case_00012.nii", "case_00012"), ("ct_0000.MHA", "ct"), ("ct.nrrd", "ct"), ("scan.mhd", "scan"),
+    ("patient7", "patient7"), ("case_0001.nii.gz", "case_0001"), ("a_0000_0000.nii.gz", "a_0000"),
+])
+def test_case_id_drops_the_image_suffix_and_nnunets_channel_tag(name, case_id):
+    """The one case-id rule (nnU-Net's): suffix removed, one trailing ``_0000`` channel tag dropped."""
+    from renal_nnunet.io import case_id_from_path
+
+    assert case_id_from_path(f"/data/{name}") == case_id
+    assert case_id_from_path(f"/data/{name}/") == case_id
+
+
+def test_map_back_and_evaluate_name_case_0000_as_case(tmp_path):
+    """``map-back`` looks up ``case.json`` for ``case_0000.nii.gz``; ``evaluate`` pairs ``case_seg.nii.gz``
+    with a reference ``case_0000.nii.gz`` (predict-stage and predict: tests/pipeline/test_predict_e2e.py)."""
+    from renal_nnunet.evaluation.evaluate import find_cases
+    from renal_nnunet.inference.map_back import map_predictions_to_source
+
+    labels = _volume(value=1)
+    write_image(labels, tmp_path / "grid" / "case_0000.nii.gz")
+    written, failures = map_predictions_to_source(tmp_path / "grid", tmp_path / "sidecars", tmp_path / "back")
+    assert written == [] and len(failures) == 1
+    assert failures[0].startswith("case: ") and str(tmp_path / "sidecars" / "case.json") in failures[0]
+
+    write_image(labels, tmp_path / "pred" / "case_seg.nii.gz")
+    write_image(labels, tmp_path / "ref" / "case_0000.nii.gz")
+    pairs, errors = find_cases(tmp_path / "pred", tmp_path / "ref")
+    assert list(pairs) == ["case"] and errors == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from renal_nnunet.cli_options import add_device, add_input, add_output, resolve_device
+from renal_nnunet.settings import PAPER
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``classifier train`` and ``classifier predict``."""
@@ -12,22 +15,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     train = actions.add_parser(
         "train", help="train one fold on the converter's lesion crops",
-        description="Train the lesion classifier (paper: Adam lr 1e-4, batch 4, 400 epochs, MedicalNet "
+        description=f"Train the lesion classifier (paper: Adam lr {PAPER.learning_rate:g}, batch {PAPER.batch_size}, "
+                    f"{PAPER.epochs} epochs, MedicalNet "
                     "ResNet-10 backbone). Writes DIR/fold_<k>/checkpoint_best.pth (best validation balanced "
                     "accuracy), checkpoint_latest.pth (resumed automatically), log.csv and progress.png.",
     )
     train.add_argument("lesions_dir", metavar="LESIONS_DIR",
                        help="the converter's RenalLesions folder (lesions.csv + crops/)")
-    train.add_argument("--out", required=True, metavar="DIR", help="output folder (fold_<k>/ is created inside)")
+    add_output(train, "output folder (fold_<k>/ is created inside)", metavar="DIR")
     train.add_argument("--fold", default="0", help="validation fold 0-4 from lesions.csv, or 'all' (default 0)")
-    train.add_argument("--epochs", type=int, default=400, help="training epochs (default 400, the paper's)")
+    train.add_argument("--epochs", type=int, default=PAPER.epochs,
+                       help=f"training epochs (default {PAPER.epochs}, the paper's)")
     train.add_argument("--grid", type=int, default=None,
                        help="input edge in voxels; crops are resized to it (default: the crops' own size)")
     train.add_argument("--pretrained", metavar="PATH", default=None,
                        help="MedicalNet resnet_10 checkpoint (resnet_10.pth / resnet_10_23dataset.pth) for the backbone")
-    train.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    train.add_argument("--batch-size", type=int, default=4, help="lesions per step (default 4)")
-    train.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    add_device(train)
+    train.add_argument("--batch-size", type=int, default=PAPER.batch_size,
+                       help=f"lesions per step (default {PAPER.batch_size}, the paper's)")
+    train.add_argument("--lr", type=float, default=PAPER.learning_rate,
+                       help=f"Adam learning rate (default {PAPER.learning_rate:g}, the paper's)")
     train.add_argument("--plain", action="store_true",
                        help="undilated ResNet-10 (output stride 32) instead of MedicalNet's dilated one")
     train.add_argument("--no-augment", action="store_true", help="switch off rotation/translation/noise augmentation")
@@ -37,12 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_run_train)
 
     predict = actions.add_parser("predict", help="classify the lesions of a label image with a fold ensemble")
-    predict.add_argument("--ct", required=True, help="CT (NIfTI file or DICOM series folder), HU")
+    add_input(predict, "CT (NIfTI file or DICOM series folder), HU")
     predict.add_argument("--lesions", required=True, help="lesion label image on the CT's grid, one id per lesion")
     predict.add_argument("-c", "--checkpoints", nargs="+", required=True, help="classifier checkpoints, one per fold")
-    predict.add_argument("--out", required=True, help="folder for lesions.json and the Grad-CAM NIfTI/PNG files")
+    add_output(predict, "folder for lesions.json and the Grad-CAM NIfTI/PNG files")
     predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
-    predict.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_device(predict)
     predict.set_defaults(func=_run_predict)
 
 
@@ -52,15 +59,17 @@ def _run_train(args) -> int:
     fold = None if args.fold == "all" else int(args.fold)
     config = ClassifierTrainConfig(
         fold=fold, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, grid=args.grid,
-        dilated=not args.plain, pretrained=args.pretrained, device=args.device, augment=not args.no_augment,
+        dilated=not args.plain, pretrained=args.pretrained, device=resolve_device(args.device), augment=not args.no_augment,
         seed=args.seed, num_workers=args.workers, resume=not args.no_resume,
     )
-    print(f"best checkpoint: {train_classifier(args.lesions_dir, args.out, config)}")
+    print(f"best checkpoint: {train_classifier(args.lesions_dir, args.output, config)}")
     return 0
 
 
 def _run_predict(args) -> int:
     from renal_nnunet.classification.predict import classify_lesion_files
 
-    print(f"wrote {classify_lesion_files(args.ct, args.lesions, args.checkpoints, args.out, not args.no_cam, args.device)}")
+    written = classify_lesion_files(args.input, args.lesions, args.checkpoints, args.output, cam=not args.no_cam,
+                                    device=resolve_device(args.device))
+    print(f"wrote {written}")
     return 0

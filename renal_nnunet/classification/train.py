@@ -245,7 +245,7 @@ def _resume(path: Path, identity: dict, model: nn.Module, optimizer: torch.optim
     different = {k: (checkpoint.get(k), v) for k, v in identity.items() if checkpoint.get(k) != v}
     if different:
         raise InputError(path, f"cannot resume: trained with different settings {different} "
-                               "(checkpoint value, requested value); use another --out or delete it")
+                               "(checkpoint value, requested value); use another -o/--output or delete it")
     model.load_state_dict(checkpoint["model_state"])
     optimizer.load_state_dict(checkpoint["optimizer_state"])
     log.info("resuming %s after epoch %d", path, checkpoint["epoch"])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from renal_nnunet.cli_options import add_output
+from renal_nnunet.settings import PAPER
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``convert kits`` and ``convert manifest``."""
@@ -21,10 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="nnU-Net raw folder to write the datasets into")
+    add_output(parser, "nnU-Net raw folder to write the datasets into")
     parser.add_argument("--first-id", type=int, default=501, help="dataset id of the kidney dataset (default 501)")
-    parser.add_argument("--grid", type=int, default=128, help="grid edge in voxels (default 128, the paper's)")
-    parser.add_argument("--margin-mm", type=float, default=10.0, help="margin around each kidney crop, mm (default 10)")
+    parser.add_argument("--grid", type=int, default=PAPER.grid,
+                        help=f"grid edge in voxels (default {PAPER.grid}, the paper's)")
+    parser.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
+                        help=f"margin around each kidney crop, mm (default {PAPER.kidney_margin_mm:g}, the paper's)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
 
 
@@ -37,13 +42,13 @@ def _config(args):
 def _run_kits(args) -> int:
     from renal_nnunet.dataset_conversion.convert import convert_kits
 
-    return _finish(convert_kits(args.src, args.out, _config(args)))
+    return _finish(convert_kits(args.src, args.output, _config(args)))
 
 
 def _run_manifest(args) -> int:
     from renal_nnunet.dataset_conversion.manifest import convert_manifest
 
-    return _finish(convert_manifest(args.csv, args.out, _config(args)))
+    return _finish(convert_manifest(args.csv, args.output, _config(args)))
 
 
 def _finish(report) -> int:

@@ -24,6 +24,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from renal_nnunet.anatomy.labels import LESION_CLASSES
+from renal_nnunet.settings import PAPER
 
 __all__ = [
     "UNKNOWN_CLASS",
@@ -115,7 +116,7 @@ def _metrics_of(rows: pd.DataFrame, classes: Sequence[str]) -> dict:
 
 
 def stratified_classification_metrics(
-    lesions: pd.DataFrame, threshold_mm: float = 5.0, classes: Sequence[str] = LESION_CLASSES
+    lesions: pd.DataFrame, threshold_mm: float = PAPER.size_threshold_mm, classes: Sequence[str] = LESION_CLASSES
 ) -> dict[str, dict]:
     """Classification of detected reference lesions, overall and split by reference diameter.
 
@@ -138,7 +139,7 @@ def stratified_classification_metrics(
 
 
 def sequential_protocol_metrics(
-    lesions: pd.DataFrame, threshold_mm: float = 5.0, classes: Sequence[str] = LESION_CLASSES
+    lesions: pd.DataFrame, threshold_mm: float = PAPER.size_threshold_mm, classes: Sequence[str] = LESION_CLASSES
 ) -> dict:
     """The paper's external-validation protocol: TP components with predicted average diameter
     ``>= threshold_mm`` and a known reference class, classified and compared with the reference."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from renal_nnunet.cli_options import add_output
+from renal_nnunet.settings import PAPER
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands."""
@@ -23,10 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: the --pred folder)")
     parser.add_argument("--lesions-ref", type=Path, default=None,
                         help="reference lesion table, e.g. RenalLesions/lesions.csv from convert")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    add_output(parser, "output folder", type=Path)
     parser.add_argument("--workers", type=int, default=1, help="cases evaluated in parallel")
-    parser.add_argument("--size-threshold-mm", type=float, default=5.0,
-                        help="average-diameter threshold of the classification strata (mm)")
+    parser.add_argument("--size-threshold-mm", type=float, default=PAPER.size_threshold_mm,
+                        help="average-diameter threshold of the classification strata, mm "
+                             f"(default {PAPER.size_threshold_mm:g}, the paper's)")
     parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26, help="lesion connectivity")
     parser.add_argument("--min-lesion-voxels", type=int, default=0, help="ignore smaller lesion components")
     parser.add_argument("--min-lesion-mm3", type=float, default=0.0, help="ignore lesion components below this volume")
@@ -40,13 +44,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     config = EvaluationConfig(
         ref_format=args.ref_format, size_threshold_mm=args.size_threshold_mm,
-        detection=DetectionConfig(args.connectivity, args.min_lesion_voxels, args.min_lesion_mm3),
+        detection=DetectionConfig(connectivity=args.connectivity, min_size_voxels=args.min_lesion_voxels,
+                                  min_volume_mm3=args.min_lesion_mm3),
         lesions_pred=args.lesions_pred, lesions_ref=args.lesions_ref, workers=args.workers, figures=not args.no_figures,
     )
-    result = evaluate_folders(args.pred, args.ref, args.out, config)
+    result = evaluate_folders(args.pred, args.ref, args.output, config)
     evaluated = result.per_case["case_id"].nunique() if len(result.per_case) else 0
-    print(f"evaluated {evaluated} case(s), {len(result.errors)} error(s); report in {args.out}")
+    print(f"evaluated {evaluated} case(s), {len(result.errors)} error(s); report in {args.output}")
     for row in result.errors.itertuples():
         print(f"  error {row.case_id}: {row.problem}")
-    print((args.out / "summary.md").read_text())
+    print((args.output / "summary.md").read_text())
     return 0 if evaluated else 1

@@ -14,6 +14,7 @@ size filter are dropped from both masks before matching. Sizes use
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -24,6 +25,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.lesions import average_diameter_mm, lesion_components, lesion_properties
+from renal_nnunet.evaluation.crop import union_box
 from renal_nnunet.evaluation.surface import segmentation_metrics
 
 __all__ = ["DetectionConfig", "LESION_COLUMNS", "label_lesions", "match_lesions", "detect_lesions", "detection_scores"]
@@ -71,19 +73,10 @@ def label_lesions(mask: sitk.Image, config: DetectionConfig = DetectionConfig())
     return lesion_components(filtered, connectivity=config.connectivity)
 
 
-def _pair_box(properties: list, shape_zyx: tuple[int, ...]) -> tuple[slice, ...]:
-    """Union bounding box (numpy order) of some lesions, grown by one voxel."""
-    low = np.min([p.bbox_start for p in properties], axis=0)[::-1] - 1
-    high = np.max([np.add(p.bbox_start, p.bbox_size) for p in properties], axis=0)[::-1] + 1
-    return tuple(slice(max(int(lo), 0), min(int(hi), n)) for lo, hi, n in zip(low, high, shape_zyx))
-
-
-def _box_diameter_mm(image: sitk.Image, box: tuple[slice, ...], mask_in_box: np.ndarray) -> float:
-    """Average diameter (mm) of a mask given inside a numpy-order box of ``image``."""
-    roi = sitk.RegionOfInterest(image, [s.stop - s.start for s in reversed(box)], [s.start for s in reversed(box)])
-    mask = sitk.GetImageFromArray(mask_in_box.astype(np.uint8))
-    mask.CopyInformation(roi)
-    return average_diameter_mm(mask)
+def _box_diameter_mm(components: sitk.Image, box: tuple[slice, ...], lesion_ids: Sequence[int]) -> float:
+    """Average diameter (mm) of the union of some lesions, measured inside a numpy-order box of ``components``."""
+    roi = sitk.RegionOfInterest(components, [s.stop - s.start for s in reversed(box)], [s.start for s in reversed(box)])
+    return average_diameter_mm(functools.reduce(sitk.Or, (roi == lesion_id for lesion_id in lesion_ids)))
 
 
 def _row(status: str, ref, preds: list, metrics: dict, voxel_ml: float, pred_diameter_mm: float) -> dict:
@@ -120,7 +113,7 @@ def match_lesions(pred_components: sitk.Image, ref_components: sitk.Image) -> pd
         One row per reference lesion (``TP`` or ``FN``) and per unmatched predicted lesion (``FP``),
         columns :data:`LESION_COLUMNS`. For a TP, ``pred_ids`` lists every overlapping predicted
         lesion and ``dice``/``hd_mm``/... compare the reference lesion with their union (computed in
-        mm, on their common bounding box); an FN has Dice 0 and NaN distances, an FP Dice 0.
+        mm, on their union box, :func:`renal_nnunet.evaluation.crop.union_box`); an FN has Dice 0 and NaN distances, an FP Dice 0.
     """
     pred = sitk.GetArrayViewFromImage(pred_components)
     ref = sitk.GetArrayViewFromImage(ref_components)
@@ -139,10 +132,10 @@ def match_lesions(pred_components: sitk.Image, ref_components: sitk.Image) -> pd
             rows.append(_row("FN", ref_prop, [], {}, voxel_ml, math.nan))
             continue
         matched = [pred_props[p] for p in pred_ids]
-        box = _pair_box([ref_prop, *matched], pred.shape)
-        pred_mask = np.isin(pred[box], pred_ids)
-        metrics = segmentation_metrics(pred_mask, ref[box] == ref_id, spacing_zyx)
-        diameter = _box_diameter_mm(pred_components, box, pred_mask)
+        ref_mask, pred_mask = ref == ref_id, np.isin(pred, pred_ids)
+        box = union_box((ref_mask, pred_mask), margin_voxels=1)
+        metrics = segmentation_metrics(pred_mask[box], ref_mask[box], spacing_zyx)
+        diameter = _box_diameter_mm(pred_components, box, pred_ids)
         rows.append(_row("TP", ref_prop, matched, metrics, voxel_ml, diameter))
     matched_pred = set(int(p) for p in pairs[1])
     for pred_id, pred_prop in pred_props.items():

@@ -2,8 +2,9 @@
 
 Predictions use the pipeline's output labels (:data:`renal_nnunet.anatomy.labels.OUTPUT_LABELS`); references
 use the same labels (``ref_format="pipeline"``) or KiTS labels (``ref_format="kits"``). Files are
-matched by case id: the file name without its extension and without a ``_seg`` suffix
-(``case_00017_seg.nii.gz``, ``case_00017.nii.gz``), or a KiTS case folder
+matched by case id: the file name's case id (:func:`renal_nnunet.io.case_id_from_path`: extension
+and nnU-Net's ``_0000`` channel tag removed) without a ``_seg`` suffix (``case_00017_seg.nii.gz``,
+``case_00017.nii.gz``, ``case_00017_0000.nii.gz``), or a KiTS case folder
 (``case_00017/segmentation.nii.gz`` or ``aggregated_MAJ_seg.nii.gz``). A missing or extra case, an
 unreadable file, a geometry mismatch or a label outside the convention is recorded as an error for
 that case and the other cases are still evaluated.
@@ -34,10 +35,12 @@ from renal_nnunet.anatomy.label_maps import Anatomy, image_centre_x_mm, kits_ana
 from renal_nnunet.anatomy.labels import KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.anatomy.lesion_classes import UNKNOWN_CLASS
 from renal_nnunet.anatomy.lesions import lesion_properties
+from renal_nnunet.evaluation.crop import union_box
 from renal_nnunet.evaluation.detection import DetectionConfig, label_lesions, match_lesions
 from renal_nnunet.evaluation.kits import kits_hec_metrics, pipeline_to_kits_labels
 from renal_nnunet.evaluation.surface import segmentation_metrics
-from renal_nnunet.io import InputError, check_same_geometry, read_label_map
+from renal_nnunet.io import InputError, case_id_from_path, check_same_geometry, has_image_suffix, read_label_map
+from renal_nnunet.settings import PAPER
 
 __all__ = ["EvaluationConfig", "EvaluationResult", "STRUCTURES", "CENTROID_LINK_TOLERANCE_MM", "find_cases",
            "evaluate_case", "evaluate_folders", "crop_to_labels"]
@@ -52,7 +55,6 @@ CENTROID_LINK_TOLERANCE_MM = 3.0
 
 SIDE_NAMES = {OUTPUT_LABELS["kidney_right"]: "right", OUTPUT_LABELS["kidney_left"]: "left"}
 CLASS_OF_LABEL = {OUTPUT_LABELS[c]: c for c in LESION_CLASSES}
-_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
 _KITS_CASE_FILES = ("segmentation.nii.gz", "aggregated_MAJ_seg.nii.gz")
 
 
@@ -71,7 +73,7 @@ class EvaluationConfig:
     """
 
     ref_format: str = "pipeline"
-    size_threshold_mm: float = 5.0
+    size_threshold_mm: float = PAPER.size_threshold_mm
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     lesions_pred: Path | None = None
     lesions_ref: Path | None = None
@@ -100,11 +102,11 @@ class EvaluationResult:
 
 
 def _case_id(path: Path) -> str | None:
-    for suffix in _SUFFIXES:
-        if path.name.endswith(suffix):
-            stem = path.name[: -len(suffix)]
-            return stem[: -len("_seg")] if stem.endswith("_seg") else stem
-    return None
+    """Case id of a label file (:func:`renal_nnunet.io.case_id_from_path`, then ``_seg`` dropped); None for non-images."""
+    if not has_image_suffix(path):
+        return None
+    stem = case_id_from_path(path)
+    return stem[: -len("_seg")] if stem.endswith("_seg") else stem
 
 
 def _label_files(folder: Path) -> dict[str, Path]:
@@ -234,20 +236,16 @@ def _lesion_rows(
 
 
 def crop_to_labels(pred: sitk.Image, ref: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
-    """Crop both label maps to the bounding box of their labelled voxels plus one voxel.
+    """Crop both label maps to the bounding box of their labelled voxels plus one voxel
+    (:func:`renal_nnunet.evaluation.crop.union_box`).
 
     Every metric is unchanged (surfaces, nearest-surface distances, components, volumes and
     physical positions all survive), and whole-abdomen volumes shrink to the kidneys' region.
     """
-    union = (sitk.GetArrayViewFromImage(pred) > 0) | (sitk.GetArrayViewFromImage(ref) > 0)
-    if not union.any():
+    box = union_box((sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(ref)), margin_voxels=1)
+    if box is None:
         return pred, ref
-    low, high = [], []
-    for axis in range(3):
-        occupied = np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != axis)))
-        low.append(max(int(occupied[0]) - 1, 0))
-        high.append(min(int(occupied[-1]) + 2, union.shape[axis]))
-    index, size = low[::-1], [h - l for l, h in zip(low, high)][::-1]
+    index, size = [s.start for s in reversed(box)], [s.stop - s.start for s in reversed(box)]
     return sitk.RegionOfInterest(pred, size, index), sitk.RegionOfInterest(ref, size, index)
 
 

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from renal_nnunet.anatomy.labels import KITS_LABELS, OUTPUT_LABELS
+from renal_nnunet.evaluation.crop import crop_to_union
 from renal_nnunet.evaluation.surface import dice
 
 __all__ = ["KITS_HECS", "KITS_SURFACE_TOLERANCES_MM", "kits_hec_metrics", "kits_surface_dice", "pipeline_to_kits_labels"]
@@ -34,13 +35,6 @@ KITS_HECS: dict[str, tuple[int, ...]] = {
 
 KITS_SURFACE_TOLERANCES_MM: dict[str, float] = {"kidney_and_masses": 1.0331, "masses": 1.1329, "tumor": 1.1498}
 """The official per-HEC surface-Dice tolerances (mm)."""
-
-
-def _crop_to_union(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Crop to the union bounding box plus a one-voxel background margin (surfels need it)."""
-    coords = np.nonzero(a | b)
-    box = tuple(slice(int(c.min()), int(c.max()) + 1) for c in coords)
-    return np.pad(a[box], 1), np.pad(b[box], 1)
 
 
 def kits_surface_dice(pred: np.ndarray, ref: np.ndarray, spacing_mm: Sequence[float], tolerance_mm: float) -> float:
@@ -62,7 +56,9 @@ def kits_surface_dice(pred: np.ndarray, ref: np.ndarray, spacing_mm: Sequence[fl
     pred_empty, ref_empty = not pred.any(), not ref.any()
     if pred_empty or ref_empty:
         return 1.0 if pred_empty and ref_empty else 0.0
-    pred, ref = _crop_to_union(pred, ref)
+    # The tight union box, then a one-voxel background layer all round: surfels need background
+    # beside every surface voxel, also where a mask touches the array border (padding, not growing).
+    pred, ref = (np.pad(mask, 1) for mask in crop_to_union(pred, ref, margin_voxels=0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # MONAI's own deprecated argument, not ours
         value = compute_surface_dice(

@@ -16,7 +16,9 @@ Definitions follow MedPy 0.5 (``medpy.metric.binary``), the reference the tests 
   :mod:`renal_nnunet.evaluation.kits`).
 
 The work is done once per pair: both masks are cropped to their union bounding box plus one
-voxel (which changes neither the surfaces nor the nearest-surface distances), then one erosion and
+voxel (:func:`renal_nnunet.evaluation.crop.crop_to_union`; the margin keeps a background voxel
+beside every surface voxel not on the array border, so neither the surfaces nor the
+nearest-surface distances change), then one erosion and
 one distance transform per direction.
 
 Empty-mask policy (:data:`EMPTY_POLICY`): both empty -> Dice 1, surface Dice 1, distances NaN
@@ -33,6 +35,8 @@ from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
+
+from renal_nnunet.evaluation.crop import crop_to_union
 
 __all__ = ["EMPTY_POLICY", "SurfaceDistances", "surface_distances", "segmentation_metrics", "dice"]
 
@@ -69,16 +73,6 @@ def _check_pair(pred: np.ndarray, ref: np.ndarray, spacing_mm: Sequence[float]) 
     return pred, ref, spacing
 
 
-def _crop_to_union(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Crop both masks to their union bounding box grown by one voxel (clipped to the array)."""
-    union = pred | ref
-    box = []
-    for axis in range(union.ndim):
-        occupied = np.flatnonzero(union.any(axis=tuple(a for a in range(union.ndim) if a != axis)))
-        box.append(slice(max(occupied[0] - 1, 0), occupied[-1] + 2))
-    return pred[tuple(box)], ref[tuple(box)]
-
-
 def _surface(mask: np.ndarray) -> np.ndarray:
     face_structure = ndimage.generate_binary_structure(mask.ndim, 1)
     return mask ^ ndimage.binary_erosion(mask, structure=face_structure, iterations=1)
@@ -97,7 +91,7 @@ def surface_distances(pred: np.ndarray, ref: np.ndarray, spacing_mm: Sequence[fl
     pred, ref, spacing = _check_pair(pred, ref, spacing_mm)
     if not pred.any() or not ref.any():
         raise ValueError("surface distances need two non-empty masks (see EMPTY_POLICY)")
-    pred, ref = _crop_to_union(pred, ref)
+    pred, ref = crop_to_union(pred, ref, margin_voxels=1)
     pred_surface, ref_surface = _surface(pred), _surface(ref)
     to_ref = ndimage.distance_transform_edt(~ref_surface, sampling=spacing)
     to_pred = ndimage.distance_transform_edt(~pred_surface, sampling=spacing)

@@ -4,40 +4,51 @@ from __future__ import annotations
 
 import argparse
 
-from renal_nnunet.nnunet.cli import _folds, _report
+from renal_nnunet.cli_options import (
+    add_device,
+    add_folds,
+    add_input,
+    add_models,
+    add_output,
+    nnunet_folds,
+    print_batch_report,
+    resolve_device,
+)
+from renal_nnunet.settings import PAPER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the one-stage inference subcommands."""
     stage = subparsers.add_parser("predict-stage", help="one model on CTs, labels written in each CT's geometry")
-    stage.add_argument("-i", "--input", nargs="+", required=True, help="CT files (NIfTI, ...) or DICOM series folders")
-    stage.add_argument("-o", "--output", required=True, help="output folder (CASE.nii.gz per input)")
-    stage.add_argument("-m", "--model", required=True,
-                       help="trained-model folder, e.g. $nnUNet_results/Dataset501_RenalKidney128/"
-                            "nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres")
-    stage.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
+    add_input(stage, "CT files (NIfTI, ...) or DICOM series folders", nargs="+")
+    add_output(stage, "output folder (CASE.nii.gz per input; CASE_0000.nii.gz is case CASE)")
+    add_models(stage, "trained-model folder, e.g. $nnUNet_results/Dataset501_RenalKidney128/"
+                      "nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres")
+    add_folds(stage)
     stage.add_argument("--crop-from", nargs="+", default=None, metavar="LABELS",
                        help="one label map per input (e.g. kidney predictions): predict in each label's box")
-    stage.add_argument("--margin-mm", type=float, default=10.0, help="crop margin around each box, mm (default 10)")
-    stage.add_argument("-device", "--device", default="cpu", choices=("cuda", "cpu", "mps"))
+    stage.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
+                       help=f"crop margin around each box, mm (default {PAPER.kidney_margin_mm:g}, the paper's)")
+    add_device(stage)
     stage.set_defaults(func=_run_predict_stage)
 
     back = subparsers.add_parser("map-back", help="map grid predictions (e.g. from nnUNetv2_predict) onto the source CTs")
-    back.add_argument("-i", "--input", required=True, help="folder of CASE.nii.gz grid predictions")
+    add_input(back, "folder of CASE.nii.gz grid predictions")
     back.add_argument("-s", "--sidecars", required=True, help="folder of CASE.json grid sidecars (<dataset>/sidecars)")
-    back.add_argument("-o", "--output", required=True, help="output folder")
+    add_output(back, "output folder")
     back.set_defaults(func=_run_map_back)
 
 
 def _run_predict_stage(args) -> int:
     from renal_nnunet.inference.map_back import predict_stage_files
 
-    written, failures = predict_stage_files(args.input, args.output, args.model, _folds(args.folds), args.crop_from,
-                                            args.margin_mm, args.device)
-    return _report(written, failures)
+    written, failures = predict_stage_files(args.input, args.output, args.models, folds=nnunet_folds(args.folds),
+                                            crop_from=args.crop_from, margin_mm=args.margin_mm,
+                                            device=resolve_device(args.device))
+    return print_batch_report(written, failures)
 
 
 def _run_map_back(args) -> int:
     from renal_nnunet.inference.map_back import map_predictions_to_source
 
-    return _report(*map_predictions_to_source(args.input, args.sidecars, args.output))
+    return print_batch_report(*map_predictions_to_source(args.input, args.sidecars, args.output))

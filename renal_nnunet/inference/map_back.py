@@ -12,7 +12,7 @@ from typing import Sequence
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import GridSidecar, image_like, resample_from_grid
-from renal_nnunet.io import InputError, read_image, write_image
+from renal_nnunet.io import InputError, case_id_from_path, read_image, write_image
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def map_labels_to_source(grid_labels: sitk.Image, sidecar: GridSidecar) -> sitk.
 
 def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_folder: str | os.PathLike,
                               output_folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
-    """Map every ``CASE.nii.gz`` grid prediction back with ``sidecar_folder/CASE.json``.
+    """Map every ``CASE.nii.gz`` grid prediction back with ``sidecar_folder/CASE.json`` into ``CASE.nii.gz``
+    (CASE by :func:`renal_nnunet.io.case_id_from_path`).
 
     A case that fails (missing sidecar, unreadable file) is reported and the rest go on.
 
@@ -44,11 +45,11 @@ def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_fold
     if not predictions:
         raise InputError(prediction_folder, "holds no .nii.gz predictions")
     for prediction in predictions:
-        case = prediction.name[: -len(".nii.gz")]
+        case = case_id_from_path(prediction)
         try:
             sidecar = GridSidecar.from_json(_existing(Path(sidecar_folder) / f"{case}.json"))
             image = map_labels_to_source(read_image(prediction), sidecar)
-            written.append(write_image(image, Path(output_folder) / prediction.name))
+            written.append(write_image(image, Path(output_folder) / f"{case}.nii.gz"))
         except (InputError, ValueError) as err:
             log.error("%s: %s", case, err)
             failures.append(f"{case}: {err}")
@@ -61,20 +62,12 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _case_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii", ".mha", ".nrrd"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str | os.PathLike,
                         model_dir: str | os.PathLike, folds: Sequence[int | str] = (0, 1, 2, 3, 4),
                         crop_from: Sequence[str | os.PathLike] | None = None, margin_mm: float = 10.0,
                         device: str = "cpu") -> tuple[list[Path], list[str]]:
     """Run one stage on CT files (NIfTI or DICOM folders) and write ``CASE.nii.gz`` label maps in
-    each CT's own geometry; a failing case is reported and the batch goes on.
+    each CT's own geometry (CASE by :func:`renal_nnunet.io.case_id_from_path`); a failing case is reported and the batch goes on.
 
     Args:
         inputs: CT files or DICOM series folders.
@@ -105,7 +98,7 @@ def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str 
                 if not boxes:
                     raise InputError(crop_from[index], "is empty: no box to predict in")
             labels = predict_stage_labels(ct, model_dir, folds, boxes, device)
-            written.append(write_image(labels, Path(output_folder) / f"{_case_name(path)}.nii.gz"))
+            written.append(write_image(labels, Path(output_folder) / f"{case_id_from_path(path)}.nii.gz"))
             log.info("%s -> %s", path, written[-1])
         except (InputError, ValueError) as err:
             log.error("%s", err)

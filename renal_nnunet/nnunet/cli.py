@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+
+from renal_nnunet.cli_options import (
+    add_dataset,
+    add_device,
+    add_folds,
+    add_input,
+    add_output,
+    nnunet_folds,
+    resolve_device,
+)
 
 _TRAINER_HELP = "trainer class (default nnUNetTrainerRenalPaper; stock ones such as nnUNetTrainer work too)"
 
@@ -18,7 +27,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--configuration", default="3d_fullres")
     parser.add_argument("-tr", "--trainer", default="nnUNetTrainerRenalPaper", help=_TRAINER_HELP)
     parser.add_argument("-p", "--plans", default="nnUNetPlans")
-    parser.add_argument("-device", "--device", default="cuda", choices=("cuda", "cpu", "mps"))
+    add_device(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     env.set_defaults(func=_run_env)
 
     plan = subparsers.add_parser("plan", help="nnUNetv2_plan_and_preprocess (+ install the converter's patient-grouped splits)")
-    plan.add_argument("-d", "--dataset", required=True, help="dataset id or name")
+    add_dataset(plan)
     plan.add_argument("-c", "--configurations", nargs="+", default=["3d_fullres"], help="default 3d_fullres")
     plan.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
     plan.add_argument("--no-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
@@ -42,10 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_run_train)
 
     predict = subparsers.add_parser("predict-dataset", help="nnUNetv2_predict on a folder of grid images (CASE_0000.nii.gz)")
-    predict.add_argument("-i", "--input", required=True, help="folder of nnU-Net-format images")
-    predict.add_argument("-o", "--output", required=True, help="output folder")
-    predict.add_argument("-d", "--dataset", required=True, help="dataset id or name of the trained model")
-    predict.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
+    add_input(predict, "folder of nnU-Net-format images")
+    add_output(predict, "output folder")
+    add_dataset(predict, "dataset id or name of the trained model")
+    add_folds(predict)
     _add_model_arguments(predict)
     predict.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth")
     predict.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (1: no pools)")
@@ -70,27 +79,17 @@ def _run_plan(args) -> int:
 def _run_train(args) -> int:
     from renal_nnunet.nnunet.commands import train
 
-    print(train(args.dataset, args.fold, args.trainer, args.configuration, args.plans, args.continue_training,
-                args.device, args.npz))
+    print(train(args.dataset, args.fold, trainer=args.trainer, configuration=args.configuration, plans=args.plans,
+                continue_training=args.continue_training, device=resolve_device(args.device),
+                export_validation_probabilities=args.npz))
     return 0
 
 
 def _run_predict_dataset(args) -> int:
     from renal_nnunet.nnunet.commands import predict_dataset
 
-    print(predict_dataset(args.input, args.output, args.dataset, _folds(args.folds), args.trainer, args.configuration,
-                          args.plans, args.device, args.save_probabilities, args.num_processes, args.checkpoint))
+    print(predict_dataset(args.input, args.output, args.dataset, folds=nnunet_folds(args.folds), trainer=args.trainer,
+                          configuration=args.configuration, plans=args.plans, device=resolve_device(args.device),
+                          save_probabilities=args.save_probabilities, num_processes=args.num_processes,
+                          checkpoint=args.checkpoint))
     return 0
-
-
-def _folds(folds: list[str]) -> tuple:
-    return tuple(f if f == "all" else int(f) for f in folds)
-
-
-def _report(written, failures) -> int:
-    for path in written:
-        print(path)
-    for failure in failures:
-        print(f"failed: {failure}", file=sys.stderr)
-    print(f"{len(written)} written, {len(failures)} failed", file=sys.stderr if failures else sys.stdout)
-    return 1 if failures else 0

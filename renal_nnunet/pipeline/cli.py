@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from renal_nnunet.cli_options import add_device, add_folds, add_input, add_models, add_output, resolve_device
+from renal_nnunet.settings import PAPER
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands."""
@@ -13,56 +16,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Outputs per case: <case>_seg.nii.gz (0 background, 1 right kidney, 2 left kidney, 3 AML, "
                     "4 cystic, 5 solid, 6 mass too small to classify; the input's exact geometry), "
                     "<case>_lesions.csv/.json, <case>_report.png, <case>_lesion<k>_gradcam.nii.gz.")
-    predict.add_argument("-i", "--input", required=True, type=Path,
-                         help="a NIfTI file, a folder of NIfTI files, a DICOM series folder, or a folder of series folders")
-    predict.add_argument("-o", "--output", required=True, type=Path, help="output folder")
-    predict.add_argument("-m", "--models", required=True, type=Path, help="models folder (with manifest.json)")
-    predict.add_argument("-f", "--folds", nargs="+", default=None, help="nnU-Net folds to ensemble (default: all shipped)")
-    predict.add_argument("-d", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    add_input(predict, "a NIfTI file, a folder of NIfTI files, a DICOM series folder, or a folder of series folders "
+                       "(CASE_0000.nii.gz is case CASE)", type=Path)
+    add_output(predict, "output folder", type=Path)
+    add_models(predict, "models folder (with manifest.json)", type=Path)
+    add_folds(predict, all_shipped=True)
+    add_device(predict)
     predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
     predict.add_argument("--no-report", action="store_true", help="skip the report PNG")
     predict.add_argument("--min-diameter-mm", type=float, default=None,
-                         help="classify masses at least this large (average diameter; default 5 mm, the paper's)")
+                         help="classify masses at least this large, mm (average diameter; default: the models "
+                              f"folder's, {PAPER.size_threshold_mm:g} mm as in the paper)")
     predict.add_argument("--skip-intensity-check", action="store_true", help="accept inputs that do not look like CT in HU")
     predict.add_argument("--num-parts", type=int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
     predict.set_defaults(func=_predict)
 
     export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share")
-    export.add_argument("-m", "--models", required=True, type=Path)
-    export.add_argument("-o", "--output", required=True, type=Path, help="zip file to write")
+    add_models(export, "models folder to pack", type=Path)
+    add_output(export, "zip file to write", type=Path)
     export.set_defaults(func=_export)
 
     imp = subparsers.add_parser("import-models", help="unpack and validate a models zip")
-    imp.add_argument("-i", "--input", required=True, type=Path, help="zip made by export-models")
-    imp.add_argument("-m", "--models", required=True, type=Path, help="models folder to create")
+    add_input(imp, "zip made by export-models", type=Path)
+    add_models(imp, "models folder to create", type=Path)
     imp.add_argument("--overwrite", action="store_true", help="replace an existing models folder")
     imp.set_defaults(func=_import)
 
     demo = subparsers.add_parser("demo", help="synthetic cohort -> convert -> train briefly -> predict -> evaluate")
-    demo.add_argument("--out", type=Path, default=Path("demo_output"))
+    add_output(demo, "output folder (default demo_output)", type=Path, default=Path("demo_output"))
     demo.add_argument("--cases", type=int, default=None, help="synthetic cases (training + held-out)")
     demo.add_argument("--grid", type=int, default=None, help="grid edge in voxels (paper: 128)")
     demo.add_argument("--minutes", type=float, default=None, help="rough time budget; scales the training length")
-    demo.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    add_device(demo)
     demo.add_argument("--compare", action="store_true", help="also train and compare the one-stage baselines")
     demo.set_defaults(func=_demo)
 
     compare = subparsers.add_parser(
         "compare", help="cascade vs one-stage grid model vs stock nnU-Net 3d_fullres on the same test cases")
-    compare.add_argument("--cascade-models", required=True, type=Path, help="models folder of the cascade")
+    add_models(compare, "models folder of the cascade", type=Path)
     compare.add_argument("--one-stage-model", type=Path, default=None,
                          help="nnU-Net trained-model folder of the one-stage grid model (Dataset*_RenalOneStage{G})")
     compare.add_argument("--fullres-model", type=Path, default=None,
                          help="nnU-Net trained-model folder of stock 3d_fullres on Dataset*_RenalOneStage")
-    compare.add_argument("-i", "--images", required=True, type=Path, help="folder of test CTs (NIfTI)")
+    add_input(compare, "folder of test CTs (NIfTI)", type=Path)
     compare.add_argument("-r", "--references", required=True, type=Path,
                          help="folder of reference label maps named like the CTs")
     compare.add_argument("--ref-format", choices=("pipeline", "kits"), default="pipeline",
                          help="reference labels: pipeline 0-6 (default) or KiTS 0 background/1 kidney/2 tumour/3 cyst")
-    compare.add_argument("-o", "--output", required=True, type=Path)
-    compare.add_argument("-f", "--folds", nargs="+", default=None)
-    compare.add_argument("-d", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    add_output(compare, "folder for each method's predictions, evaluations and comparison.csv", type=Path)
+    add_folds(compare, all_shipped=True)
+    add_device(compare)
     compare.set_defaults(func=_compare)
 
 
@@ -70,7 +74,7 @@ def _predict(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.predict import PredictConfig, folds_argument, predict
 
     config = PredictConfig(
-        folds=folds_argument(args.folds), device=args.device, cam=not args.no_cam, report=not args.no_report,
+        folds=folds_argument(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id,
     )
@@ -107,7 +111,7 @@ def _demo(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.demo import DemoConfig, run_demo
 
     overrides = {k: v for k, v in (("cases", args.cases), ("grid", args.grid), ("minutes", args.minutes)) if v is not None}
-    summary = run_demo(args.out, DemoConfig(device=args.device, compare=args.compare, **overrides))
+    summary = run_demo(args.output, DemoConfig(device=resolve_device(args.device), compare=args.compare, **overrides))
     print(summary.text)
     return 0
 
@@ -116,9 +120,10 @@ def _compare(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.compare import compare_methods
     from renal_nnunet.pipeline.predict import folds_argument
 
-    table = compare_methods(args.images, args.references, args.output, args.cascade_models,
-                            args.one_stage_model, args.fullres_model, folds_argument(args.folds), args.device,
-                            args.ref_format)
+    table = compare_methods(args.input, args.references, args.output, cascade_models=args.models,
+                            one_stage_model=args.one_stage_model, fullres_model=args.fullres_model,
+                            folds=folds_argument(args.folds), device=resolve_device(args.device),
+                            ref_format=args.ref_format)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"table written to {args.output / 'comparison.csv'}")
     return 0

@@ -71,7 +71,7 @@ def _images(folder: Path) -> list[Path]:
 
 def _predict_grid_one_stage(images: list[Path], out: Path, model_dir: Path, folds, device: str) -> float:
     from renal_nnunet.inference.stage import predict_stage_probabilities
-    from renal_nnunet.pipeline.inputs import case_id_from_path
+    from renal_nnunet.io import case_id_from_path
 
     seconds = 0.0
     for path in images:
@@ -90,7 +90,7 @@ def _predict_stock_fullres(images: list[Path], out: Path, model_dir: Path, folds
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    from renal_nnunet.pipeline.inputs import case_id_from_path
+    from renal_nnunet.io import case_id_from_path
     from renal_nnunet.trainers.registration import trainer_lookup
 
     predictor = nnUNetPredictor(perform_everything_on_device=device != "cpu", device=torch.device(device),

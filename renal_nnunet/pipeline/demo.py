@@ -171,7 +171,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
     if models_dir.exists():
         from renal_nnunet.io import InputError
 
-        raise InputError(models_dir, "already exists from an earlier demo; remove it or choose another --out")
+        raise InputError(models_dir, "already exists from an earlier demo; remove it or choose another -o/--output")
     started_all, seconds = time.perf_counter(), {}
     started = time.perf_counter()
     train_src = write_synthetic_kits(out_dir / "synthetic" / "train", config.cases, seed=config.seed,

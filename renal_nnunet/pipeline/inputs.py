@@ -14,13 +14,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.io import InputError
+from renal_nnunet.io import IMAGE_SUFFIXES, InputError, case_id_from_path, has_image_suffix
 
-__all__ = ["CaseInput", "IMAGE_SUFFIXES", "case_id_from_path", "discover_cases", "select_part", "check_ct_intensities"]
+__all__ = ["CaseInput", "discover_cases", "select_part", "check_ct_intensities"]
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
 
 # Plausible CT values in HU: air is about -1000 (scanners pad outside the field of view down to
 # -3024), dense bone and contrast stay below ~3071 (12-bit range), metal can saturate above.
@@ -32,28 +30,11 @@ HIGHEST_PLAUSIBLE_P99_HU = 3100.0
 
 @dataclass(frozen=True)
 class CaseInput:
-    """One case to predict: its id (used in output file names) and its file or DICOM folder."""
+    """One case to predict: its id (:func:`renal_nnunet.io.case_id_from_path`, used in output file
+    names) and its file or DICOM folder."""
 
     case_id: str
     path: Path
-
-
-def case_id_from_path(path: str | os.PathLike) -> str:
-    """Case id from a file or folder name: suffix removed, nnU-Net's ``_0000`` channel tag dropped.
-
-    >>> case_id_from_path("/data/case_00012_0000.nii.gz")
-    'case_00012'
-    >>> case_id_from_path("/dicom/patient7/")
-    'patient7'
-    """
-    name = Path(path).name
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    if name.endswith("_0000"):
-        name = name[: -len("_0000")]
-    return name
 
 
 def _holds_dicom_series(folder: Path) -> bool:
@@ -73,7 +54,7 @@ def discover_cases(input_path: str | os.PathLike) -> list[CaseInput]:
     if input_path.is_file():
         return [CaseInput(case_id_from_path(input_path), input_path)]
     images = sorted(p for p in input_path.iterdir()
-                    if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES) and not p.name.startswith("."))
+                    if p.is_file() and has_image_suffix(p) and not p.name.startswith("."))
     if images:
         cases = [CaseInput(case_id_from_path(p), p) for p in images]
     elif _holds_dicom_series(input_path):

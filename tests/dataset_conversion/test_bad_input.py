@@ -99,7 +99,7 @@ def test_nothing_half_written_and_the_cli_exits_non_zero(bad_batch, capsys):
     assert not stray
     for bad in EXPECTED_FAILURES:
         assert not list(raw.rglob(f"{bad}*")), f"output of failed case {bad} remains"
-    assert main(["convert", "kits", str(src), "--out", str(raw), "--grid", str(TEST_GRID)]) == 1
+    assert main(["convert", "kits", str(src), "-o", str(raw), "--grid", str(TEST_GRID)]) == 1
     err = capsys.readouterr().err
     assert "skipped (unchanged) 1" in err and all(f"FAILED {case}" in err for case in EXPECTED_FAILURES)
 
@@ -110,7 +110,7 @@ def test_a_non_writable_output_folder_is_one_clear_error(bad_batch, tmp_path, ca
     blocker.write_text("")
     with pytest.raises(InputError, match="not writable"):
         convert_kits(src, blocker / "raw", ConversionConfig(grid=TEST_GRID))
-    assert main(["convert", "kits", str(src), "--out", str(blocker / "raw")]) == 2
+    assert main(["convert", "kits", str(src), "-o", str(blocker / "raw")]) == 2
     assert "not writable" in capsys.readouterr().err
 
 

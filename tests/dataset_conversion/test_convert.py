@@ -140,7 +140,7 @@ def test_rerun_skips_identical_cases_and_the_cli_reports_success(converted_subse
     raw, _, _ = converted_subset
     image = _dataset(raw, "kidney") / "imagesTr" / "case_00017_0000.nii.gz"
     before = image.stat().st_mtime_ns
-    assert main(["convert", "kits", str(subset_src), "--out", str(raw), "--grid", str(TEST_GRID), "--workers", "2"]) == 0
+    assert main(["convert", "kits", str(subset_src), "-o", str(raw), "--grid", str(TEST_GRID), "--workers", "2"]) == 0
     assert "skipped (unchanged) 6" in capsys.readouterr().out
     assert image.stat().st_mtime_ns == before
 

@@ -41,7 +41,7 @@ def manifest_csv(painted_kits23, tmp_path):
 
 def test_manifest_converts_groups_series_by_patient_and_takes_classes_from_labels(manifest_csv, tmp_path, capsys):
     raw = tmp_path / "raw"
-    assert main(["convert", "manifest", str(manifest_csv), "--out", str(raw), "--grid", str(TEST_GRID)]) == 1
+    assert main(["convert", "manifest", str(manifest_csv), "-o", str(raw), "--grid", str(TEST_GRID)]) == 1
     report = json.loads((raw / "conversion_report.json").read_text())
     assert sorted(report["converted"]) == ["P1_ct_1", "P1_ct_2", "P2_a"]
     assert list(report["failed"]) == ["P3_a"]

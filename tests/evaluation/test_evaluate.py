@@ -113,7 +113,7 @@ def folders(tmp_path) -> tuple[Path, Path]:
 def test_cli_writes_every_table_and_figure_and_lists_failing_cases(folders, tmp_path, capsys):
     pred_dir, ref_dir = folders
     out = tmp_path / "report"
-    assert main(["evaluate", "--pred", str(pred_dir), "--ref", str(ref_dir), "--out", str(out), "--workers", "2"]) == 0
+    assert main(["evaluate", "--pred", str(pred_dir), "--ref", str(ref_dir), "-o", str(out), "--workers", "2"]) == 0
     assert "evaluated 3 case(s), 4 error(s)" in capsys.readouterr().out
 
     errors = pd.read_csv(out / "errors.csv").set_index("case_id")["problem"]
@@ -231,7 +231,7 @@ def test_reference_lesion_table_gives_classes_and_a_folder_of_failures_still_rep
     only_bad.mkdir()
     (only_bad / "case_k_seg.nii.gz").write_bytes(b"not a nifti")
     assert main(["evaluate", "--pred", str(only_bad), "--ref", str(ref_dir), "--ref-format", "kits",
-                 "--out", str(tmp_path / "out_bad")]) == 1
+                 "-o", str(tmp_path / "out_bad")]) == 1
     assert "evaluated 0 case(s), 1 error(s)" in capsys.readouterr().out
     assert "cannot be read" in (tmp_path / "out_bad" / "summary.md").read_text()
 

@@ -32,7 +32,7 @@ def test_one_stage_labels_get_sides_from_patient_coordinates():
 
 def test_compare_command_writes_the_cascade_row(tiny_demo, tmp_path, capsys):
     out_dir, _ = tiny_demo
-    code = main(["compare", "--cascade-models", str(out_dir / "models"), "-i", str(out_dir / "test_images"),
+    code = main(["compare", "-m", str(out_dir / "models"), "-i", str(out_dir / "test_images"),
                  "-r", str(out_dir / "test_references"), "--ref-format", "pipeline", "-o", str(tmp_path)])
     assert code == 0 and "cascade" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "comparison.csv", index_col="method")

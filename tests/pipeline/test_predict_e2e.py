@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.cli import main as cli_main
-from renal_nnunet.io import InputError, read_image
+from renal_nnunet.io import InputError, read_image, write_image
 from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS
 from renal_nnunet.pipeline.models import load_models
 from renal_nnunet.pipeline.predict import PredictConfig, predict
@@ -138,3 +138,23 @@ def test_batch_goes_past_a_corrupt_file_and_reports_it(tiny_demo, held_out_ct, t
                      str(out_dir / "models"), "--num-parts", "2", "--part-id", "0"])
     assert code == 1 and "0/1 case(s)" in capsys.readouterr().out
     assert not (tmp_path / "part0" / "good_seg.nii.gz").exists()
+
+
+def test_case_0000_is_case_for_predict_predict_stage_and_evaluate(tiny_demo, held_out_ct, tmp_path):
+    """One case-id rule (nnU-Net's): every command names ``case_0000.nii.gz``'s outputs ``case``."""
+    out_dir, _ = tiny_demo
+    models = out_dir / "models"
+    ct_path = write_image(held_out_ct, tmp_path / "images" / "case_0000.nii.gz")
+    assert cli_main(["predict", "-i", str(ct_path), "-o", str(tmp_path / "pred"), "-m", str(models),
+                     "--no-cam", "--no-report", "--device", "cpu"]) == 0
+    assert (tmp_path / "pred" / "case_seg.nii.gz").is_file() and (tmp_path / "pred" / "case_lesions.csv").is_file()
+    kidney = load_models(models).kidney
+    assert cli_main(["predict-stage", "-i", str(ct_path), "-o", str(tmp_path / "stage"), "-m", str(models / kidney.path),
+                     "-f", *map(str, kidney.folds), "--device", "cpu"]) == 0
+    assert [p.name for p in (tmp_path / "stage").iterdir()] == ["case.nii.gz"]
+
+    (tmp_path / "ref").mkdir()
+    shutil.copy(tmp_path / "pred" / "case_seg.nii.gz", tmp_path / "ref" / "case_0000.nii.gz")
+    assert cli_main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+                     "-o", str(tmp_path / "eval"), "--no-figures"]) == 0
+    assert set(pd.read_csv(tmp_path / "eval" / "per_case.csv")["case_id"]) == {"case"}

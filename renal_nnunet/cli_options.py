@@ -1,0 +1,94 @@
+"""The flags every ``renal-nnunet`` subcommand spells the same way, and the one default-device rule.
+
+``-i/--input`` is what a command reads, ``-o/--output`` what it writes, ``-m/--models`` the
+trained model(s) it runs, ``-f/--folds`` the nnU-Net folds it ensembles, ``-d/--dataset`` an
+nnU-Net dataset (as in nnU-Net, and nothing else), and ``--device`` (also nnU-Net's ``-device``)
+the torch device, which defaults to :func:`default_device`. Importing this module stays light
+(no torch) so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from renal_nnunet.settings import PAPER
+
+__all__ = ["DEVICES", "PAPER_FOLDS", "default_device", "resolve_device", "add_input", "add_output", "add_models", "add_folds",
+           "add_dataset", "add_device", "nnunet_folds", "print_batch_report"]
+
+DEVICES: tuple[str, ...] = ("cuda", "cpu", "mps")
+"""Devices a ``--device`` flag accepts (nnU-Net's choices)."""
+
+PAPER_FOLDS: list[str] = [str(f) for f in PAPER.folds]
+"""Default of ``-f/--folds`` where the folds are not read from a models folder."""
+
+
+def default_device() -> str:
+    """``cuda`` when torch sees a GPU, else ``cpu``: the default of every ``--device``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(device: str | None) -> str:
+    """The ``--device`` value, or :func:`default_device` when it was not given."""
+    return device or default_device()
+
+
+def add_input(parser: argparse.ArgumentParser, help: str, **kwargs) -> None:
+    """``-i/--input``: what the command reads (``args.input``)."""
+    parser.add_argument("-i", "--input", dest="input", required=True, help=help, **kwargs)
+
+
+def add_output(parser: argparse.ArgumentParser, help: str, **kwargs) -> None:
+    """``-o/--output``: what the command writes (``args.output``); required unless a default is given."""
+    kwargs.setdefault("required", "default" not in kwargs)
+    parser.add_argument("-o", "--output", dest="output", help=help, **kwargs)
+
+
+def add_models(parser: argparse.ArgumentParser, help: str, **kwargs) -> None:
+    """``-m/--models``: the trained model(s) the command runs or packs (``args.models``)."""
+    parser.add_argument("-m", "--models", dest="models", required=True, help=help, **kwargs)
+
+
+def add_folds(parser: argparse.ArgumentParser, all_shipped: bool = False) -> None:
+    """``-f/--folds``: folds to ensemble (``args.folds``, strings: integers or ``all``).
+
+    Args:
+        all_shipped: default to every fold the models folder ships (None) instead of the paper's 0-4.
+    """
+    if all_shipped:
+        parser.add_argument("-f", "--folds", dest="folds", nargs="+", default=None,
+                            help="folds to ensemble (default: all the models folder ships)")
+    else:
+        parser.add_argument("-f", "--folds", dest="folds", nargs="+", default=PAPER_FOLDS,
+                            help=f"folds to ensemble, integers or 'all' (default {' '.join(PAPER_FOLDS)}, the paper's)")
+
+
+def add_dataset(parser: argparse.ArgumentParser, help: str = "nnU-Net dataset id or name") -> None:
+    """``-d/--dataset``: an nnU-Net dataset id or name (``args.dataset``)."""
+    parser.add_argument("-d", "--dataset", dest="dataset", required=True, help=help)
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device`` (or nnU-Net's ``-device``): torch device; None until :func:`resolve_device`."""
+    parser.add_argument("--device", "-device", dest="device", default=None, choices=DEVICES,
+                        help="torch device (default: cuda if available, else cpu)")
+
+
+def nnunet_folds(folds: Sequence[str]) -> tuple[int | str, ...]:
+    """``-f`` values as nnU-Net takes them: integers, and ``all`` for the model trained on every case."""
+    return tuple(f if f == "all" else int(f) for f in folds)
+
+
+def print_batch_report(written: Sequence[Path], failures: Sequence[str]) -> int:
+    """Print each written file and each failure; exit code 1 if any case failed."""
+    for path in written:
+        print(path)
+    for failure in failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(f"{len(written)} written, {len(failures)} failed", file=sys.stderr if failures else sys.stdout)
+    return 1 if failures else 0
