@@ -8,8 +8,8 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.cli import main
+from renal_nnunet.nnunet.environment import NnunetFolders
 from renal_nnunet.pipeline.compare import COMPARISON_COLUMNS, one_stage_to_output_labels, train_and_compare
-from renal_nnunet.pipeline.training import NnunetFolders
 from tests.pipeline.conftest import TINY_DEMO
 
 
@@ -46,9 +46,9 @@ def test_cascade_against_both_trained_baselines(tiny_demo):
     (briefly) and predicted on the same held-out CTs; every method's predictions keep the CT's
     geometry and the pipeline's labels, and the table has one row per method."""
     out_dir, _ = tiny_demo
-    table = train_and_compare(NnunetFolders.under(out_dir / "nnunet"), TINY_DEMO,
-                              {"epochs": 1, "iterations_per_epoch": 5}, out_dir / "test_images",
-                              out_dir / "test_references", out_dir)
+    table = train_and_compare(NnunetFolders.under(out_dir / "nnunet"), TINY_DEMO, out_dir / "test_images",
+                              out_dir / "test_references", out_dir,
+                              ("nnUNetTrainerRenalPaper_CPUsmoke", "nnUNetTrainer_CPUsmoke"))
     assert list(table.index) == ["cascade", "one_stage_grid", "nnunet_3d_fullres"]
     assert (table["seconds_per_case"] > 0).all()
     dice = table[["kidney_dice_right", "kidney_dice_left"]].to_numpy()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import FIRST_ID, KIDNEY_DATASET, TINY
+from tests.conftest import FIRST_ID, KIDNEY_DATASET, SMOKE
 
 
 def _trainer(env: dict[str, str], trainer_class):
@@ -73,7 +73,8 @@ def test_trainer_reads_like_the_paper(planned_tiny_kidney, use_env):
 
 @pytest.mark.slow
 def test_tiny_trainer_repeats_exactly(planned_tiny_kidney, use_env, tmp_path):
-    """The CPU variant is seeded from the fold: the same fold trained twice gives the same weights."""
+    """The CPU variants are seeded from the fold: the same fold trained twice gives the same weights
+    (the 5-step variant, so the test stays short)."""
     import torch
 
     from renal_nnunet.pipeline.training import train_stage
@@ -81,7 +82,7 @@ def test_tiny_trainer_repeats_exactly(planned_tiny_kidney, use_env, tmp_path):
     use_env({**planned_tiny_kidney, "nnUNet_results": str(tmp_path / "results")})
     runs = []
     for _ in range(2):
-        model_dir = train_stage(FIRST_ID, 3, TINY, epochs=1, iterations_per_epoch=3)
+        model_dir = train_stage(FIRST_ID, 3, SMOKE)
         checkpoint = torch.load(model_dir / "fold_3" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
         runs.append(checkpoint["network_weights"])
     first, second = runs
