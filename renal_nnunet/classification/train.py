@@ -133,7 +133,7 @@ def train_classifier(lesions_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if config.pretrained:
         load_medicalnet(model, config.pretrained)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=PAPER.weight_decay)
     identity = {"classes": list(LESION_CLASSES), "grid": int(grid), "dilated": bool(config.dilated)}
     history: list[dict] = []
     latest = folder / LATEST_CHECKPOINT
