@@ -32,3 +32,21 @@ def test_log_file_holds_nnunets_output(tiny_demo):
     assert "train_loss" in written and "Epoch " in written, "nnU-Net's trainer prints"
     assert "nnUNetPlans" in written or "Plans" in written, "nnU-Net's planner prints"
     assert "demo step training" in written, "the detailed log has the console's lines too"
+
+
+def test_minutes_pick_a_named_training_length():
+    """``--minutes`` chooses among the named trainer variants (the longest that fits per fold);
+    the default and the tests' tiny demo train as long as before the lengths had names."""
+    import pytest
+
+    from renal_nnunet.pipeline.demo import DemoConfig, demo_length, training_length
+    from tests.pipeline.conftest import TINY_DEMO
+
+    assert demo_length(DemoConfig()).trainer == "nnUNetTrainerRenalPaper_CPUdemo12min"
+    assert training_length(DemoConfig()) == {"epochs": 28, "iterations_per_epoch": 20, "classifier_epochs": 28}
+    assert demo_length(TINY_DEMO).trainer == "nnUNetTrainerRenalPaper_CPUdemo2min"
+    assert training_length(TINY_DEMO) == {"epochs": 5, "iterations_per_epoch": 20, "classifier_epochs": 5}
+    assert demo_length(DemoConfig(minutes=11.9)).baseline_trainer == "nnUNetTrainer_CPUdemo2min"
+    assert demo_length(DemoConfig(minutes=12.0, folds=(0, 1))).minutes == 2.0, "the budget is shared by the folds"
+    with pytest.raises(ValueError, match="12min .* 2min"):
+        DemoConfig(minutes=1.0)
