@@ -31,6 +31,7 @@ from renal_nnunet.classification.model import build_classifier
 from renal_nnunet.classification.predict import classify_lesions
 from renal_nnunet.classification.train import CLASSIFIER_AUGMENTATION, crop_augmentation, save_classifier
 from renal_nnunet.io import write_image
+from renal_nnunet.settings import PAPER
 from renal_nnunet.synthetic import make_lesion_patch
 
 
@@ -67,9 +68,9 @@ def _write_lesions(folder: Path, grid: int, per_class: int) -> tuple[Path, list]
 
 def bench_grid(grid: int, steps: int, folds: int, device: torch.device, workdir: Path) -> dict[str, float]:
     lesions_dir, patches = _write_lesions(workdir / f"lesions_{grid}", grid, per_class=2)
-    batch_size = 4
+    batch_size = PAPER.batch_size
     model = build_classifier().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=PAPER.learning_rate, weight_decay=PAPER.weight_decay)
     model.train()
 
     def train_on(volumes, labels):

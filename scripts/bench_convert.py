@@ -27,6 +27,7 @@ import SimpleITK as sitk
 from renal_nnunet.dataset_conversion.convert import ConversionConfig, ConversionReport, convert_case, finalize
 from renal_nnunet.dataset_conversion.kits import find_kits_cases
 from renal_nnunet.io import read_image, read_label_map
+from renal_nnunet.settings import PAPER
 
 
 def io_floor_seconds(case, written: list[Path], scratch: Path) -> float:
@@ -48,7 +49,7 @@ def main() -> None:
     source.add_argument("--kits23", type=Path, help="real KiTS23 dataset/ (labels only): paint CT first")
     parser.add_argument("--downsample", type=int, default=1, help="in-plane downsampling when painting (default 1)")
     parser.add_argument("--cases", default="", help="comma-separated case ids (default all)")
-    parser.add_argument("--grid", type=int, default=128)
+    parser.add_argument("--grid", type=int, default=PAPER.grid)
     parser.add_argument("--work", type=Path, default=None, help="working folder (default a temporary one)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

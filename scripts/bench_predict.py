@@ -5,8 +5,9 @@ What it does (everything in --work):
 1. a small synthetic cohort at the benchmark CT's geometry (512x512 in-plane, 150 slices,
    0.78 x 0.78 x 2.5 mm), converted with grid 128 by the project's converter;
 2. stock planning/preprocessing, then 5 folds each of the kidney and mass models, the native
-   one-stage baseline's folds (fold 0 only with --baseline-one-fold), trained for --iterations
-   iterations, and the classifier for one epoch per fold. The weights are for timing only;
+   one-stage baseline's folds (fold 0 only with --baseline-one-fold), trained for 1 epoch x 5
+   iterations (the ``_CPUsmoke`` trainer variants), and the classifier for one epoch per fold. The
+   weights are for timing only;
 3. a held-out synthetic CT of the same geometry with its reference labels, predicted by each side
    in a child process: wall time and peak resident memory (os.wait4) of each, and the ratios.
 
@@ -40,6 +41,8 @@ from pathlib import Path
 
 BENCH_SHAPE_ZYX = (150, 512, 512)
 BENCH_SPACING_ZYX_MM = (2.5, 0.78, 0.78)
+BASELINE_TRAINER = "nnUNetTrainer_CPUsmoke"
+"""Stock nnU-Net for 1 epoch x 5 iterations (timing only), a named variant of this package."""
 
 
 def _run_measured(command: list[str], env: dict, log_path: Path) -> tuple[float, float, int]:
@@ -63,13 +66,8 @@ def _sliding_window_seconds(log_path: Path) -> float | None:
 def _build_models(work: Path, args) -> dict:
     from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
     from renal_nnunet.nnunet.commands import plan
-    from renal_nnunet.pipeline.training import (
-        CascadeTrainingConfig,
-        NnunetFolders,
-        nnunet_environment,
-        train_cascade,
-        train_stage,
-    )
+    from renal_nnunet.nnunet.environment import NnunetFolders, nnunet_environment, nnunet_output_to
+    from renal_nnunet.pipeline.training import CascadeTrainingConfig, train_cascade, train_stage
     from renal_nnunet.synthetic import make_phantom, write_synthetic_kits
 
     folders = NnunetFolders.under(work / "nnunet")
@@ -78,14 +76,15 @@ def _build_models(work: Path, args) -> dict:
         # every case with masses: each of the 5 classifier folds needs lesions to validate on
         src = write_synthetic_kits(work / "synthetic", args.cases, seed=11, mass_free_every=None, **geometry)
         convert_kits(src, folders.raw, ConversionConfig(first_id=args.first_id, grid=128))
-        train_cascade(folders, work / "models", CascadeTrainingConfig(
-            kidney_dataset=args.first_id, mass_dataset=args.first_id + 1, folds=tuple(range(5)),
-            trainer="nnUNetTrainerRenalPaper", epochs=1, iterations_per_epoch=args.iterations, classifier_epochs=1,
-            classifier_folds=tuple(range(5)), device=args.device), work / "classifier_work")
+        with nnunet_output_to(work / "nnunet_output.log"):
+            train_cascade(folders, work / "models", CascadeTrainingConfig(
+                kidney_dataset=args.first_id, mass_dataset=args.first_id + 1, folds=tuple(range(5)),
+                trainer="nnUNetTrainerRenalPaper_CPUsmoke", classifier_epochs=1, classifier_folds=tuple(range(5)),
+                device=args.device), work / "classifier_work")
     native = args.first_id + 3
-    with nnunet_environment(folders):
+    with nnunet_environment(folders), nnunet_output_to(work / "nnunet_output.log"):
         results = folders.results
-        baseline = next(results.glob(f"Dataset{native:03d}_*/nnUNetTrainer__nnUNetPlans__3d_fullres"), None)
+        baseline = next(results.glob(f"Dataset{native:03d}_*/{BASELINE_TRAINER}__nnUNetPlans__3d_fullres"), None)
         native_folds = range(1) if args.baseline_one_fold else range(5)
         trained = baseline is not None and all(
             (baseline / f"fold_{f}" / "checkpoint_final.pth").is_file() for f in native_folds)
@@ -93,7 +92,7 @@ def _build_models(work: Path, args) -> dict:
             if baseline is None:
                 plan(native, verify=False)
             for fold in native_folds:
-                train_stage(native, fold, "nnUNetTrainer", 1, args.iterations, args.device)
+                train_stage(native, fold, BASELINE_TRAINER, args.device)
     test_dir, reference = work / "test_ct", work / "test_reference" / "bench.nii.gz"
     if not reference.is_file():
         import SimpleITK as sitk
@@ -162,7 +161,6 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/renal_bench"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cases", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=2, help="training iterations per fold (timing only)")
     parser.add_argument("--first-id", type=int, default=801)
     parser.add_argument("--baseline-one-fold", action="store_true",
                         help="time the baseline with one fold and no mirroring, and extrapolate")
@@ -194,7 +192,7 @@ def main() -> int:
 
     def baseline(name: str, folds: list[str], tta: bool) -> list[str]:
         return [str(bin_dir / "nnUNetv2_predict"), "-i", str(built["test_dir"]), "-o", str(args.work / name), "-d",
-                str(built["native"]), "-c", "3d_fullres", "-tr", "nnUNetTrainer", "-f", *folds, "-device",
+                str(built["native"]), "-c", "3d_fullres", "-tr", BASELINE_TRAINER, "-f", *folds, "-device",
                 args.device, "-npp", "1", "-nps", "1", *([] if tta else ["--disable_tta"])]
 
     runs = {}

@@ -27,12 +27,7 @@ def _prepare(root: Path, grid: int, cases: int) -> dict:
     report = convert_kits(src, root / "nnUNet_raw", ConversionConfig(first_id=990, grid=grid))
     if not report.ok:
         raise RuntimeError(report.summary())
-    augmentation_processes = os.environ["nnUNet_n_proc_DA"]
-    os.environ["nnUNet_n_proc_DA"] = "1"  # 0 crashes nnU-Net's planner (torch.set_num_threads(0))
-    try:
-        preprocessed = plan(990, num_processes=1)
-    finally:
-        os.environ["nnUNet_n_proc_DA"] = augmentation_processes
+    preprocessed = plan(990, num_processes=1)
     return {"plans": json.loads((preprocessed / "nnUNetPlans.json").read_text()),
             "dataset_json": json.loads((preprocessed / "dataset.json").read_text())}
 
@@ -71,13 +66,14 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    os.environ.setdefault("nnUNet_n_proc_DA", "0")  # augmentation in this process: its time is counted
-    os.environ.setdefault("nnUNet_def_n_proc", "1")
+    # augmentation in this process by default, so its time is counted
+    augmentation_processes = int(os.environ.get("nnUNet_n_proc_DA", 0))
     os.environ.setdefault("nnUNet_compile", "false")
 
     import torch
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+    from renal_nnunet.nnunet.environment import NnunetFolders, nnunet_environment
     from renal_nnunet.trainers.paper import nnUNetTrainerRenalPaper
 
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, {args.iterations} timed iterations")
@@ -85,13 +81,15 @@ def main() -> None:
     for grid in args.grids:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-                (root / name).mkdir()
-                os.environ[name] = str(root / name)
-            data = _prepare(root, grid, args.cases)
+            # planning needs at least one augmentation worker (0 crashes nnU-Net's planner:
+            # torch.set_num_threads(0)); nnunet_environment's default is 1
+            with nnunet_environment(NnunetFolders.under(root)):
+                data = _prepare(root, grid, args.cases)
             times = {}
             for trainer_class in (nnUNetTrainer, nnUNetTrainerRenalPaper):
-                seconds, trainer = _seconds_per_iteration(trainer_class, data, args.iterations, args.warmup, args.device)
+                with nnunet_environment(NnunetFolders.under(root), augmentation_processes):
+                    seconds, trainer = _seconds_per_iteration(trainer_class, data, args.iterations, args.warmup,
+                                                              args.device)
                 times[trainer_class.__name__] = seconds
                 features = list(trainer.network.encoder.output_channels)
                 print(f"{grid:>5} {trainer_class.__name__:<26} {trainer.batch_size:>5} {str(features):<28} "

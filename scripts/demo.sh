@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create or reuse .venv, install, run the main job on the embedded synthetic default.
+# Create or reuse .venv, install, run the main job on the embedded synthetic default: one line per
+# step with its time, then the tables; nnU-Net's own output goes to $DEMO_OUT/nnunet_output.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

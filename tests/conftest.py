@@ -64,6 +64,7 @@ FIRST_ID = 801
 KIDNEY_DATASET = f"Dataset{FIRST_ID}_RenalKidney{GRID}"
 BIN = Path(sys.executable).parent
 TINY = "nnUNetTrainerRenalPaper_CPUtiny"
+SMOKE = "nnUNetTrainerRenalPaper_CPUsmoke"  # 1 epoch x 5 iterations: a trained model, not a good one
 TEST_ENV = {"nnUNet_n_proc_DA": "1", "nnUNet_def_n_proc": "1", "nnUNet_compile": "false"}
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
+from renal_nnunet.settings import PAPER
+
 __all__ = ["PAPER_WINDOW_LEVEL_HU", "PAPER_WINDOW_WIDTH_HU", "window_ct"]
 
-# The paper prints "width 30 HU, level 300 HU"; the intended window is level 30, width 300.
-PAPER_WINDOW_LEVEL_HU = 30.0
-PAPER_WINDOW_WIDTH_HU = 300.0
+# Names for the modules that draw or scale with the window (crops, classifier input, overlays);
+# the values (and why the paper's printed pair is swapped) are in renal_nnunet.settings.
+PAPER_WINDOW_LEVEL_HU = PAPER.window_level_hu
+PAPER_WINDOW_WIDTH_HU = PAPER.window_width_hu
 
 
 def window_ct(

@@ -16,12 +16,13 @@ from __future__ import annotations
 from torch import nn
 
 from renal_nnunet.anatomy.labels import LESION_CLASSES
+from renal_nnunet.settings import PAPER
 
 __all__ = ["build_classifier", "BACKBONE_FEATURES", "HEAD_HIDDEN", "HEAD_DROPOUT"]
 
 BACKBONE_FEATURES = 512
-HEAD_HIDDEN = 128  # the paper's "hidden layer=128"
-HEAD_DROPOUT = 0.1  # the paper's "dropout=0.1"
+HEAD_HIDDEN = PAPER.classifier_hidden  # the paper's "hidden layer=128"
+HEAD_DROPOUT = PAPER.classifier_dropout  # the paper's "dropout=0.1"
 
 
 def build_classifier(num_classes: int = len(LESION_CLASSES), dilated: bool = True) -> nn.Module:

@@ -42,6 +42,7 @@ from renal_nnunet.classification.data import (
 from renal_nnunet.classification.medicalnet import load_medicalnet, read_torch_checkpoint
 from renal_nnunet.classification.model import build_classifier
 from renal_nnunet.io import InputError, atomic_path, read_image
+from renal_nnunet.settings import PAPER
 from renal_nnunet.trainers.augmentation import PaperAugmentation, paper_augmentation_transforms
 
 __all__ = ["ClassifierTrainConfig", "train_classifier", "crop_augmentation", "save_classifier", "load_classifier",
@@ -79,9 +80,9 @@ class ClassifierTrainConfig:
     """
 
     fold: int | None = 0
-    epochs: int = 400
-    batch_size: int = 4
-    learning_rate: float = 1e-4
+    epochs: int = PAPER.epochs
+    batch_size: int = PAPER.batch_size
+    learning_rate: float = PAPER.learning_rate
     grid: int | None = None
     dilated: bool = True
     pretrained: str | None = None
@@ -132,7 +133,7 @@ def train_classifier(lesions_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if config.pretrained:
         load_medicalnet(model, config.pretrained)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=PAPER.weight_decay)
     identity = {"classes": list(LESION_CLASSES), "grid": int(grid), "dilated": bool(config.dilated)}
     history: list[dict] = []
     latest = folder / LATEST_CHECKPOINT

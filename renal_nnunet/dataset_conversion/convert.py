@@ -48,6 +48,7 @@ from renal_nnunet.dataset_conversion.nnunet_dataset import (
 from renal_nnunet.dataset_conversion.sources import SourceCase
 from renal_nnunet.io import InputError, atomic_path, write_image, write_json
 from renal_nnunet.nnunet.splits import patient_folds, write_splits
+from renal_nnunet.settings import PAPER
 
 __all__ = ["ConversionConfig", "ConversionReport", "convert_kits", "convert_cases", "convert_case", "finalize",
            "RECORDS_DIR"]
@@ -71,8 +72,8 @@ class ConversionConfig:
     """
 
     first_id: int = 501
-    grid: int = 128
-    margin_mm: float = 10.0
+    grid: int = PAPER.grid
+    margin_mm: float = PAPER.kidney_margin_mm
     sinus_radius_mm: float = SINUS_CLOSING_RADIUS_MM
     workers: int = 1
 

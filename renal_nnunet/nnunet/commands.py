@@ -12,7 +12,7 @@ Each function is the library side of a ``renal-nnunet`` subcommand and mirrors a
 =====================================  ==============================================
 
 nnU-Net's folders come from the usual ``nnUNet_raw`` / ``nnUNet_preprocessed`` /
-``nnUNet_results`` variables (nnU-Net 2.8.1 reads them when used, not at import).
+``nnUNet_results`` variables, read through :mod:`renal_nnunet.nnunet.environment`.
 """
 
 from __future__ import annotations
@@ -23,39 +23,20 @@ from pathlib import Path
 from typing import Sequence
 
 from renal_nnunet.io import InputError
+from renal_nnunet.nnunet.environment import dataset_folder, required_folder
+from renal_nnunet.settings import PAPER
 from renal_nnunet.trainers.registration import trainer_lookup
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "PAPER_TRAINER",
-    "dataset_folder",
     "plan",
     "train",
     "predict_dataset",
 ]
 
 PAPER_TRAINER = "nnUNetTrainerRenalPaper"
-
-
-def _required_env(name: str) -> Path:
-    value = os.environ.get(name)
-    if not value:
-        raise ValueError(f"environment variable {name} is not set; point it at nnU-Net's {name} folder "
-                         "(see nnU-Net's documentation/setting_up_paths.md)")
-    return Path(value)
-
-
-def dataset_folder(dataset: int | str, kind: str = "nnUNet_raw") -> Path:
-    """``$<kind>/DatasetNNN_Name`` for a dataset id or name (kind: nnUNet_raw / _preprocessed / _results)."""
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
-
-    _required_env(kind)
-    try:
-        name = maybe_convert_to_dataset_name(dataset if str(dataset).startswith("Dataset") else int(dataset))
-    except RuntimeError as err:
-        raise ValueError(str(err)) from None
-    return _required_env(kind) / name
 
 
 def plan(dataset: int | str, configurations: Sequence[str] = ("3d_fullres",), verify: bool = True,
@@ -104,18 +85,18 @@ def train(dataset: int | str, fold: int | str, trainer: str = PAPER_TRAINER, con
     import torch
     from nnunetv2.run.run_training import run_training
 
-    _required_env("nnUNet_results")
+    required_folder("nnUNet_results")
     dataset_name = dataset_folder(dataset, "nnUNet_preprocessed").name
     if device == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     with trainer_lookup():
         run_training(dataset_name, configuration, fold, trainer, plans, continue_training=continue_training,
                      export_validation_probabilities=export_validation_probabilities, device=torch.device(device))
-    return _required_env("nnUNet_results") / dataset_name / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
+    return required_folder("nnUNet_results") / dataset_name / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
 
 
 def predict_dataset(input_folder: str | os.PathLike, output_folder: str | os.PathLike, dataset: int | str,
-                    folds: Sequence[int | str] = (0, 1, 2, 3, 4), trainer: str = PAPER_TRAINER,
+                    folds: Sequence[int | str] = PAPER.folds, trainer: str = PAPER_TRAINER,
                     configuration: str = "3d_fullres", plans: str = "nnUNetPlans", device: str = "cuda",
                     save_probabilities: bool = False, num_processes: int = 1,
                     checkpoint: str = "checkpoint_final.pth") -> Path:

@@ -18,10 +18,11 @@ from typing import Iterable
 from nnunetv2.utilities.crossval_split import generate_crossval_split
 
 from renal_nnunet.io import InputError, atomic_path, write_json
+from renal_nnunet.settings import PAPER
 
 __all__ = ["patient_folds", "splits_for_cases", "write_splits", "install_splits", "NUM_FOLDS", "SPLIT_SEED"]
 
-NUM_FOLDS = 5
+NUM_FOLDS = len(PAPER.folds)
 SPLIT_SEED = 12345
 SPLITS_FILE = "splits_final.json"
 

@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output(demo, "output folder (default demo_output)", type=Path, default=Path("demo_output"))
     demo.add_argument("--cases", type=int, default=None, help="synthetic cases (training + held-out)")
     demo.add_argument("--grid", type=int, default=None, help="grid edge in voxels (paper: 128)")
-    demo.add_argument("--minutes", type=float, default=None, help="rough time budget; scales the training length")
+    demo.add_argument("--minutes", type=float, default=None,
+                      help="time budget per fold; picks the demo's named training length (2min or 12min)")
     add_device(demo)
     demo.add_argument("--compare", action="store_true", help="also train and compare the one-stage baselines")
     demo.set_defaults(func=_demo)

@@ -31,7 +31,7 @@ from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.io import read_image, write_image, write_json
 
-__all__ = ["one_stage_to_output_labels", "compare_methods", "train_and_compare", "COMPARISON_COLUMNS"]
+__all__ = ["one_stage_to_output_labels", "compare_methods", "train_and_compare", "summary_value", "COMPARISON_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,13 @@ COMPARISON_COLUMNS: dict[str, tuple[str, str, str]] = {
     "kits_dice_tumor": ("kits", "tumor", "dice"),
 }
 """Comparison table column -> (section, group, metric) of the evaluation summary."""
+
+
+def summary_value(summary: pd.DataFrame, section: str, group: str, metric: str) -> float:
+    """One value of an evaluation summary table (columns section, group, metric, value); NaN if
+    the summary has no such row (e.g. no lesion of that side), the first row if several match."""
+    rows = summary[(summary.section == section) & (summary.group == group) & (summary.metric == metric)]
+    return float(rows.value.iloc[0]) if len(rows) else np.nan
 
 
 def one_stage_to_output_labels(labels: np.ndarray, ct: sitk.Image) -> sitk.Image:
@@ -160,8 +167,7 @@ def compare_methods(
         summary = evaluation.summary
         row = {"method": method}
         for column, (section, group, metric) in COMPARISON_COLUMNS.items():
-            match = summary[(summary.section == section) & (summary.group == group) & (summary.metric == metric)]
-            row[column] = float(match.value.iloc[0]) if len(match) else np.nan
+            row[column] = summary_value(summary, section, group, metric)
         row["seconds_per_case"] = seconds[method]
         rows.append(row)
     table = pd.DataFrame(rows).set_index("method")
@@ -172,29 +178,27 @@ def compare_methods(
     return table
 
 
-def train_and_compare(folders, config, length: dict, images: Path, references: Path, out_dir: Path) -> pd.DataFrame:
-    """Demo helper: train both baselines as briefly as the cascade's stages, then compare.
+def train_and_compare(folders, config, images: Path, references: Path, out_dir: Path,
+                      trainers: tuple[str, str]) -> pd.DataFrame:
+    """Demo helper: train both baselines, then compare them with the demo's cascade.
 
     Args:
-        folders: the demo's nnU-Net folders (the converter wrote the one-stage datasets there).
+        folders: the demo's :class:`~renal_nnunet.nnunet.environment.NnunetFolders` (the converter
+            wrote the one-stage datasets there).
         config: the :class:`renal_nnunet.pipeline.demo.DemoConfig`.
-        length: epochs and iterations per fold (as for the cascade).
+        trainers: named trainer variants of the one-stage grid U-Net and of the stock ``3d_fullres``
+            baseline (the demo uses the cascade's length: its trainer and nnU-Net's stock twin).
     """
-    import contextlib
-
     from renal_nnunet.nnunet.commands import plan
-    from renal_nnunet.pipeline.training import nnunet_environment, train_stage
+    from renal_nnunet.nnunet.environment import nnunet_environment
+    from renal_nnunet.pipeline.training import train_stage
 
     model_dirs = {}
     with nnunet_environment(folders):
-        for dataset, trainer in ((config.first_id + 2, "nnUNetTrainerRenalPaper_CPUtiny"),
-                                 (config.first_id + 3, "nnUNetTrainer")):
-            with open(folders.preprocessed / f"planning_{dataset}.log", "a") as quiet, \
-                    contextlib.redirect_stdout(quiet):
-                plan(dataset, verify=False)
+        for dataset, trainer in zip((config.first_id + 2, config.first_id + 3), trainers):
+            plan(dataset, verify=False)
             for fold in config.folds:
-                model_dirs[dataset] = train_stage(dataset, fold, trainer, length["epochs"],
-                                                  length["iterations_per_epoch"], config.device)
+                model_dirs[dataset] = train_stage(dataset, fold, trainer, config.device)
     return compare_methods(images, references, out_dir / "comparison", out_dir / "models",
                            model_dirs[config.first_id + 2], model_dirs[config.first_id + 3], config.folds,
                            config.device)

@@ -11,13 +11,18 @@ Output layout under ``out_dir``: ``synthetic/`` (training and held-out cohorts, 
 ``nnunet/`` (nnU-Net raw/preprocessed/results), ``models/`` (the models folder ``predict`` uses),
 ``test_images/`` + ``test_references/`` (held-out CTs and their references in the pipeline's
 label convention), ``predictions/`` (pipeline outputs and reports), ``evaluation/`` (tables,
-``summary.md``, figures), ``demo_summary.md``.
+``summary.md``, figures), ``demo_summary.md``, and ``nnunet_output.log``: nnU-Net's console output
+(planner, trainer, predictor), warnings and the detailed log, while the console gets one line per
+step and the tables.
+
+Training length: ``minutes`` picks one of the named lengths in :data:`DEMO_LENGTHS` (the longest
+whose budget fits ``minutes`` per fold trained), each a named trainer variant of
+:mod:`renal_nnunet.trainers.paper`; the classifier trains for as many epochs as the U-Nets.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,12 +35,38 @@ import SimpleITK as sitk
 from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.io import atomic_path, read_image, write_image, write_json
 
-__all__ = ["DemoConfig", "DemoSummary", "run_demo", "reference_seg", "training_length"]
+__all__ = ["DemoConfig", "DemoLength", "DemoSummary", "DEMO_LENGTHS", "NNUNET_LOG", "run_demo", "reference_seg",
+           "demo_length", "training_length"]
 
 log = logging.getLogger(__name__)
 
-REFERENCE_MINUTES = 12.0
-"""Budget the default training lengths are sized for (2 CPU cores)."""
+NNUNET_LOG = "nnunet_output.log"
+"""File under the demo's output folder that takes nnU-Net's console output and the detailed log."""
+
+
+@dataclass(frozen=True)
+class DemoLength:
+    """One of the demo's named training lengths.
+
+    Attributes:
+        minutes: budget it is sized for (2 CPU cores, the default cohort, one fold).
+        trainer: trainer variant of the U-Nets (cascade stages and the one-stage grid baseline).
+        baseline_trainer: stock nnU-Net variant of the same length (the ``3d_fullres`` baseline).
+    """
+
+    minutes: float
+    trainer: str
+    baseline_trainer: str
+
+
+DEMO_LENGTHS: dict[str, DemoLength] = {
+    "12min": DemoLength(12.0, "nnUNetTrainerRenalPaper_CPUdemo12min", "nnUNetTrainer_CPUdemo12min"),
+    "2min": DemoLength(2.0, "nnUNetTrainerRenalPaper_CPUdemo2min", "nnUNetTrainer_CPUdemo2min"),
+}
+"""The demo's training lengths, longest first; the default ``minutes`` picks ``12min``."""
+
+REFERENCE_MINUTES = DEMO_LENGTHS["12min"].minutes
+"""Budget of the default training length (2 CPU cores)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +77,7 @@ class DemoConfig:
         cases: synthetic training cases (converted, planned, trained on).
         test_cases: held-out synthetic cases (predicted and evaluated only).
         grid: grid edge of both U-Nets and the classifier crops (voxels; the paper uses 128).
-        minutes: rough time budget; training lengths scale linearly with it.
+        minutes: time budget; picks the longest of :data:`DEMO_LENGTHS` that fits ``minutes / len(folds)``.
         shape_zyx, spacing_zyx_mm: phantom array shape and voxel spacing (numpy order, mm).
         folds: nnU-Net folds trained per stage.
         device: ``cpu``, ``cuda`` or ``mps``.
@@ -70,9 +101,9 @@ class DemoConfig:
     def __post_init__(self):
         if self.cases < 5:
             raise ValueError(f"cases must be at least 5 (five patient-grouped folds), got {self.cases}")
-        if self.test_cases < 1 or self.grid < 16 or self.minutes <= 0:
-            raise ValueError(f"need test_cases >= 1, grid >= 16 and minutes > 0; got {self.test_cases}, "
-                             f"{self.grid}, {self.minutes}")
+        if self.test_cases < 1 or self.grid < 16:
+            raise ValueError(f"need test_cases >= 1 and grid >= 16; got {self.test_cases}, {self.grid}")
+        demo_length(self)  # raises on a budget below the shortest length
 
 
 @dataclass
@@ -86,18 +117,34 @@ class DemoSummary:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def training_length(config: DemoConfig) -> dict[str, int]:
-    """Epochs and iterations for the budget: a 12-minute budget trains each U-Net fold for 560
-    iterations (batch 4) and the classifier for 28 epochs; other budgets scale linearly.
+def demo_length(config: DemoConfig) -> DemoLength:
+    """The longest of :data:`DEMO_LENGTHS` whose budget fits ``config.minutes`` per fold trained.
 
-    Calibrated on 2 CPU cores with the default cohort (grid 32): about 0.42 s per U-Net iteration
-    and 3.8 s per classifier epoch, plus about 40 s of conversion, planning, prediction and
-    evaluation, so the default demo takes about 10 minutes when nothing else runs.
+    The 12-minute length trains each U-Net fold for 28 epochs x 20 iterations (560 steps, batch 4)
+    and the classifier for 28 epochs. Calibrated on 2 CPU cores with the default cohort (grid 32):
+    about 0.42 s per U-Net iteration and 3.8 s per classifier epoch, plus about 40 s of conversion,
+    planning, prediction and evaluation, so the default demo takes about 10 minutes when nothing else runs.
+
+    Raises:
+        ValueError: the budget per fold is below the shortest length (the message lists them).
     """
-    scale = config.minutes / REFERENCE_MINUTES / len(config.folds)
-    iterations_per_epoch = 20
-    return {"epochs": max(1, round(28 * scale)), "iterations_per_epoch": iterations_per_epoch,
-            "classifier_epochs": max(1, round(28 * scale))}
+    per_fold = config.minutes / len(config.folds)
+    fitting = [length for length in DEMO_LENGTHS.values() if length.minutes <= per_fold]
+    if not fitting:
+        choices = ", ".join(f"{name} ({length.minutes:g} min per fold)" for name, length in DEMO_LENGTHS.items())
+        raise ValueError(f"minutes={config.minutes:g} for {len(config.folds)} fold(s) is below the shortest demo "
+                         f"training length; choose a budget that fits one of: {choices}")
+    return max(fitting, key=lambda length: length.minutes)
+
+
+def training_length(config: DemoConfig) -> dict[str, int]:
+    """Epochs and iterations per epoch of each U-Net fold, and the classifier's epochs (as many as
+    the U-Nets'), read off the trainer variant :func:`demo_length` picks."""
+    from renal_nnunet.trainers import paper
+
+    length = getattr(paper, demo_length(config).trainer).LENGTH
+    return {"epochs": length.epochs, "iterations_per_epoch": length.iterations_per_epoch,
+            "classifier_epochs": length.epochs}
 
 
 def reference_seg(case) -> sitk.Image:
@@ -157,14 +204,13 @@ def _timed(seconds: dict, name: str, started: float) -> None:
 def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> DemoSummary:
     """Run the whole demo into ``out_dir`` (see the module docstring); returns its summary.
 
+    While it runs, the console's log handlers get only this module's step lines and warnings;
+    nnU-Net's prints and every other log line go to ``out_dir/nnunet_output.log``.
+
     Raises:
         InputError: ``out_dir`` holds a previous demo's models folder (remove it or pick another).
     """
-    from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
-    from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
-    from renal_nnunet.pipeline.predict import PredictConfig, predict
-    from renal_nnunet.pipeline.training import CascadeTrainingConfig, NnunetFolders, train_cascade
-    from renal_nnunet.synthetic import write_synthetic_kits
+    from renal_nnunet.nnunet.environment import nnunet_output_to
 
     out_dir = Path(out_dir)
     models_dir = out_dir / "models"
@@ -172,6 +218,21 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
         from renal_nnunet.io import InputError
 
         raise InputError(models_dir, "already exists from an earlier demo; remove it or choose another -o/--output")
+    log_path = out_dir / NNUNET_LOG
+    log.info("demo in %s; nnU-Net's output and the detailed log: %s", out_dir, log_path)
+    with nnunet_output_to(log_path, console_loggers=(__name__,)):
+        return _run_steps(out_dir, config, log_path)
+
+
+def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary:
+    from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
+    from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
+    from renal_nnunet.nnunet.environment import NnunetFolders
+    from renal_nnunet.pipeline.predict import PredictConfig, predict
+    from renal_nnunet.pipeline.training import CascadeTrainingConfig, train_cascade
+    from renal_nnunet.synthetic import write_synthetic_kits
+
+    models_dir = out_dir / "models"
     started_all, seconds = time.perf_counter(), {}
     started = time.perf_counter()
     train_src = write_synthetic_kits(out_dir / "synthetic" / "train", config.cases, seed=config.seed,
@@ -187,9 +248,8 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
     length = training_length(config)
     train_cascade(folders, models_dir, CascadeTrainingConfig(
         kidney_dataset=config.first_id, mass_dataset=config.first_id + 1, folds=config.folds,
-        trainer="nnUNetTrainerRenalPaper_CPUtiny", epochs=length["epochs"],
-        iterations_per_epoch=length["iterations_per_epoch"], classifier_epochs=length["classifier_epochs"],
-        classifier_folds=None, margin_mm=ConversionConfig().margin_mm, device=config.device), out_dir / "work")
+        trainer=demo_length(config).trainer, classifier_epochs=length["classifier_epochs"], classifier_folds=None,
+        device=config.device), out_dir / "work")
     _timed(seconds, "training", started)
 
     started = time.perf_counter()
@@ -206,10 +266,12 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
         from renal_nnunet.pipeline.compare import train_and_compare
 
         started = time.perf_counter()
-        comparison = train_and_compare(folders, config, length, images, references, out_dir)
+        demo_trainers = demo_length(config)
+        comparison = train_and_compare(folders, config, images, references, out_dir,
+                                       (demo_trainers.trainer, demo_trainers.baseline_trainer))
         _timed(seconds, "comparison", started)
     seconds["total"] = time.perf_counter() - started_all
-    text = _summary_text(config, length, evaluation, results, seconds, out_dir, comparison)
+    text = _summary_text(config, length, evaluation, results, seconds, out_dir, comparison, log_path)
     with atomic_path(out_dir / "demo_summary.md") as tmp:
         tmp.write_text(text)
     write_json({"config": asdict(config), "training": length, "seconds": seconds}, out_dir / "demo_run.json")
@@ -217,12 +279,9 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
     return DemoSummary(text, evaluation.summary, models_dir, reports, seconds)
 
 
-def _value(summary: pd.DataFrame, section: str, group: str, metric: str) -> float:
-    rows = summary[(summary.section == section) & (summary.group == group) & (summary.metric == metric)]
-    return float(rows.value.iloc[0]) if len(rows) else math.nan
+def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, comparison, log_path: Path) -> str:
+    from renal_nnunet.pipeline.compare import summary_value
 
-
-def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, comparison) -> str:
     s = evaluation.summary
     failed = [r.case_id for r in results if r.status == "failed"]
     lines = [
@@ -233,24 +292,26 @@ def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, c
         f"(data {seconds['data']:.0f} s, training {seconds['training']:.0f} s, prediction "
         f"{seconds['prediction']:.0f} s, evaluation {seconds['evaluation']:.0f} s).", "",
         "| held-out result | right | left |", "|---|---|---|",
-        f"| kidney Dice | {_value(s, 'segmentation', 'kidney_right', 'dice'):.3f} | "
-        f"{_value(s, 'segmentation', 'kidney_left', 'dice'):.3f} |",
-        f"| mass Dice | {_value(s, 'segmentation', 'mass_right', 'dice'):.3f} | "
-        f"{_value(s, 'segmentation', 'mass_left', 'dice'):.3f} |",
-        f"| lesion precision | {_value(s, 'detection', 'right', 'precision'):.3f} | "
-        f"{_value(s, 'detection', 'left', 'precision'):.3f} |",
-        f"| lesion recall | {_value(s, 'detection', 'right', 'recall'):.3f} | "
-        f"{_value(s, 'detection', 'left', 'recall'):.3f} |",
-        f"| lesion F1 | {_value(s, 'detection', 'right', 'f1'):.3f} | {_value(s, 'detection', 'left', 'f1'):.3f} |",
+        f"| kidney Dice | {summary_value(s, 'segmentation', 'kidney_right', 'dice'):.3f} | "
+        f"{summary_value(s, 'segmentation', 'kidney_left', 'dice'):.3f} |",
+        f"| mass Dice | {summary_value(s, 'segmentation', 'mass_right', 'dice'):.3f} | "
+        f"{summary_value(s, 'segmentation', 'mass_left', 'dice'):.3f} |",
+        f"| lesion precision | {summary_value(s, 'detection', 'right', 'precision'):.3f} | "
+        f"{summary_value(s, 'detection', 'left', 'precision'):.3f} |",
+        f"| lesion recall | {summary_value(s, 'detection', 'right', 'recall'):.3f} | "
+        f"{summary_value(s, 'detection', 'left', 'recall'):.3f} |",
+        f"| lesion F1 | {summary_value(s, 'detection', 'right', 'f1'):.3f} | "
+        f"{summary_value(s, 'detection', 'left', 'f1'):.3f} |",
         "", f"Classification accuracy (detected lesions, all sizes): "
-            f"{_value(s, 'classification', 'all', 'accuracy'):.3f}", "",
+            f"{summary_value(s, 'classification', 'all', 'accuracy'):.3f}", "",
         "Full paper-style tables (Tables 1-5):", "", Path(evaluation.files["summary_md"]).read_text(), "",
     ]
     if comparison is not None:
         lines += ["## Cascade vs one-stage baselines", "", comparison.to_string(float_format=lambda v: f"{v:.3f}"), ""]
     lines += [f"Models folder: {out_dir / 'models'} (use: renal-nnunet predict -i CT.nii.gz -o OUT --models "
               f"{out_dir / 'models'})",
-              f"Per-case reports: {out_dir / 'predictions'}/*_report.png; evaluation: {out_dir / 'evaluation'}"]
+              f"Per-case reports: {out_dir / 'predictions'}/*_report.png; evaluation: {out_dir / 'evaluation'}",
+              f"nnU-Net's output and the detailed log: {log_path}"]
     if failed:
         lines.append(f"FAILED cases: {failed}")
     lines.append("These are synthetic phantoms and minutes of CPU training: real use needs GPU training on real "

@@ -31,6 +31,7 @@ from typing import Sequence
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, LESION_CLASSES, MASS_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.inference.stage import model_grid_size
 from renal_nnunet.io import InputError, atomic_path, write_json
+from renal_nnunet.settings import PAPER
 
 __all__ = [
     "MANIFEST_NAME",
@@ -88,7 +89,7 @@ class ModelsManifest:
     kidney: StageModel
     mass: StageModel
     classifier: tuple[str, ...]
-    min_classify_diameter_mm: float = 5.0
+    min_classify_diameter_mm: float = PAPER.size_threshold_mm
     lesion_classes: tuple[str, ...] = LESION_CLASSES
     output_labels: dict[str, int] = field(default_factory=lambda: dict(OUTPUT_LABELS))
     versions: dict[str, str] = field(default_factory=dict)
@@ -112,7 +113,7 @@ class ModelsManifest:
                 grid=int(data["grid"]),
                 margin_mm=float(data["margin_mm"]),
                 classifier=tuple(str(p) for p in data["classifier"]),
-                min_classify_diameter_mm=float(data.get("min_classify_diameter_mm", 5.0)),
+                min_classify_diameter_mm=float(data.get("min_classify_diameter_mm", PAPER.size_threshold_mm)),
                 lesion_classes=tuple(data.get("lesion_classes", LESION_CLASSES)),
                 output_labels={str(k): int(v) for k, v in data.get("output_labels", OUTPUT_LABELS).items()},
                 versions={str(k): str(v) for k, v in data.get("versions", {}).items()},

@@ -17,6 +17,13 @@ _LAZY = {
     "nnUNetTrainerRenalPaper": "paper",
     "nnUNetTrainerRenalPaper_5epochs": "paper",
     "nnUNetTrainerRenalPaper_CPUtiny": "paper",
+    "nnUNetTrainerRenalPaper_CPUsmoke": "paper",
+    "nnUNetTrainerRenalPaper_CPUdemo2min": "paper",
+    "nnUNetTrainerRenalPaper_CPUdemo12min": "paper",
+    "nnUNetTrainer_CPUsmoke": "paper",
+    "nnUNetTrainer_CPUdemo2min": "paper",
+    "nnUNetTrainer_CPUdemo12min": "paper",
+    "TrainingLength": "paper",
 }
 
 __getattr__, __all__ = lazy_exports(__name__, _LAZY)

@@ -40,6 +40,8 @@ from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
 
+from renal_nnunet.settings import PAPER
+
 __all__ = [
     "PaperAugmentation",
     "RandomInplaneTranslation",
@@ -62,9 +64,9 @@ class PaperAugmentation:
         p_noise: probability that noise is added.
     """
 
-    max_rotation_deg: float = 10.0
+    max_rotation_deg: float = PAPER.max_rotation_deg
     p_rotation: float = 1.0
-    max_translation_fraction: float = 0.1
+    max_translation_fraction: float = PAPER.max_translation_fraction
     p_translation: float = 1.0
     noise_variance: tuple[float, float] = (0.0, 0.1)
     p_noise: float = 1.0

@@ -14,6 +14,8 @@ paper setting              nnU-Net default                       set in
 optimizer Adam             SGD, Nesterov momentum 0.99           ``configure_optimizers``
 learning rate 1e-4         1e-2, poly decay                      ``__init__`` (constant: poly
                                                                  exponent 0)
+weight decay 0 (none       3e-5                                  ``__init__`` (Adam's
+stated)                                                          ``weight_decay``)
 epochs 400                 1000                                  ``__init__`` (``num_epochs``)
 batch size 4               plans ``batch_size`` (2 at 128^3)     ``_set_batch_size_and_oversample``
 16 base filters, doubling  plans ``features_per_stage`` (32...)  ``build_network_architecture``
@@ -30,12 +32,21 @@ into the results folder still shows nnU-Net's planned value; the training log an
 show 4. Input size 128^3 and the CT window are not trainer settings: the converter writes 128^3 grid
 images (nominal 1 mm spacing) and stock planning then picks the whole image as patch.
 
-Short variants for CPU tests and the demo are named the nnU-Net way (``..._5epochs``).
+The values come from :data:`renal_nnunet.settings.PAPER`; each override starts with a comment
+naming the paper's value and nnU-Net's default.
+
+Shorter runs are named variants, the nnU-Net way (``..._5epochs``): each sets its length in the
+constructor from its class's ``LENGTH`` (:class:`TrainingLength`), so the trainer name saved in a
+checkpoint says how long the model trained. ``_CPUtiny`` (tests), ``_CPUsmoke`` (tests that only
+need a trained model) and ``_CPUdemo2min`` / ``_CPUdemo12min`` (the demo's lengths, with stock
+``nnUNetTrainer_CPU...`` twins for the demo's nnU-Net baseline).
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -53,26 +64,32 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 
+from renal_nnunet.settings import PAPER
 from renal_nnunet.trainers.augmentation import PaperAugmentation, paper_augmentation_transforms
 
 __all__ = [
-    "PAPER_BASE_FEATURES",
-    "PAPER_BATCH_SIZE",
     "PAPER_AUGMENTATION",
+    "TrainingLength",
     "paper_features_per_stage",
     "nnUNetTrainerRenalPaper",
     "nnUNetTrainerRenalPaper_5epochs",
     "nnUNetTrainerRenalPaper_CPUtiny",
+    "nnUNetTrainerRenalPaper_CPUsmoke",
+    "nnUNetTrainerRenalPaper_CPUdemo2min",
+    "nnUNetTrainerRenalPaper_CPUdemo12min",
+    "nnUNetTrainer_CPUsmoke",
+    "nnUNetTrainer_CPUdemo2min",
+    "nnUNetTrainer_CPUdemo12min",
 ]
 
-PAPER_BASE_FEATURES = 16
-PAPER_BATCH_SIZE = 4
 PAPER_AUGMENTATION = PaperAugmentation()
+"""The U-Nets' augmentation: the paper's ranges (:data:`renal_nnunet.settings.PAPER`), noise on
+nnU-Net's z-scored intensities."""
 
 
 def paper_features_per_stage(n_stages: int, max_features: int) -> list[int]:
     """Feature maps per U-Net stage: 16 doubling per stage, capped like nnU-Net's plans (320 in 3D)."""
-    return [min(PAPER_BASE_FEATURES * 2 ** stage, max_features) for stage in range(n_stages)]
+    return [min(PAPER.unet_base_features * 2 ** stage, max_features) for stage in range(n_stages)]
 
 
 class nnUNetTrainerRenalPaper(nnUNetTrainer):
@@ -81,23 +98,28 @@ class nnUNetTrainerRenalPaper(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.initial_lr = 1e-4
-        self.weight_decay = 0.0
-        self.num_epochs = 400
-        # The grid image is the patch: foreground oversampling would only shift the whole image
-        # off-centre by up to half its size, so every sample is taken centred.
+        # paper: lr 1e-4, constant; nnU-Net: 1e-2, poly decay
+        self.initial_lr = PAPER.learning_rate
+        # paper: no weight decay stated (none used); nnU-Net: 3e-5
+        self.weight_decay = PAPER.weight_decay
+        # paper: 400 epochs; nnU-Net: 1000
+        self.num_epochs = PAPER.epochs
+        # paper: whole grid image as input; nnU-Net: 33 % foreground oversampling. The grid image is
+        # the patch, so oversampling would only shift the whole image off-centre by up to half its size.
         self.oversample_foreground_percent = 0.0
 
     def configure_optimizers(self):
+        # paper: Adam; nnU-Net: SGD, Nesterov momentum 0.99
         optimizer = torch.optim.Adam(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
         # nnU-Net steps its scheduler every epoch; poly decay with exponent 0 keeps the paper's constant rate.
         lr_scheduler = PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs, exponent=0.0)
         return optimizer, lr_scheduler
 
     def _set_batch_size_and_oversample(self):
+        # paper: batch 4; nnU-Net: the plans' batch_size (2 at 128^3).
         # nnU-Net keeps the batch size in the plans; write the paper's into this trainer's copy so
         # the base class (and its DDP split) uses it and the logged configuration shows it.
-        self.configuration_manager.configuration["batch_size"] = PAPER_BATCH_SIZE
+        self.configuration_manager.configuration["batch_size"] = PAPER.batch_size
         super()._set_batch_size_and_oversample()
 
     @staticmethod
@@ -106,6 +128,7 @@ class nnUNetTrainerRenalPaper(nnUNetTrainer):
                                    num_input_channels: int,
                                    num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
+        # paper: 16 base filters, doubling; nnU-Net: the plans' features_per_stage (32, 64, ...)
         arch_kwargs = dict(configuration_manager.network_arch_init_kwargs)
         arch_kwargs["features_per_stage"] = paper_features_per_stage(
             arch_kwargs["n_stages"], max(arch_kwargs["features_per_stage"]))
@@ -120,6 +143,7 @@ class nnUNetTrainerRenalPaper(nnUNetTrainer):
         )
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        # paper: rotation +-10 deg about 3 axes, no mirroring; nnU-Net: +-30 deg, mirroring (train + TTA)
         patch_size = self.configuration_manager.patch_size
         rotation_for_DA = PAPER_AUGMENTATION.rotation_range_rad
         # Sample a patch large enough that rotated corners still hold image data, as nnU-Net does.
@@ -141,6 +165,7 @@ class nnUNetTrainerRenalPaper(nnUNetTrainer):
             regions: list[list[int] | tuple[int, ...] | int] | None = None,
             ignore_label: int | None = None,
     ) -> BasicTransform:
+        # paper: rotation, noise, in-plane shift 10 %; nnU-Net: scaling, elastic, blur, gamma, mirror, ...
         if is_cascaded:
             raise ValueError("nnUNetTrainerRenalPaper trains single-stage configurations (e.g. 3d_fullres); "
                              "the paper's cascade is two separate datasets, not nnU-Net's lowres cascade")
@@ -159,16 +184,38 @@ class nnUNetTrainerRenalPaper(nnUNetTrainer):
         return ComposeTransforms(transforms)
 
 
-class nnUNetTrainerRenalPaper_5epochs(nnUNetTrainerRenalPaper):
-    """The paper trainer for 5 epochs (smoke runs and the demo)."""
+@dataclass(frozen=True)
+class TrainingLength:
+    """How long a named variant trains: ``epochs`` x ``iterations_per_epoch`` training steps (one
+    batch each) and ``val_iterations_per_epoch`` validation batches per epoch."""
+
+    epochs: int
+    iterations_per_epoch: int
+    val_iterations_per_epoch: int
+
+
+class _NamedLength:
+    """Mixin of the short variants: the class's ``LENGTH`` is its training length, so the trainer
+    name a checkpoint records says how long it trained, and callers read the length off the class
+    without building a trainer."""
+
+    LENGTH: ClassVar[TrainingLength]
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 5
+        self.num_epochs = self.LENGTH.epochs
+        self.num_iterations_per_epoch = self.LENGTH.iterations_per_epoch
+        self.num_val_iterations_per_epoch = self.LENGTH.val_iterations_per_epoch
 
 
-class nnUNetTrainerRenalPaper_CPUtiny(nnUNetTrainerRenalPaper):
+class nnUNetTrainerRenalPaper_5epochs(_NamedLength, nnUNetTrainerRenalPaper):
+    """The paper trainer for 5 epochs of nnU-Net's 250 iterations (GPU smoke runs)."""
+
+    LENGTH = TrainingLength(epochs=5, iterations_per_epoch=250, val_iterations_per_epoch=50)
+
+
+class nnUNetTrainerRenalPaper_CPUtiny(_NamedLength, nnUNetTrainerRenalPaper):
     """The paper trainer shrunk for CPU tests on 32^3-48^3 grids: 4 epochs x 25 iterations, seeded.
 
     The learning rate is raised to 3e-3 so 100 Adam steps learn the kidneys; every other paper
@@ -183,14 +230,53 @@ class nnUNetTrainerRenalPaper_CPUtiny(nnUNetTrainerRenalPaper):
     workers reseed themselves from the operating system).
     """
 
+    LENGTH = TrainingLength(epochs=4, iterations_per_epoch=25, val_iterations_per_epoch=1)
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        # paper: lr 1e-4 for 400 epochs; here 3e-3, so 100 steps learn the kidneys
         self.initial_lr = 3e-3
-        self.num_epochs = 4
-        self.num_iterations_per_epoch = 25
-        self.num_val_iterations_per_epoch = 1
         _seed_generators(fold if isinstance(fold, int) else 0)  # nnU-Net passes fold "all" as text
+
+
+class nnUNetTrainerRenalPaper_CPUsmoke(nnUNetTrainerRenalPaper_CPUtiny):
+    """The CPU variant for 1 epoch x 5 iterations: tests that need a trained model, not a good one."""
+
+    LENGTH = TrainingLength(epochs=1, iterations_per_epoch=5, val_iterations_per_epoch=1)
+
+
+class nnUNetTrainerRenalPaper_CPUdemo2min(nnUNetTrainerRenalPaper_CPUtiny):
+    """The CPU variant for the demo's 2-minute length: 5 epochs x 20 iterations (100 steps)."""
+
+    LENGTH = TrainingLength(epochs=5, iterations_per_epoch=20, val_iterations_per_epoch=4)
+
+
+class nnUNetTrainerRenalPaper_CPUdemo12min(nnUNetTrainerRenalPaper_CPUtiny):
+    """The CPU variant for the demo's default 12-minute length: 28 epochs x 20 iterations (560 steps).
+
+    Calibrated on 2 CPU cores with the demo's default cohort (grid 32): about 0.42 s per step.
+    """
+
+    LENGTH = TrainingLength(epochs=28, iterations_per_epoch=20, val_iterations_per_epoch=4)
+
+
+class nnUNetTrainer_CPUsmoke(_NamedLength, nnUNetTrainer):
+    """Stock nnU-Net (the 3d_fullres baseline) for 1 epoch x 5 iterations; not seeded."""
+
+    LENGTH = nnUNetTrainerRenalPaper_CPUsmoke.LENGTH
+
+
+class nnUNetTrainer_CPUdemo2min(_NamedLength, nnUNetTrainer):
+    """Stock nnU-Net for the demo's 2-minute length (5 epochs x 20 iterations); not seeded."""
+
+    LENGTH = nnUNetTrainerRenalPaper_CPUdemo2min.LENGTH
+
+
+class nnUNetTrainer_CPUdemo12min(_NamedLength, nnUNetTrainer):
+    """Stock nnU-Net for the demo's 12-minute length (28 epochs x 20 iterations); not seeded."""
+
+    LENGTH = nnUNetTrainerRenalPaper_CPUdemo12min.LENGTH
 
 
 def _seed_generators(seed: int) -> None:

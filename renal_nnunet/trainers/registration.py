@@ -24,6 +24,8 @@ import shlex
 from pathlib import Path
 from typing import Iterator
 
+from renal_nnunet.nnunet.environment import environment_variables
+
 __all__ = ["EXT_TRAINER_DIR", "ext_trainer_search_path", "ext_trainer_export_line", "trainer_lookup"]
 
 EXT_TRAINER_DIR = Path(__file__).resolve().parent / "nnunet_ext"
@@ -47,12 +49,6 @@ def ext_trainer_export_line(current: str | None = None) -> str:
 @contextlib.contextmanager
 def trainer_lookup() -> Iterator[str]:
     """Within the block, ``nnUNet_extTrainer`` also names this package's folder; restored after."""
-    previous = os.environ.get(_VARIABLE)
-    os.environ[_VARIABLE] = ext_trainer_search_path(previous)
-    try:
-        yield os.environ[_VARIABLE]
-    finally:
-        if previous is None:
-            os.environ.pop(_VARIABLE, None)
-        else:
-            os.environ[_VARIABLE] = previous
+    search_path = ext_trainer_search_path(os.environ.get(_VARIABLE))
+    with environment_variables({_VARIABLE: search_path}):
+        yield search_path

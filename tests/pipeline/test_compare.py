@@ -8,9 +8,25 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.cli import main
-from renal_nnunet.pipeline.compare import COMPARISON_COLUMNS, one_stage_to_output_labels, train_and_compare
-from renal_nnunet.pipeline.training import NnunetFolders
+from renal_nnunet.nnunet.environment import NnunetFolders
+from renal_nnunet.pipeline.compare import (
+    COMPARISON_COLUMNS,
+    one_stage_to_output_labels,
+    summary_value,
+    train_and_compare,
+)
 from tests.pipeline.conftest import TINY_DEMO
+
+
+def test_summary_lookup_is_one_rule_for_demo_and_compare():
+    """The one summary lookup (the demo's tables and the comparison's columns): the row's value,
+    NaN when the summary has no such row, the first row when several match."""
+    summary = pd.DataFrame({"section": ["segmentation", "detection", "detection"],
+                            "group": ["kidney_right", "all", "all"],
+                            "metric": ["dice", "recall", "recall"], "value": [0.9, 0.5, 0.7]})
+    assert summary_value(summary, "segmentation", "kidney_right", "dice") == 0.9
+    assert summary_value(summary, "detection", "all", "recall") == 0.5
+    assert np.isnan(summary_value(summary, "segmentation", "kidney_left", "dice"))
 
 
 def test_one_stage_labels_get_sides_from_patient_coordinates():
@@ -46,9 +62,9 @@ def test_cascade_against_both_trained_baselines(tiny_demo):
     (briefly) and predicted on the same held-out CTs; every method's predictions keep the CT's
     geometry and the pipeline's labels, and the table has one row per method."""
     out_dir, _ = tiny_demo
-    table = train_and_compare(NnunetFolders.under(out_dir / "nnunet"), TINY_DEMO,
-                              {"epochs": 1, "iterations_per_epoch": 5}, out_dir / "test_images",
-                              out_dir / "test_references", out_dir)
+    table = train_and_compare(NnunetFolders.under(out_dir / "nnunet"), TINY_DEMO, out_dir / "test_images",
+                              out_dir / "test_references", out_dir,
+                              ("nnUNetTrainerRenalPaper_CPUsmoke", "nnUNetTrainer_CPUsmoke"))
     assert list(table.index) == ["cascade", "one_stage_grid", "nnunet_3d_fullres"]
     assert (table["seconds_per_case"] > 0).all()
     dice = table[["kidney_dice_right", "kidney_dice_left"]].to_numpy()

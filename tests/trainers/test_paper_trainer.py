@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import FIRST_ID, KIDNEY_DATASET, TINY
+from tests.conftest import FIRST_ID, KIDNEY_DATASET, SMOKE
 
 
 def _trainer(env: dict[str, str], trainer_class):
@@ -38,6 +38,7 @@ def test_trainer_reads_like_the_paper(planned_tiny_kidney, use_env):
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
     trainer.lr_scheduler.step(300)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4), "learning rate is constant"
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.0, "the paper states no weight decay"
     assert trainer.num_epochs == 400
     assert trainer.batch_size == 4
     assert trainer.oversample_foreground_percent == 0
@@ -71,9 +72,49 @@ def test_trainer_reads_like_the_paper(planned_tiny_kidney, use_env):
         val_loader._finish()
 
 
+# Named variant -> (epochs, iterations per epoch, validation iterations per epoch, learning rate).
+# The demo's lengths are those it trained with when they were set on a built trainer (12 minutes:
+# 28 x 20, 2 minutes: 5 x 20, validation a fifth of the iterations).
+VARIANT_LENGTHS = {
+    "nnUNetTrainerRenalPaper_5epochs": (5, 250, 50, 1e-4),
+    "nnUNetTrainerRenalPaper_CPUtiny": (4, 25, 1, 3e-3),
+    "nnUNetTrainerRenalPaper_CPUsmoke": (1, 5, 1, 3e-3),
+    "nnUNetTrainerRenalPaper_CPUdemo2min": (5, 20, 4, 3e-3),
+    "nnUNetTrainerRenalPaper_CPUdemo12min": (28, 20, 4, 3e-3),
+    "nnUNetTrainer_CPUsmoke": (1, 5, 1, 1e-2),
+    "nnUNetTrainer_CPUdemo2min": (5, 20, 4, 1e-2),
+    "nnUNetTrainer_CPUdemo12min": (28, 20, 4, 1e-2),
+}
+
+
+def test_named_variants_train_as_long_as_their_name_says(planned_tiny_kidney, use_env):
+    """Each variant's length is set when it is built (nnU-Net's ``_Xepochs`` way) and readable off
+    its class; nnU-Net's own lookup finds every one by name."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from renal_nnunet.trainers.paper import nnUNetTrainerRenalPaper
+    from renal_nnunet.trainers.registration import trainer_lookup
+
+    use_env(planned_tiny_kidney)
+    for name, (epochs, iterations, val_iterations, learning_rate) in VARIANT_LENGTHS.items():
+        with trainer_lookup():
+            trainer_class = recursive_find_trainer_class_by_name(name)
+        assert trainer_class.__name__ == name
+        assert issubclass(trainer_class, nnUNetTrainerRenalPaper) == name.startswith("nnUNetTrainerRenalPaper")
+        assert issubclass(trainer_class, nnUNetTrainer)
+        trainer, _ = _trainer(planned_tiny_kidney, trainer_class)
+        assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (
+            epochs, iterations, val_iterations), name
+        assert (trainer_class.LENGTH.epochs, trainer_class.LENGTH.iterations_per_epoch,
+                trainer_class.LENGTH.val_iterations_per_epoch) == (epochs, iterations, val_iterations), name
+        assert trainer.initial_lr == pytest.approx(learning_rate), name
+
+
 @pytest.mark.slow
 def test_tiny_trainer_repeats_exactly(planned_tiny_kidney, use_env, tmp_path):
-    """The CPU variant is seeded from the fold: the same fold trained twice gives the same weights."""
+    """The CPU variants are seeded from the fold: the same fold trained twice gives the same weights
+    (the 5-step variant, so the test stays short)."""
     import torch
 
     from renal_nnunet.pipeline.training import train_stage
@@ -81,7 +122,7 @@ def test_tiny_trainer_repeats_exactly(planned_tiny_kidney, use_env, tmp_path):
     use_env({**planned_tiny_kidney, "nnUNet_results": str(tmp_path / "results")})
     runs = []
     for _ in range(2):
-        model_dir = train_stage(FIRST_ID, 3, TINY, epochs=1, iterations_per_epoch=3)
+        model_dir = train_stage(FIRST_ID, 3, SMOKE)
         checkpoint = torch.load(model_dir / "fold_3" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
         runs.append(checkpoint["network_weights"])
     first, second = runs

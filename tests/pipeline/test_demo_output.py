@@ -1,0 +1,52 @@
+"""The demo's console reads like a product: one line per step with its time, then the tables;
+nnU-Net's own output goes to a log file in the output folder, which the output names."""
+
+from __future__ import annotations
+
+from renal_nnunet.pipeline.demo import NNUNET_LOG
+from tests.pipeline.conftest import CONSOLE_FILE
+
+NNUNET_CHATTER = ("not found in nnunetv2", "Searching in", "Inspecting module", "perform_everything_on_device",
+                  "Warning", "INFO root", "Epoch ", "train_loss")
+
+
+def test_console_has_one_line_per_step_and_names_the_log_file(tiny_demo):
+    out_dir, summary = tiny_demo
+    console = (out_dir.parent / CONSOLE_FILE).read_text()
+    log_path = out_dir / NNUNET_LOG
+    for chatter in NNUNET_CHATTER:
+        assert chatter not in console, chatter
+    lines = [line for line in console.splitlines() if line.strip()]
+    steps = [line for line in lines if "demo step" in line]
+    assert [line.split("demo step ")[1].split(":")[0] for line in steps] == [
+        "data", "training", "prediction", "evaluation"]
+    assert str(log_path) in lines[0], lines
+    others = [line for line in lines[1:] if line not in steps]
+    assert all(line.startswith(("WARNING", "ERROR")) for line in others), others
+    assert str(log_path) in summary.text
+
+
+def test_log_file_holds_nnunets_output(tiny_demo):
+    out_dir, _ = tiny_demo
+    written = (out_dir / NNUNET_LOG).read_text()
+    assert "train_loss" in written and "Epoch " in written, "nnU-Net's trainer prints"
+    assert "nnUNetPlans" in written or "Plans" in written, "nnU-Net's planner prints"
+    assert "demo step training" in written, "the detailed log has the console's lines too"
+
+
+def test_minutes_pick_a_named_training_length():
+    """``--minutes`` chooses among the named trainer variants (the longest that fits per fold);
+    the default and the tests' tiny demo train as long as before the lengths had names."""
+    import pytest
+
+    from renal_nnunet.pipeline.demo import DemoConfig, demo_length, training_length
+    from tests.pipeline.conftest import TINY_DEMO
+
+    assert demo_length(DemoConfig()).trainer == "nnUNetTrainerRenalPaper_CPUdemo12min"
+    assert training_length(DemoConfig()) == {"epochs": 28, "iterations_per_epoch": 20, "classifier_epochs": 28}
+    assert demo_length(TINY_DEMO).trainer == "nnUNetTrainerRenalPaper_CPUdemo2min"
+    assert training_length(TINY_DEMO) == {"epochs": 5, "iterations_per_epoch": 20, "classifier_epochs": 5}
+    assert demo_length(DemoConfig(minutes=11.9)).baseline_trainer == "nnUNetTrainer_CPUdemo2min"
+    assert demo_length(DemoConfig(minutes=12.0, folds=(0, 1))).minutes == 2.0, "the budget is shared by the folds"
+    with pytest.raises(ValueError, match="12min .* 2min"):
+        DemoConfig(minutes=1.0)
