@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin, image_like, resample_to_grid
 from renal_nnunet.anatomy.intensity import PAPER_WINDOW_LEVEL_HU, PAPER_WINDOW_WIDTH_HU, window_ct
 from renal_nnunet.io import check_same_geometry
+from renal_nnunet.settings import PAPER
 
 __all__ = ["lesion_crop", "OUTSIDE_LESION_HU", "LESIONS_DIR"]
 
@@ -31,7 +32,7 @@ OUTSIDE_LESION_HU = PAPER_WINDOW_LEVEL_HU - PAPER_WINDOW_WIDTH_HU / 2.0
 def lesion_crop(
     ct: sitk.Image,
     lesion_mask: sitk.Image,
-    grid: int = 128,
+    grid: int = PAPER.grid,
     lesion_id: int | None = None,
     margin_mm: float = 0.0,
 ) -> tuple[sitk.Image, GridSidecar]:

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import GridSidecar, image_like, resample_from_grid
 from renal_nnunet.io import InputError, case_id_from_path, read_image, write_image
+from renal_nnunet.settings import PAPER
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,13 @@ def _existing(path: Path) -> Path:
 
 
 def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str | os.PathLike,
-                        model_dir: str | os.PathLike, folds: Sequence[int | str] = (0, 1, 2, 3, 4),
-                        crop_from: Sequence[str | os.PathLike] | None = None, margin_mm: float = 10.0,
+                        model_dir: str | os.PathLike, folds: Sequence[int | str] = PAPER.folds,
+                        crop_from: Sequence[str | os.PathLike] | None = None,
+                        margin_mm: float = PAPER.kidney_margin_mm,
                         device: str = "cpu") -> tuple[list[Path], list[str]]:
     """Run one stage on CT files (NIfTI or DICOM folders) and write ``CASE.nii.gz`` label maps in
-    each CT's own geometry (CASE by :func:`renal_nnunet.io.case_id_from_path`); a failing case is reported and the batch goes on.
+    each CT's own geometry (CASE by :func:`renal_nnunet.io.case_id_from_path`); a failing case is
+    reported and the batch goes on.
 
     Args:
         inputs: CT files or DICOM series folders.

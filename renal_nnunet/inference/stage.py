@@ -32,12 +32,12 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import bounding_box_with_margin, box_slices, image_like, resample_from_grid
 from renal_nnunet.io import InputError
+from renal_nnunet.settings import PAPER
 from renal_nnunet.trainers.registration import trainer_lookup
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "PAPER_FOLDS",
     "FoldProbabilities",
     "model_grid_size",
     "run_network",
@@ -49,7 +49,6 @@ __all__ = [
     "predict_stage_labels",
 ]
 
-PAPER_FOLDS = (0, 1, 2, 3, 4)
 CHECKPOINT_NAME = "checkpoint_final.pth"
 
 
@@ -202,7 +201,7 @@ def _to_source_labels(grid_probabilities: np.ndarray, sidecar) -> np.ndarray:
 def predict_grid_probabilities(
     grid_ct: sitk.Image,
     model_dir: str | os.PathLike,
-    folds: Sequence[int | str] = PAPER_FOLDS,
+    folds: Sequence[int | str] = PAPER.folds,
     device: str = "cpu",
     per_fold: bool = False,
 ) -> FoldProbabilities:
@@ -237,7 +236,7 @@ def predict_grid_probabilities(
 def predict_stage_probabilities(
     ct: sitk.Image,
     model_dir: str | os.PathLike,
-    folds: Sequence[int | str] = PAPER_FOLDS,
+    folds: Sequence[int | str] = PAPER.folds,
     crop_start: Sequence[int] | None = None,
     crop_size: Sequence[int] | None = None,
     device: str = "cpu",
@@ -321,7 +320,7 @@ def labels_from_foreground(foreground: np.ndarray) -> np.ndarray:
     return labels
 
 
-def crop_boxes_from_labels(labels: sitk.Image, margin_mm: float = 10.0) -> list[tuple[tuple, tuple]]:
+def crop_boxes_from_labels(labels: sitk.Image, margin_mm: float = PAPER.kidney_margin_mm) -> list[tuple[tuple, tuple]]:
     """One crop box per nonzero label (e.g. right and left kidney) grown by ``margin_mm``.
 
     This is the mass stage's region of interest, made as the converter makes the mass crops.
@@ -337,7 +336,7 @@ def crop_boxes_from_labels(labels: sitk.Image, margin_mm: float = 10.0) -> list[
 def predict_stage_labels(
     ct: sitk.Image,
     model_dir: str | os.PathLike,
-    folds: Sequence[int | str] = PAPER_FOLDS,
+    folds: Sequence[int | str] = PAPER.folds,
     crop_boxes: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
     device: str = "cpu",
 ) -> sitk.Image:
