@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.lesions import average_diameter_mm, lesion_components, lesion_properties
 from renal_nnunet.evaluation.crop import union_box
 from renal_nnunet.evaluation.surface import segmentation_metrics
@@ -68,9 +69,7 @@ def label_lesions(mask: sitk.Image, config: DetectionConfig = DetectionConfig())
     threshold = max(config.min_size_voxels, math.ceil(config.min_volume_mm3 / voxel_mm3 - 1e-9))
     if threshold > 0:
         array = cc3d.dust(array, threshold=threshold, connectivity=config.connectivity)
-    filtered = sitk.GetImageFromArray(array.astype(np.uint8))
-    filtered.CopyInformation(mask)
-    return lesion_components(filtered, connectivity=config.connectivity)
+    return lesion_components(image_like(array.astype(np.uint8), mask), connectivity=config.connectivity)
 
 
 def _box_diameter_mm(components: sitk.Image, box: tuple[slice, ...], lesion_ids: Sequence[int]) -> float:

@@ -31,6 +31,7 @@ import pandas as pd
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.label_maps import Anatomy, image_centre_x_mm, kits_anatomy, pipeline_anatomy
 from renal_nnunet.anatomy.labels import KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.anatomy.lesion_classes import UNKNOWN_CLASS
@@ -207,9 +208,7 @@ def _lesion_rows(
     """
     images = []
     for anatomy in (pred_anatomy, ref_anatomy):
-        mask = sitk.GetImageFromArray(anatomy.mass.astype(np.uint8))
-        mask.CopyInformation(like)
-        images.append(label_lesions(mask, config.detection))
+        images.append(label_lesions(image_like(anatomy.mass.astype(np.uint8), like), config.detection))
     rows = match_lesions(*images)
     pred_info, ref_info = _component_table(images[0], pred_anatomy), _component_table(images[1], ref_anatomy)
     pred_linked, ref_linked = _link_table(pred_info, pred_table), _link_table(ref_info, ref_table)

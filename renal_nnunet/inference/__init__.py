@@ -11,8 +11,9 @@ from renal_nnunet._lazy import lazy_exports
 
 _EXPORTS = {
     "predict_grid_probabilities": "stage", "predict_stage_probabilities": "stage",
-    "predict_stage_labels": "stage", "model_grid_size": "stage",
-    "segment_kidneys": "cascade", "segment_masses": "cascade",
+    "predict_stage_labels": "stage", "model_grid_size": "stage", "FoldProbabilities": "stage",
+    "run_network": "stage", "segment_kidneys": "cascade", "kidney_boxes": "cascade", "segment_masses": "cascade",
+    "lesion_sides": "cascade",
     "map_labels_to_source": "map_back", "map_predictions_to_source": "map_back",
     "predict_stage_files": "map_back",
 }

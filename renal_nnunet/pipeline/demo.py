@@ -157,6 +157,7 @@ def reference_seg(case) -> sitk.Image:
     Args:
         case: a :class:`renal_nnunet.dataset_conversion.sources.SourceCase`.
     """
+    from renal_nnunet.anatomy.geometry import image_like
     from renal_nnunet.anatomy.labels import KITS_LABELS
     from renal_nnunet.anatomy.lesion_classes import lesion_class
     from renal_nnunet.anatomy.lesions import lesion_components
@@ -167,8 +168,7 @@ def reference_seg(case) -> sitk.Image:
     read = read_case(case)
     kits = read.kits()
     seg = sitk.GetArrayFromImage(paper_kidney_sides(read.ct, kits, SINUS_CLOSING_RADIUS_MM))
-    mass_image = sitk.GetImageFromArray(np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"])).astype(np.uint8))
-    mass_image.CopyInformation(read.ct)
+    mass_image = image_like(np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"])).astype(np.uint8), read.ct)
     components = sitk.GetArrayFromImage(lesion_components(mass_image))
     names = {KITS_LABELS["tumor"]: "tumor", KITS_LABELS["cyst"]: "cyst"}
     for lesion_id in np.unique(components[components > 0]):
@@ -176,9 +176,7 @@ def reference_seg(case) -> sitk.Image:
         values, counts = np.unique(kits[inside], return_counts=True)
         name, _ = lesion_class(names[int(values[np.argmax(counts)])], case.subtype)
         seg[inside] = OUTPUT_LABELS.get(name, OUTPUT_LABELS["mass_too_small"])
-    image = sitk.GetImageFromArray(seg.astype(np.uint8))
-    image.CopyInformation(read.ct)
-    return image
+    return image_like(seg.astype(np.uint8), read.ct)
 
 
 def _held_out_cohort(config: DemoConfig, out_dir: Path) -> tuple[Path, Path]:
