@@ -165,7 +165,8 @@ def flip_storage(image: sitk.Image, itk_axis: int) -> sitk.Image:
 
 def test_kits_references_get_sides_from_patient_coordinates(kits23_dataset, tmp_path):
     """A real KiTS23 map (two kidneys, one tumour), shrunk in-plane, stored as is and with its
-    patient-x axis reversed in the array: sides must follow patient coordinates in both."""
+    patient-x axis reversed in the array: sides must follow patient coordinates in both. The
+    prediction is KiTS's own kidney, so the reference's kidney is too (``ref_kidney="kits"``)."""
     image = sitk.ReadImage(str(kits23_dataset / "case_00038" / "segmentation.nii.gz"))
     array = sitk.GetArrayFromImage(image)[:, ::4, ::4]
     shrunk = sitk.GetImageFromArray(np.ascontiguousarray(array))
@@ -192,7 +193,8 @@ def test_kits_references_get_sides_from_patient_coordinates(kits23_dataset, tmp_
         sitk.WriteImage(ref, str(tmp_path / name / "ref" / "case_00038.nii.gz"))
         sitk.WriteImage(pred, str(tmp_path / name / "pred" / "case_00038_seg.nii.gz"))
     results = [evaluate_folders(tmp_path / n / "pred", tmp_path / n / "ref", tmp_path / n / "out",
-                                EvaluationConfig(ref_format="kits", figures=False)) for n in ("as_is", "flipped")]
+                                EvaluationConfig(ref_format="kits", ref_kidney="kits", figures=False))
+               for n in ("as_is", "flipped")]
     for result in results:
         assert result.errors.empty
         dice = result.per_case.set_index("structure")["dice"]
