@@ -41,8 +41,8 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 def test_the_parser_has_every_stage():
     assert {"convert kits", "convert manifest", "env", "plan", "train", "predict-dataset", "predict-stage", "map-back",
-            "classifier train", "classifier predict", "evaluate", "predict", "export-models", "import-models", "demo",
-            "compare"} <= set(SUBCOMMANDS)
+            "classifier train", "classifier predict", "evaluate", "predict", "assemble-models", "export-models",
+            "import-models", "demo", "compare"} <= set(SUBCOMMANDS)
 
 
 @pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
@@ -91,6 +91,7 @@ def test_paper_values_are_the_cli_defaults():
     defaults = {c: argparse.Namespace(**{a.dest: a.default for a in p._actions}) for c, p in SUBCOMMANDS.items()}
     assert defaults["convert kits"].grid == PAPER.grid and defaults["convert kits"].margin_mm == PAPER.kidney_margin_mm
     assert defaults["predict-stage"].margin_mm == PAPER.kidney_margin_mm
+    assert defaults["assemble-models"].margin_mm == PAPER.kidney_margin_mm
     assert defaults["classifier train"].epochs == PAPER.epochs
     assert defaults["classifier train"].batch_size == PAPER.batch_size
     assert defaults["classifier train"].lr == PAPER.learning_rate
