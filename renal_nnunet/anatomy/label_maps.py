@@ -13,7 +13,11 @@ Sides (ITK LPS: +x is the patient's LEFT; decided from the geometry, never from 
   no kidney at all, the side of its centroid's LPS x relative to the image's physical centre.
 * KiTS labels (1 kidney, 2 tumour, 3 cyst): kidney, tumour and cyst voxels together form the
   kidneys; their sides come from :func:`renal_nnunet.anatomy.sides.kidney_side_labels`
-  with the midline of :func:`midline_between_kidneys_mm` (no CT is needed). Tumours have class
+  with the midline of :func:`midline_between_kidneys_mm` (no CT is needed). By default the kidney
+  is the paper's, as the converter makes it (:func:`renal_nnunet.anatomy.sides.paper_kidneys`:
+  renal sinus filled, masses included); ``kidney="kits"`` keeps KiTS's own kidney (sinus fat
+  excluded). With two kidneys the midline between them puts every kidney on the side the CT's
+  body midline does; only a kidney crossing the midline (horseshoe) is split at another x. Tumours have class
   ``unknown`` (their pathology is per patient, not in the labels; give a lesion table for classes),
   cysts are ``cystic``.
 """
@@ -28,12 +32,15 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import image_like, patient_left_mm, physical_points_mm
 from renal_nnunet.anatomy.labels import KITS_LABELS, OUTPUT_LABELS, OUTPUT_MASS_LABELS
-from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, kidney_side_labels, mass_side
+from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, kidney_side_labels, mass_side, paper_kidneys
+from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
 
 __all__ = ["Anatomy", "pipeline_anatomy", "kits_anatomy", "midline_between_kidneys_mm", "image_centre_x_mm",
-           "SECOND_KIDNEY_MIN_FRACTION"]
+           "SECOND_KIDNEY_MIN_FRACTION", "KIDNEY_CONVENTIONS"]
 
 RIGHT, LEFT = OUTPUT_LABELS["kidney_right"], OUTPUT_LABELS["kidney_left"]
+KIDNEY_CONVENTIONS: tuple[str, ...] = ("paper", "kits")
+"""What a KiTS reference's kidney is: the paper's (sinus filled, as the converter trains on) or KiTS's own."""
 SECOND_KIDNEY_MIN_FRACTION = 0.2
 """A second kidney component counts for the midline only if it has at least this fraction of the
 largest component's voxels (small fragments do not)."""
@@ -82,21 +89,33 @@ def midline_between_kidneys_mm(kidney_mask: sitk.Image, fallback_x_mm: float | N
     return float(patient_left_mm(kidney_mask, centroids).mean())
 
 
-def kits_anatomy(seg: sitk.Image, midline_mm: float | None = None, centre_x_mm: float | None = None) -> Anatomy:
+def kits_anatomy(seg: sitk.Image, midline_mm: float | None = None, centre_x_mm: float | None = None,
+                 kidney: str = "paper", sinus_radius_mm: float = SINUS_CLOSING_RADIUS_MM) -> Anatomy:
     """Anatomy of a KiTS label map (0 bg, 1 kidney, 2 tumour, 3 cyst).
 
     Args:
-        seg: the label map (or a crop of it).
+        seg: the label map (or a crop of it; for ``kidney="paper"`` with a margin of
+            :func:`~renal_nnunet.anatomy.sinus.fill_margin_voxels` around the kidneys, or the
+            image edge, so the sinus fill is the whole image's).
         midline_mm: LPS x of the body midline (e.g. ``body_midline_mm(ct)``); default
             :func:`midline_between_kidneys_mm`.
         centre_x_mm: LPS x of the uncropped image's centre (the midline's fallback); default
             ``seg``'s own centre.
+        kidney: ``paper`` (sinus filled, as the converter does) or ``kits`` (KiTS's kidney).
+        sinus_radius_mm: closing radius of the sinus fill, mm (the converter's default).
+
+    Raises:
+        ValueError: ``kidney`` is not one of :data:`KIDNEY_CONVENTIONS`.
     """
+    if kidney not in KIDNEY_CONVENTIONS:
+        raise ValueError(f"kidney must be one of {list(KIDNEY_CONVENTIONS)}, got {kidney!r}")
     array = sitk.GetArrayViewFromImage(seg)
     kidneys = image_like((array > 0).astype(np.uint8), seg)
     if midline_mm is None:
         midline_mm = midline_between_kidneys_mm(kidneys, centre_x_mm)
-    side = sitk.GetArrayFromImage(kidney_side_labels(kidneys, midline_mm))
+    sides = (paper_kidneys(kidneys, midline_mm, sinus_radius_mm) if kidney == "paper"
+             else kidney_side_labels(kidneys, midline_mm))
+    side = sitk.GetArrayFromImage(sides)
     mass_class = np.zeros(array.shape, np.uint8)
     mass_class[array == KITS_LABELS["tumor"]] = OUTPUT_LABELS["mass_too_small"]
     mass_class[array == KITS_LABELS["cyst"]] = OUTPUT_LABELS["cystic"]

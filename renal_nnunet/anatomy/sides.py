@@ -19,7 +19,7 @@ from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
 from renal_nnunet.anatomy.sinus import fill_renal_sinus
 from renal_nnunet.io import InputError
 
-__all__ = ["body_mask", "body_midline_mm", "kidney_side_labels", "axial_axis_numpy", "paper_kidney_sides",
+__all__ = ["body_mask", "body_midline_mm", "kidney_side_labels", "axial_axis_numpy", "paper_kidney_sides", "paper_kidneys",
            "mass_side", "MASS_SIDE_REACH_VOXELS"]
 
 log = logging.getLogger(__name__)
@@ -117,14 +117,25 @@ def kidney_side_labels(kidney_mask: sitk.Image, midline_mm: float) -> sitk.Image
     return image_like(out, kidney_mask)
 
 
+def paper_kidneys(kidney_mask: sitk.Image, midline_mm: float, sinus_radius_mm: float) -> sitk.Image:
+    """Kidneys as the paper draws them (parenchyma + sinus + masses), labelled 1 right / 2 left.
+
+    Args:
+        kidney_mask: nonzero = KiTS kidney, tumour or cyst; any orientation.
+        midline_mm: LPS x of the body midline, mm.
+        sinus_radius_mm: closing radius of :func:`~renal_nnunet.anatomy.sinus.fill_renal_sinus`, mm.
+    """
+    return fill_renal_sinus(kidney_side_labels(kidney_mask, midline_mm), sinus_radius_mm)
+
+
 def paper_kidney_sides(ct: sitk.Image, kits: np.ndarray, sinus_radius_mm: float) -> sitk.Image:
-    """Kidneys as the paper draws them (parenchyma + sinus + masses), labelled 1 right / 2 left."""
+    """The converter's kidneys: :func:`paper_kidneys` at the CT's body midline."""
     kidney_mask = image_like((kits > 0).astype(np.uint8), ct)
     try:
         midline_mm = body_midline_mm(ct)
     except ValueError as err:
         raise InputError(None, str(err)) from None
-    return fill_renal_sinus(kidney_side_labels(kidney_mask, midline_mm), sinus_radius_mm)
+    return paper_kidneys(kidney_mask, midline_mm, sinus_radius_mm)
 
 
 def mass_side(mass_zyx: np.ndarray, side_labels_zyx: np.ndarray) -> int | None:

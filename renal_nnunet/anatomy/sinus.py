@@ -16,7 +16,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from renal_nnunet.anatomy.geometry import image_like
 
-__all__ = ["fill_renal_sinus", "inside_convex_hull", "closing_mm", "SINUS_CLOSING_RADIUS_MM"]
+__all__ = ["fill_renal_sinus", "fill_margin_voxels", "inside_convex_hull", "closing_mm", "SINUS_CLOSING_RADIUS_MM"]
 
 SINUS_CLOSING_RADIUS_MM = 15.0
 """Closing radius. The renal hilum (the sinus opening) is 2-3 cm wide; a closing bridges gaps up to
@@ -41,6 +41,14 @@ def inside_convex_hull(hull_points: np.ndarray, query_points: np.ndarray, tolera
     return inside
 
 
+def fill_margin_voxels(spacing_zyx_mm: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Voxels (per numpy axis) the fill looks past a kidney's bounding box.
+
+    A crop with at least this margin around every kidney gives the same fill as the whole image.
+    """
+    return np.ceil(radius_mm / np.asarray(spacing_zyx_mm, float)).astype(int) + 2
+
+
 def fill_renal_sinus(side_labels: sitk.Image, radius_mm: float = SINUS_CLOSING_RADIUS_MM) -> sitk.Image:
     """Add each kidney's sinus (and other enclosed background) to that kidney's label.
 
@@ -57,7 +65,7 @@ def fill_renal_sinus(side_labels: sitk.Image, radius_mm: float = SINUS_CLOSING_R
     spacing_zyx = np.asarray(side_labels.GetSpacing())[::-1]
     for side in np.unique(labels[labels > 0]):
         kidney = labels == side
-        box = _box_around(kidney, np.ceil(radius_mm / spacing_zyx).astype(int) + 2)
+        box = _box_around(kidney, fill_margin_voxels(spacing_zyx, radius_mm))
         crop = kidney[box]
         filled = ndimage.binary_fill_holes(closing_mm(crop, spacing_zyx, radius_mm))
         candidates = np.argwhere(filled & ~crop & (labels[box] == 0))

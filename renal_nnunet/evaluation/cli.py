@@ -17,10 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Match predictions (pipeline labels 0-6) to references by case id and write per_case.csv, "
         "per_lesion.csv, kits.csv, errors.csv, summary.csv, summary.md and PNG figures.",
     )
-    parser.add_argument("--pred", required=True, type=Path, help="folder of predicted label maps (<case>_seg.nii.gz)")
-    parser.add_argument("--ref", required=True, type=Path, help="folder of reference label maps or KiTS case folders")
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predicted label maps (<case>_seg.nii.gz), or one file")
+    parser.add_argument("--ref", required=True, type=Path, help="folder of reference label maps or KiTS case folders, or one file")
     parser.add_argument("--ref-format", choices=("pipeline", "kits"), default="pipeline",
                         help="labels of the references: pipeline (0-6) or kits (1 kidney, 2 tumour, 3 cyst)")
+    parser.add_argument("--ref-kidney", choices=("paper", "kits"), default="paper",
+                        help="kidney of KiTS references: paper (default; sinus filled and masses included, as convert "
+                             "makes the training labels) or kits (KiTS's own, sinus fat excluded); the KiTS HEC "
+                             "metrics always use the raw KiTS labels")
     parser.add_argument("--lesions-pred", type=Path, default=None,
                         help="predicted lesion table (CSV with case_id) or folder of <case>_lesions.csv "
                         "(default: the --pred folder)")
@@ -43,7 +47,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
 
     config = EvaluationConfig(
-        ref_format=args.ref_format, size_threshold_mm=args.size_threshold_mm,
+        ref_format=args.ref_format, ref_kidney=args.ref_kidney, size_threshold_mm=args.size_threshold_mm,
         detection=DetectionConfig(connectivity=args.connectivity, min_size_voxels=args.min_lesion_voxels,
                                   min_volume_mm3=args.min_lesion_mm3),
         lesions_pred=args.lesions_pred, lesions_ref=args.lesions_ref, workers=args.workers, figures=not args.no_figures,

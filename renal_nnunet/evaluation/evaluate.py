@@ -1,11 +1,16 @@
 """Evaluate a folder of predicted label maps against a folder of references.
 
 Predictions use the pipeline's output labels (:data:`renal_nnunet.anatomy.labels.OUTPUT_LABELS`); references
-use the same labels (``ref_format="pipeline"``) or KiTS labels (``ref_format="kits"``). Files are
+use the same labels (``ref_format="pipeline"``) or KiTS labels (``ref_format="kits"``). A KiTS reference's
+kidney is scored in the paper's convention by default (``ref_kidney="paper"``: the renal sinus filled
+and the masses included, as the converter makes the training labels, sides from the midline between
+the kidneys since no CT is read); ``ref_kidney="kits"`` scores KiTS's own kidney (sinus fat
+excluded). The KiTS HEC metrics always use KiTS's raw labels, as the challenge defines them. Files are
 matched by case id: the file name's case id (:func:`renal_nnunet.io.case_id_from_path`: extension
 and nnU-Net's ``_0000`` channel tag removed) without a ``_seg`` suffix (``case_00017_seg.nii.gz``,
 ``case_00017.nii.gz``, ``case_00017_0000.nii.gz``), or a KiTS case folder
-(``case_00017/segmentation.nii.gz`` or ``aggregated_MAJ_seg.nii.gz``). A missing or extra case, an
+(``case_00017/segmentation.nii.gz`` or ``aggregated_MAJ_seg.nii.gz``); either side may also be one
+label-map file. A missing or extra case, an
 unreadable file, a geometry mismatch or a label outside the convention is recorded as an error for
 that case and the other cases are still evaluated.
 
@@ -32,10 +37,17 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from renal_nnunet.anatomy.geometry import image_like
-from renal_nnunet.anatomy.label_maps import Anatomy, image_centre_x_mm, kits_anatomy, pipeline_anatomy
+from renal_nnunet.anatomy.label_maps import (
+    KIDNEY_CONVENTIONS,
+    Anatomy,
+    image_centre_x_mm,
+    kits_anatomy,
+    pipeline_anatomy,
+)
 from renal_nnunet.anatomy.labels import KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.anatomy.lesion_classes import UNKNOWN_CLASS
 from renal_nnunet.anatomy.lesions import lesion_properties
+from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM, fill_margin_voxels
 from renal_nnunet.evaluation.crop import union_box
 from renal_nnunet.evaluation.detection import DetectionConfig, label_lesions, match_lesions
 from renal_nnunet.evaluation.kits import kits_hec_metrics, pipeline_to_kits_labels
@@ -65,6 +77,8 @@ class EvaluationConfig:
 
     Attributes:
         ref_format: ``pipeline`` or ``kits`` labels in the reference folder.
+        ref_kidney: a KiTS reference's kidney: ``paper`` (sinus filled, masses included: what the
+            networks are trained on) or ``kits`` (KiTS's kidney, sinus fat excluded).
         size_threshold_mm: average-diameter threshold of the classification strata, mm.
         detection: connectivity and size filter of lesion detection.
         lesions_pred, lesions_ref: a lesion table (CSV with ``case_id``) or a folder of
@@ -74,6 +88,7 @@ class EvaluationConfig:
     """
 
     ref_format: str = "pipeline"
+    ref_kidney: str = "paper"
     size_threshold_mm: float = PAPER.size_threshold_mm
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     lesions_pred: Path | None = None
@@ -84,6 +99,8 @@ class EvaluationConfig:
     def __post_init__(self):
         if self.ref_format not in ("pipeline", "kits"):
             raise ValueError(f"ref_format must be 'pipeline' or 'kits', got {self.ref_format!r}")
+        if self.ref_kidney not in KIDNEY_CONVENTIONS:
+            raise ValueError(f"ref_kidney must be one of {list(KIDNEY_CONVENTIONS)}, got {self.ref_kidney!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if not self.size_threshold_mm > 0:
@@ -111,8 +128,10 @@ def _case_id(path: Path) -> str | None:
 
 
 def _label_files(folder: Path) -> dict[str, Path]:
+    if folder.is_file() and (case_id := _case_id(folder)) is not None:
+        return {case_id: folder}
     if not folder.is_dir():
-        raise InputError(folder, "is not a folder")
+        raise InputError(folder, "is neither a folder nor a label-map file")
     files, pipeline_outputs = {}, {}
     for path in sorted(folder.iterdir()):
         if path.is_dir():
@@ -234,14 +253,14 @@ def _lesion_rows(
     return rows
 
 
-def crop_to_labels(pred: sitk.Image, ref: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
-    """Crop both label maps to the bounding box of their labelled voxels plus one voxel
+def crop_to_labels(pred: sitk.Image, ref: sitk.Image, margin_voxels: int = 1) -> tuple[sitk.Image, sitk.Image]:
+    """Crop both label maps to the bounding box of their labelled voxels plus ``margin_voxels``
     (:func:`renal_nnunet.evaluation.crop.union_box`).
 
     Every metric is unchanged (surfaces, nearest-surface distances, components, volumes and
     physical positions all survive), and whole-abdomen volumes shrink to the kidneys' region.
     """
-    box = union_box((sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(ref)), margin_voxels=1)
+    box = union_box((sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(ref)), margin_voxels=margin_voxels)
     if box is None:
         return pred, ref
     index, size = [s.start for s in reversed(box)], [s.stop - s.start for s in reversed(box)]
@@ -266,9 +285,12 @@ def evaluate_case(
     check_same_geometry(ref, pred, ref_path, pred_path)
     spacing_zyx = tuple(reversed(ref.GetSpacing()))
     centre_x_mm = image_centre_x_mm(ref)
-    pred, ref = crop_to_labels(pred, ref)
+    paper_kits = config.ref_format == "kits" and config.ref_kidney == "paper"
+    # The sinus fill looks this far past each kidney; with this margin the crop fills as the whole image does.
+    margin = int(fill_margin_voxels(spacing_zyx, SINUS_CLOSING_RADIUS_MM).max()) if paper_kits else 1
+    pred, ref = crop_to_labels(pred, ref, margin)
     pred_anatomy = pipeline_anatomy(pred, config.detection.connectivity, centre_x_mm)
-    ref_anatomy = (kits_anatomy(ref, centre_x_mm=centre_x_mm) if config.ref_format == "kits"
+    ref_anatomy = (kits_anatomy(ref, centre_x_mm=centre_x_mm, kidney=config.ref_kidney) if config.ref_format == "kits"
                    else pipeline_anatomy(ref, config.detection.connectivity, centre_x_mm))
 
     structures = []

@@ -1,4 +1,5 @@
-"""Subcommands of this stage (see renal_nnunet.cli): predict, export-models, import-models, demo, compare."""
+"""Subcommands of this stage (see renal_nnunet.cli): predict, assemble-models, export-models, import-models, demo,
+compare."""
 
 from __future__ import annotations
 
@@ -32,6 +33,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
     predict.set_defaults(func=_predict)
 
+    assemble = subparsers.add_parser(
+        "assemble-models", help="make a models folder from trained nnU-Net kidney and mass models and a classifier",
+        description="Checks the inputs (stage labels, one grid, trained folds, classifier classes), then copies "
+                    "(or links) the folds' checkpoints, plans and dataset.json and the classifier's "
+                    "fold_*/checkpoint_best.pth into OUTPUT and writes OUTPUT/manifest.json for predict.")
+    assemble.add_argument("--kidney", required=True, type=Path, metavar="RESULTS",
+                          help="kidney model: nnU-Net trainer output folder "
+                               "(.../Dataset501_RenalKidney128/nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres)")
+    assemble.add_argument("--mass", required=True, type=Path, metavar="RESULTS",
+                          help="mass model: nnU-Net trainer output folder of Dataset*_RenalMass{G}")
+    assemble.add_argument("--classifier", required=True, type=Path, metavar="DIR",
+                          help="folder written by `renal-nnunet classifier train -o DIR` (every fold_*/ is shipped)")
+    add_output(assemble, "models folder to create (must not exist or be empty)", type=Path)
+    add_folds(assemble)
+    assemble.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
+                          help="kidney-crop margin the mass model was converted with, mm "
+                               f"(default {PAPER.kidney_margin_mm:g}, the paper's and convert's)")
+    assemble.add_argument("--link", action="store_true",
+                          help="symlink the files instead of copying them (export-models still packs real files)")
+    assemble.set_defaults(func=_assemble)
+
     export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share")
     add_models(export, "models folder to pack", type=Path)
     add_output(export, "zip file to write", type=Path)
@@ -60,11 +82,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="nnU-Net trained-model folder of the one-stage grid model (Dataset*_RenalOneStage{G})")
     compare.add_argument("--fullres-model", type=Path, default=None,
                          help="nnU-Net trained-model folder of stock 3d_fullres on Dataset*_RenalOneStage")
-    add_input(compare, "folder of test CTs (NIfTI)", type=Path)
+    add_input(compare, "test CTs, as predict takes them: a NIfTI file, a folder of NIfTI files, a DICOM series "
+                       "folder, or a folder of series folders", type=Path)
     compare.add_argument("-r", "--references", required=True, type=Path,
-                         help="folder of reference label maps named like the CTs")
+                         help="folder of reference label maps named by case id (or KiTS case folders), or one file")
     compare.add_argument("--ref-format", choices=("pipeline", "kits"), default="pipeline",
                          help="reference labels: pipeline 0-6 (default) or KiTS 0 background/1 kidney/2 tumour/3 cyst")
+    compare.add_argument("--ref-kidney", choices=("paper", "kits"), default="paper",
+                         help="kidney of KiTS references: paper (default; sinus filled, as convert makes the training "
+                              "labels) or kits (KiTS's own)")
     add_output(compare, "folder for each method's predictions, evaluations and comparison.csv", type=Path)
     add_folds(compare, all_shipped=True)
     add_device(compare)
@@ -91,6 +117,18 @@ def _predict(args: argparse.Namespace) -> int:
     failed = sum(r.status == "failed" for r in results)
     print(f"{len(results) - failed}/{len(results)} case(s) predicted into {args.output}")
     return 1 if failed else 0
+
+
+def _assemble(args: argparse.Namespace) -> int:
+    from renal_nnunet.pipeline.models import assemble_models, find_classifier_checkpoints
+
+    if "all" in args.folds:
+        raise ValueError("assemble-models ships numbered folds (--folds 0 1 ...), not nnU-Net's fold 'all'")
+    manifest = assemble_models(args.output, args.kidney, args.mass, find_classifier_checkpoints(args.classifier),
+                               folds=[int(f) for f in args.folds], margin_mm=args.margin_mm, link=args.link)
+    print(f"assembled models (grid {manifest.grid}, folds {list(manifest.kidney.folds)}, "
+          f"{len(manifest.classifier)} classifier checkpoint(s)) into {args.output}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -124,7 +162,7 @@ def _compare(args: argparse.Namespace) -> int:
     table = compare_methods(args.input, args.references, args.output, cascade_models=args.models,
                             one_stage_model=args.one_stage_model, fullres_model=args.fullres_model,
                             folds=folds_argument(args.folds), device=resolve_device(args.device),
-                            ref_format=args.ref_format)
+                            ref_format=args.ref_format, ref_kidney=args.ref_kidney)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"table written to {args.output / 'comparison.csv'}")
     return 0

@@ -29,7 +29,8 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
-from renal_nnunet.io import read_image, write_image, write_json
+from renal_nnunet.io import atomic_path, read_series_or_image, write_image, write_json
+from renal_nnunet.pipeline.inputs import CaseInput, discover_cases
 
 __all__ = ["one_stage_to_output_labels", "compare_methods", "train_and_compare", "summary_value", "COMPARISON_COLUMNS"]
 
@@ -70,34 +71,34 @@ def one_stage_to_output_labels(labels: np.ndarray, ct: sitk.Image) -> sitk.Image
     return image_like(out.astype(np.uint8), ct)
 
 
-def _images(folder: Path) -> list[Path]:
-    from renal_nnunet.pipeline.inputs import discover_cases
-
-    return [c.path for c in discover_cases(folder)]
-
-
-def _predict_grid_one_stage(images: list[Path], out: Path, model_dir: Path, folds, device: str) -> float:
+def _predict_grid_one_stage(cases: list[CaseInput], out: Path, model_dir: Path, folds, device: str) -> float:
     from renal_nnunet.inference.stage import predict_stage_probabilities
-    from renal_nnunet.io import case_id_from_path
 
     seconds = 0.0
-    for path in images:
-        ct = read_image(path)
+    for case in cases:
+        ct = read_series_or_image(case.path)
         started = time.perf_counter()
         probabilities = predict_stage_probabilities(ct, model_dir, folds=folds, device=device).ensemble
         seg = one_stage_to_output_labels(np.argmax(probabilities, axis=0), ct)
         seconds += time.perf_counter() - started
-        write_image(seg, out / f"{case_id_from_path(path)}_seg.nii.gz")
-    return seconds / len(images)
+        write_image(seg, out / f"{case.case_id}_seg.nii.gz")
+    return seconds / len(cases)
 
 
-def _predict_stock_fullres(images: list[Path], out: Path, model_dir: Path, folds, device: str) -> float:
+def _nnunet_input(ct: sitk.Image) -> tuple[np.ndarray, dict]:
+    """The ``(data, properties)`` nnU-Net's ``SimpleITKIO.read_images`` makes of one 3D image file,
+    made from an image in memory (its reader takes files only; a DICOM series is a folder)."""
+    spacing = ct.GetSpacing()
+    properties = {"sitk_stuff": {"spacing": spacing, "origin": ct.GetOrigin(), "direction": ct.GetDirection()},
+                  "spacing": [abs(s) for s in spacing[::-1]]}
+    return sitk.GetArrayFromImage(ct)[None].astype(np.float32), properties
+
+
+def _predict_stock_fullres(cases: list[CaseInput], out: Path, model_dir: Path, folds, device: str) -> float:
     """nnU-Net's predictor with its default settings (mirroring, Gaussian sliding window)."""
     import torch
-    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    from renal_nnunet.io import case_id_from_path
     from renal_nnunet.trainers.registration import trainer_lookup
 
     predictor = nnUNetPredictor(perform_everything_on_device=device != "cpu", device=torch.device(device),
@@ -105,15 +106,14 @@ def _predict_stock_fullres(images: list[Path], out: Path, model_dir: Path, folds
     with trainer_lookup():
         predictor.initialize_from_trained_model_folder(str(model_dir), tuple(folds), "checkpoint_final.pth")
     seconds = 0.0
-    for path in images:
+    for case in cases:
+        ct = read_series_or_image(case.path)
         started = time.perf_counter()
-        data, properties = SimpleITKIO().read_images([str(path)])
-        labels = np.asarray(predictor.predict_single_npy_array(data, properties))
-        ct = read_image(path)
+        labels = np.asarray(predictor.predict_single_npy_array(*_nnunet_input(ct)))
         seg = one_stage_to_output_labels(labels, ct)
         seconds += time.perf_counter() - started
-        write_image(seg, out / f"{case_id_from_path(path)}_seg.nii.gz")
-    return seconds / len(images)
+        write_image(seg, out / f"{case.case_id}_seg.nii.gz")
+    return seconds / len(cases)
 
 
 def compare_methods(
@@ -126,12 +126,14 @@ def compare_methods(
     folds: Sequence[int] | None = None,
     device: str = "cpu",
     ref_format: str = "pipeline",
+    ref_kidney: str = "paper",
 ) -> pd.DataFrame:
     """Predict the test CTs with each method, evaluate, and write ``comparison.csv``/``.json``.
 
     Args:
-        images: folder of test CTs (HU).
-        references: their reference label maps, named like the CTs (``<case>.nii.gz``).
+        images: test CTs (HU), as ``predict`` takes them: a NIfTI file, a folder of them, a DICOM
+            series folder or a folder of series folders.
+        references: their reference label maps, named by case id (``<case>.nii.gz``), or one file.
         output: folder for each method's predictions, evaluations and the table.
         cascade_models: models folder of the cascade.
         one_stage_model, fullres_model: nnU-Net trained-model folders of the baselines (skipped if None).
@@ -139,6 +141,8 @@ def compare_methods(
         device: torch device.
         ref_format: the references' labels: ``pipeline`` (0-6, as ``predict`` writes) or ``kits``
             (0 background, 1 kidney, 2 tumour, 3 cyst).
+        ref_kidney: a KiTS reference's kidney: ``paper`` (sinus filled) or ``kits`` (see
+            :class:`~renal_nnunet.evaluation.evaluate.EvaluationConfig`).
 
     Returns:
         One row per method: the metrics of :data:`COMPARISON_COLUMNS` and ``seconds_per_case``.
@@ -148,7 +152,7 @@ def compare_methods(
     from renal_nnunet.pipeline.predict import PredictConfig, predict
 
     output = Path(output)
-    paths = _images(Path(images))
+    cases = discover_cases(images)
     folds = tuple(folds) if folds is not None else load_models(cascade_models).kidney.folds
     seconds = {}
     started = time.perf_counter()
@@ -159,11 +163,11 @@ def compare_methods(
                  ("nnunet_3d_fullres", fullres_model, _predict_stock_fullres))
     for name, model_dir, run in baselines:
         if model_dir is not None:
-            seconds[name] = run(paths, output / name, Path(model_dir), folds, device)
+            seconds[name] = run(cases, output / name, Path(model_dir), folds, device)
     rows = []
     for method in seconds:
         evaluation = evaluate_folders(output / method, references, output / f"evaluation_{method}",
-                                      EvaluationConfig(ref_format=ref_format, figures=False))
+                                      EvaluationConfig(ref_format=ref_format, ref_kidney=ref_kidney, figures=False))
         summary = evaluation.summary
         row = {"method": method}
         for column, (section, group, metric) in COMPARISON_COLUMNS.items():
@@ -172,7 +176,8 @@ def compare_methods(
         rows.append(row)
     table = pd.DataFrame(rows).set_index("method")
     output.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output / "comparison.csv")
+    with atomic_path(output / "comparison.csv") as tmp:
+        table.to_csv(tmp)
     write_json({"folds": list(folds), "rows": table.reset_index().to_dict(orient="records")},
                output / "comparison.json")
     return table

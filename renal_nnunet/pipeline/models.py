@@ -40,6 +40,7 @@ __all__ = [
     "StageModel",
     "ModelsManifest",
     "assemble_models",
+    "find_classifier_checkpoints",
     "load_models",
     "export_models",
     "import_models",
@@ -138,18 +139,67 @@ def _package_versions() -> dict[str, str]:
     return versions
 
 
-def _copy_trained_model(source: Path, destination: Path, folds: Sequence[int]) -> None:
-    """Copy an nnU-Net trained-model folder, keeping only what inference needs for ``folds``."""
+def _place(source: Path, destination: Path, link: bool) -> None:
+    """Copy ``source`` to ``destination``, or symlink it (absolute target) when ``link`` is set."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        destination.symlink_to(source.resolve())
+    else:
+        shutil.copy2(source, destination)
+
+
+def _check_trained_model(source: Path, stage: str, folds: Sequence[int]) -> None:
+    """Raise if ``source`` is not the ``stage`` model with ``folds`` trained (the role from dataset.json's labels)."""
+    if not source.is_dir():
+        raise InputError(source, f"{stage} model folder does not exist")
+    for name in ("plans.json", "dataset.json"):
+        if not (source / name).is_file():
+            raise InputError(source / name, f"{stage} model file is missing; expected an nnU-Net trainer output folder "
+                                            "(.../DatasetXXX_Name/Trainer__Plans__Configuration)")
+    try:
+        labels = {str(k): int(v) for k, v in json.loads((source / "dataset.json").read_text())["labels"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(source / "dataset.json", f"has no readable label table ({type(err).__name__}: {err})") from None
+    roles = {"kidney": KIDNEY_STAGE_LABELS, "mass": MASS_STAGE_LABELS}
+    if labels != roles[stage]:
+        other = next((name for name, table in roles.items() if table == labels), None)
+        found = f"is the {other} model's" if other else "is not the kidney or the mass model's"
+        raise InputError(source / "dataset.json", f"label table {labels} {found}; the {stage} model needs "
+                                                  f"{roles[stage]} (were --kidney and --mass swapped?)")
+    missing = [f for f in folds if not (source / f"fold_{f}" / NNUNET_CHECKPOINT).is_file()]
+    if missing:
+        raise InputError(source / f"fold_{missing[0]}" / NNUNET_CHECKPOINT,
+                         f"{stage} model fold(s) {missing} not trained; train them first or leave them out of --folds")
+
+
+def _place_trained_model(source: Path, destination: Path, folds: Sequence[int], link: bool) -> None:
+    """Copy (or link) an nnU-Net trained-model folder, keeping only what inference needs for ``folds``."""
     for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
         if (source / name).is_file():
-            destination.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / name, destination / name)
+            _place(source / name, destination / name, link)
     for fold in folds:
-        checkpoint = source / f"fold_{fold}" / NNUNET_CHECKPOINT
-        if not checkpoint.is_file():
-            raise InputError(checkpoint, f"fold {fold} checkpoint is missing; train fold {fold} first or leave it out")
-        (destination / f"fold_{fold}").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(checkpoint, destination / f"fold_{fold}" / NNUNET_CHECKPOINT)
+        _place(source / f"fold_{fold}" / NNUNET_CHECKPOINT, destination / f"fold_{fold}" / NNUNET_CHECKPOINT, link)
+
+
+def find_classifier_checkpoints(classifier_dir: str | os.PathLike) -> list[Path]:
+    """The best checkpoint of every fold in a ``renal-nnunet classifier train -o DIR`` folder.
+
+    Returns:
+        ``DIR/fold_*/checkpoint_best.pth``, sorted by fold folder name.
+
+    Raises:
+        InputError: the folder does not exist or holds no ``fold_*/checkpoint_best.pth``.
+    """
+    from renal_nnunet.classification.train import BEST_CHECKPOINT
+
+    classifier_dir = Path(classifier_dir)
+    if not classifier_dir.is_dir():
+        raise InputError(classifier_dir, "classifier folder does not exist")
+    found = sorted(classifier_dir.glob(f"fold_*/{BEST_CHECKPOINT}"))
+    if not found:
+        raise InputError(classifier_dir, f"holds no fold_*/{BEST_CHECKPOINT}; train the classifier with "
+                                         "`renal-nnunet classifier train -o DIR` first")
+    return found
 
 
 def assemble_models(
@@ -157,10 +207,13 @@ def assemble_models(
     kidney_model_dir: str | os.PathLike,
     mass_model_dir: str | os.PathLike,
     classifier_checkpoints: Sequence[str | os.PathLike],
-    folds: Sequence[int],
-    margin_mm: float,
+    folds: Sequence[int] = PAPER.folds,
+    margin_mm: float = PAPER.kidney_margin_mm,
+    link: bool = False,
 ) -> ModelsManifest:
     """Build a models folder from nnU-Net trained-model folders and classifier checkpoints.
+
+    Every input is checked before anything is written.
 
     Args:
         models_dir: folder to create (must not exist or be empty).
@@ -169,39 +222,52 @@ def assemble_models(
         classifier_checkpoints: one checkpoint per classifier fold.
         folds: nnU-Net folds to ship (each must have ``fold_k/checkpoint_final.pth``).
         margin_mm: kidney-crop margin the mass model was trained with (mm).
+        link: symlink the files (absolute targets) instead of copying them.
 
     Returns:
         The manifest written to ``models_dir/manifest.json``.
+
+    Raises:
+        InputError: ``models_dir`` not empty, a missing folder or file, a kidney model given as the
+            mass model or the other way round, different grids, a fold not trained, or a classifier
+            checkpoint with other classes (the message names the file).
     """
+    from renal_nnunet.classification.train import load_classifier
+
     models_dir = Path(models_dir)
     if models_dir.exists() and any(models_dir.iterdir()):
         raise InputError(models_dir, "models folder already exists and is not empty")
+    sources = {"kidney": Path(kidney_model_dir), "mass": Path(mass_model_dir)}
+    grids = {}
+    for stage, source in sources.items():
+        _check_trained_model(source, stage, folds)
+        grids[stage] = model_grid_size(source)
+    if grids["kidney"] != grids["mass"]:
+        raise InputError(sources["mass"], f"mass model is on a {grids['mass']}^3 grid but the kidney model "
+                                          f"{sources['kidney']} on {grids['kidney']}^3; train both on one grid")
+    checkpoints = [Path(c) for c in classifier_checkpoints]
+    if not checkpoints:
+        raise InputError(models_dir, "no classifier checkpoint given")
+    for checkpoint in checkpoints:
+        load_classifier(checkpoint)
     stages = {}
-    grids = set()
-    for stage, source, labels in (("kidney", Path(kidney_model_dir), KIDNEY_STAGE_LABELS),
-                                  ("mass", Path(mass_model_dir), MASS_STAGE_LABELS)):
-        relative = PurePosixPath(stage, source.parent.name, source.name)
-        _copy_trained_model(source, models_dir / relative, folds)
-        grids.add(model_grid_size(models_dir / relative))
-        stages[stage] = StageModel(str(relative), tuple(int(f) for f in folds), dict(labels))
-    if len(grids) != 1:
-        raise InputError(models_dir, f"kidney and mass models use different grids {sorted(grids)}")
+    for stage, source in sources.items():
+        relative = PurePosixPath(stage, source.resolve().parent.name, source.resolve().name)
+        _place_trained_model(source, models_dir / relative, folds, link)
+        stages[stage] = StageModel(str(relative), tuple(int(f) for f in folds),
+                                   dict(KIDNEY_STAGE_LABELS if stage == "kidney" else MASS_STAGE_LABELS))
     classifier = []
-    for fold, checkpoint in enumerate(classifier_checkpoints):
-        checkpoint = Path(checkpoint)
-        if not checkpoint.is_file():
-            raise InputError(checkpoint, "classifier checkpoint is missing")
+    for fold, checkpoint in enumerate(checkpoints):
         relative = PurePosixPath("classifier", f"fold_{fold}.pt")
-        (models_dir / "classifier").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(checkpoint, models_dir / relative)
+        _place(checkpoint, models_dir / relative, link)
         classifier.append(str(relative))
     manifest = ModelsManifest(
-        grid=grids.pop(), margin_mm=float(margin_mm), classifier=tuple(classifier), versions=_package_versions(),
+        grid=grids["kidney"], margin_mm=float(margin_mm), classifier=tuple(classifier), versions=_package_versions(),
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), **stages,
     )
     write_json(manifest.to_dict(), models_dir / MANIFEST_NAME)
-    log.info("assembled models folder %s (grid %d, folds %s, %d classifier checkpoints)",
-             models_dir, manifest.grid, list(folds), len(classifier))
+    log.info("assembled models folder %s (grid %d, folds %s, %d classifier checkpoints, %s)",
+             models_dir, manifest.grid, list(folds), len(classifier), "linked" if link else "copied")
     return manifest
 
 
@@ -223,7 +289,7 @@ def load_models(models_dir: str | os.PathLike, folds: Sequence[int] | None = Non
     manifest_path = models_dir / MANIFEST_NAME
     if not manifest_path.is_file():
         raise InputError(models_dir, f"not a models folder: {MANIFEST_NAME} is missing "
-                                     "(create one with `renal-nnunet demo` or `renal-nnunet import-models`)")
+                                     "(create one with `renal-nnunet assemble-models`, `renal-nnunet import-models` or `renal-nnunet demo`)")
     try:
         data = json.loads(manifest_path.read_text())
     except ValueError as err:
