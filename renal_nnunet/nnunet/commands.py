@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from renal_nnunet.io import InputError
-from renal_nnunet.nnunet.environment import dataset_folder, required_folder
+from renal_nnunet.nnunet.environment import dataset_folder, environment_variables, required_folder
 from renal_nnunet.settings import PAPER
 from renal_nnunet.trainers.registration import trainer_lookup
 
@@ -62,7 +62,11 @@ def plan(dataset: int | str, configurations: Sequence[str] = ("3d_fullres",), ve
     dataset_id = int(raw_dir.name[len("Dataset"):len("Dataset") + 3])
     extract_fingerprints([dataset_id], num_processes=num_processes, check_dataset_integrity=verify, clean=True,
                          verbose=False, show_progress_bar=False)
-    plans_identifier = plan_experiments([dataset_id])
+    # nnU-Net's planner sizes a torch thread pool by nnUNet_n_proc_DA and fails on 0, the value that
+    # makes training augment in-process; planning uses no augmentation workers, so 1 changes nothing else.
+    in_process = {"nnUNet_n_proc_DA": "1"} if os.environ.get("nnUNet_n_proc_DA") == "0" else {}
+    with environment_variables(in_process):
+        plans_identifier = plan_experiments([dataset_id])
     preprocess([dataset_id], plans_identifier, tuple(configurations), [num_processes] * len(configurations),
                verbose=False, show_progress_bar=False)
     preprocessed_dir = dataset_folder(dataset_id, "nnUNet_preprocessed")

@@ -1,7 +1,7 @@
 """Finding the CTs to predict, splitting them into parts, and checking they look like CT in HU.
 
-An input is a NIfTI (or other single-file) image, a folder of such images, a folder holding one
-DICOM series, or a folder whose sub-folders each hold one DICOM series.
+An input is a NIfTI (or other single-file) image, a folder holding one DICOM series, or a folder
+of such images and/or sub-folders that each hold one DICOM series.
 """
 
 from __future__ import annotations
@@ -55,13 +55,12 @@ def discover_cases(input_path: str | os.PathLike) -> list[CaseInput]:
         return [CaseInput(case_id_from_path(input_path), input_path)]
     images = sorted(p for p in input_path.iterdir()
                     if p.is_file() and has_image_suffix(p) and not p.name.startswith("."))
-    if images:
-        cases = [CaseInput(case_id_from_path(p), p) for p in images]
-    elif _holds_dicom_series(input_path):
+    if not images and _holds_dicom_series(input_path):
         cases = [CaseInput(case_id_from_path(input_path), input_path)]
     else:
-        cases = [CaseInput(case_id_from_path(d), d) for d in sorted(input_path.iterdir())
-                 if d.is_dir() and _holds_dicom_series(d)]
+        # A test set may mix NIfTI files and series folders; neither kind is dropped for the other.
+        series = [d for d in sorted(input_path.iterdir()) if d.is_dir() and _holds_dicom_series(d)]
+        cases = [CaseInput(case_id_from_path(p), p) for p in [*images, *series]]
     if not cases:
         raise InputError(input_path, f"holds no images ({', '.join(IMAGE_SUFFIXES)}) and no DICOM series")
     ids = [c.case_id for c in cases]

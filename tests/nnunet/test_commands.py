@@ -65,7 +65,8 @@ def test_wrappers_train_and_predict_without_the_variable(planned_tiny_kidney, us
 def test_plan_wrapper_plans_and_installs_the_patient_grouped_splits(heldout_cases, use_env, tmp_path):
     from renal_nnunet.cli import main
 
-    use_env(nnunet_folders(tmp_path, heldout_cases["raw"]))
+    # in-process training augmentation exported for the whole session (nnU-Net's planner fails on it alone)
+    use_env({**nnunet_folders(tmp_path, heldout_cases["raw"]), "nnUNet_n_proc_DA": "0"})
     assert main(["plan", "-d", "901"]) == 0
     preprocessed = tmp_path / "preprocessed" / "Dataset901_RenalKidney32"
     plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())

@@ -43,6 +43,15 @@ def test_discover_dicom_series_folder_and_folder_of_series(tmp_path):
     assert same_physical_volume(read_series_or_image(one[0].path), ct)
 
 
+def test_discover_folder_mixing_files_and_series(tmp_path):
+    sitk.WriteImage(_ct(), str(tmp_path / "b_0000.nii.gz"))
+    write_dicom_series(_ct(seed=1), tmp_path / "a")
+    write_dicom_series(_ct(seed=2), tmp_path / "c")
+    (tmp_path / "not_dicom").mkdir()
+    cases = discover_cases(tmp_path)
+    assert [(c.case_id, c.path.name) for c in cases] == [("a", "a"), ("b", "b_0000.nii.gz"), ("c", "c")]
+
+
 def test_discover_errors_name_the_path(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         discover_cases(tmp_path / "missing")
