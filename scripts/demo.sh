@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-export PYTHONUTF8=1 nnUNet_n_proc_DA=${nnUNet_n_proc_DA:-1} nnUNet_def_n_proc=${nnUNet_def_n_proc:-1}
+export PYTHONUTF8=1 nnUNet_def_n_proc=${nnUNet_def_n_proc:-1}
 exec .venv/bin/renal-nnunet demo -o "${DEMO_OUT:-demo_output}" "$@"

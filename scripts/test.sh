@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-export PYTHONUTF8=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} nnUNet_n_proc_DA=${nnUNet_n_proc_DA:-1} nnUNet_def_n_proc=${nnUNet_def_n_proc:-1}
+export PYTHONUTF8=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} nnUNet_def_n_proc=${nnUNet_def_n_proc:-1}
 exec .venv/bin/python -m pytest "$@"

@@ -115,34 +115,49 @@ def _set_variables(values: Mapping[str, str | None]) -> None:
 
 
 @contextlib.contextmanager
-def nnunet_environment(folders: NnunetFolders, augmentation_processes: int = 1) -> Iterator[NnunetFolders]:
+def nnunet_environment(folders: NnunetFolders, augmentation_processes: int | None = None) -> Iterator[NnunetFolders]:
     """Point nnU-Net at ``folders`` (created if missing) and set its worker counts within the block.
 
-    ``augmentation_processes=0`` makes nnU-Net train with a single-threaded augmenter (on a small
-    CPU machine worker processes only add start-up time), but planning needs at least 1. Planning
-    and preprocessing get one worker.
+    ``augmentation_processes``: augmentation workers of a training (``nnUNet_n_proc_DA``); ``None``
+    leaves the variable as the user set it (or unset, for nnU-Net's own default). ``0`` makes
+    nnU-Net augment in the training process (on a small CPU machine worker processes only add
+    start-up time); planning needs at least 1, which :func:`renal_nnunet.nnunet.commands.plan`
+    sees to. Planning and preprocessing get one worker.
     """
     for folder in (folders.raw, folders.preprocessed, folders.results):
         Path(folder).mkdir(parents=True, exist_ok=True)
     values = dict(zip(FOLDER_VARIABLES, (str(folders.raw), str(folders.preprocessed), str(folders.results))))
-    values.update({_AUGMENTATION_PROCESSES: str(augmentation_processes), _DEFAULT_PROCESSES: "1"})
+    values[_DEFAULT_PROCESSES] = "1"
+    if augmentation_processes is not None:
+        values[_AUGMENTATION_PROCESSES] = str(augmentation_processes)
     with environment_variables(values):
         yield folders
 
 
-def training_augmentation_processes(device: str) -> int:
-    """Augmentation workers of a training on ``device``: 0 on the CPU (augmentation in the training
-    process: no worker start-up cost, and a seeded trainer repeats exactly), else
-    ``$nnUNet_n_proc_DA`` (default 1)."""
-    return 0 if device == "cpu" else int(os.environ.get(_AUGMENTATION_PROCESSES, 1))
+def training_augmentation_processes(device: str) -> int | None:
+    """Augmentation workers of a training on ``device``: ``$nnUNet_n_proc_DA`` when the user set it;
+    otherwise 0 on the CPU (augmentation in the training process: no worker start-up cost, and a
+    seeded trainer repeats exactly) and ``None`` elsewhere, which leaves the choice to nnU-Net's
+    ``get_allowed_n_proc_DA`` (its per-machine default; one worker would starve a GPU).
+
+    Raises:
+        ValueError: ``nnUNet_n_proc_DA`` is set but is not a whole number >= 0.
+    """
+    value = os.environ.get(_AUGMENTATION_PROCESSES)
+    if value is not None:
+        if not value.strip().isdigit():
+            raise ValueError(f"{_AUGMENTATION_PROCESSES}={value!r}: give a whole number of worker processes >= 0")
+        return int(value)
+    return 0 if device == "cpu" else None
 
 
 @contextlib.contextmanager
 def training_environment(device: str) -> Iterator[NnunetFolders]:
-    """The environment's folders with the worker counts of a training on ``device``, within the block.
+    """The environment's folders with the worker counts of a training on ``device`` (see
+    :func:`training_augmentation_processes`), within the block.
 
     Raises:
-        ValueError: one of nnU-Net's folder variables is not set.
+        ValueError: one of nnU-Net's folder variables is not set, or ``nnUNet_n_proc_DA`` is invalid.
     """
     with nnunet_environment(NnunetFolders.from_environment(), training_augmentation_processes(device)) as folders:
         yield folders

@@ -50,24 +50,40 @@ def test_environment_variables_unsets_and_restores_even_on_error(monkeypatch):
     assert os.environ["RENAL_TEST_A"] == "a" and "RENAL_TEST_B" not in os.environ
 
 
-def test_cpu_training_augments_in_process(monkeypatch):
-    """On the CPU augmentation runs in the training process (0 workers) whatever the variable says;
-    elsewhere the variable (default 1) decides."""
+def test_training_respects_the_users_augmentation_workers(monkeypatch):
+    """A user's nnUNet_n_proc_DA decides on every device; unset, the CPU augments in the training
+    process and a GPU gets nnU-Net's own default (None: the variable is left unset)."""
     monkeypatch.setenv("nnUNet_n_proc_DA", "3")
-    assert training_augmentation_processes("cpu") == 0
+    assert training_augmentation_processes("cpu") == 3
     assert training_augmentation_processes("cuda") == 3
     monkeypatch.delenv("nnUNet_n_proc_DA")
-    assert training_augmentation_processes("cuda") == 1
+    assert training_augmentation_processes("cpu") == 0
+    assert training_augmentation_processes("cuda") is None
+    monkeypatch.setenv("nnUNet_n_proc_DA", "many")
+    with pytest.raises(ValueError, match="nnUNet_n_proc_DA='many'"):
+        training_augmentation_processes("cuda")
 
 
-def test_training_environment_keeps_the_folders_and_sets_cpu_workers(tmp_path, monkeypatch):
+def test_training_environment_keeps_the_folders_and_the_users_workers(tmp_path, monkeypatch):
     folders = NnunetFolders.under(tmp_path)
     for name, folder in zip(FOLDER_VARIABLES, (folders.raw, folders.preprocessed, folders.results)):
         monkeypatch.setenv(name, str(folder))
     monkeypatch.setenv("nnUNet_n_proc_DA", "2")
-    with training_environment("cpu") as inside:
-        assert inside == folders and os.environ["nnUNet_n_proc_DA"] == "0"
-    assert os.environ["nnUNet_n_proc_DA"] == "2"
+    with training_environment("cuda") as inside:
+        assert inside == folders and os.environ["nnUNet_n_proc_DA"] == "2"
+    monkeypatch.delenv("nnUNet_n_proc_DA")
+    with training_environment("cpu"):
+        assert os.environ["nnUNet_n_proc_DA"] == "0"
+    with training_environment("cuda"):
+        # nnU-Net's get_allowed_n_proc_DA picks its per-machine default
+        assert "nnUNet_n_proc_DA" not in os.environ
+    assert "nnUNet_n_proc_DA" not in os.environ
+
+
+def test_nnunet_environment_leaves_the_users_workers_alone_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_n_proc_DA", "6")
+    with nnunet_environment(NnunetFolders.under(tmp_path)):
+        assert os.environ["nnUNet_n_proc_DA"] == "6"
 
 
 def test_unset_folder_variable_is_a_clear_error(monkeypatch):
