@@ -87,10 +87,13 @@ def write_lesion_tables(
     records: list[LesionRecord], csv_path: str | os.PathLike, json_path: str | os.PathLike, case_info: dict
 ) -> tuple[Path, Path]:
     """Write the lesion table as CSV (one row per lesion, header even when empty) and as JSON
-    (``{"case": case_info, "lesions": [rows]}``; NaN written as null). Both writes are atomic."""
+    (``{"case": case_info, "lesions": [rows]}``; NaN written as null). Both writes are atomic.
+
+    Floats are written at full precision (shortest repr that reads back to the same value): the
+    evaluation links lesions by centroid and draws its ROC from the probabilities."""
     table = pd.DataFrame([r.to_row() for r in records], columns=list(LESION_TABLE_COLUMNS))
     with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4g")
+        table.to_csv(tmp, index=False)
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.to_row().items()} for r in records]
     write_json({"case": case_info, "lesions": rows}, json_path)
     return Path(csv_path), Path(json_path)

@@ -63,6 +63,23 @@ def test_tables_have_documented_columns_and_null_for_unclassified(tmp_path):
     assert tuple(pd.read_csv(empty_csv).columns) == LESION_TABLE_COLUMNS
 
 
+def test_tables_keep_full_precision(tmp_path):
+    """Evaluation links lesions by centroid and draws its ROC from these tables: every float reads
+    back exactly (a 4-significant-digit table wrote 1234.567 mm as 1235 and p = 0.99996 as 1)."""
+    record = LesionRecord(lesion_id=1, side="left", output_label=OUTPUT_LABELS["solid"], volume_ml=123.456789,
+                          average_diameter_mm=61.23456, mean_hu=35.123456, max_hu=211.5,
+                          centroid_mm=(1234.567, -987.654321, 0.001), lesion_class="solid",
+                          probabilities={"AML": 2.5e-05, "cystic": 1.5e-05, "solid": 0.99996},
+                          fold_agreement=0.8, mass_prob_mean=0.987654, mass_prob_spread=0.0123456)
+    csv_path, json_path = write_lesion_tables([record], tmp_path / "c_lesions.csv", tmp_path / "c_lesions.json", {})
+    from_csv = pd.read_csv(csv_path).iloc[0].to_dict()
+    from_json = json.loads(json_path.read_text())["lesions"][0]
+    for column, value in record.to_row().items():
+        if column != "cam_file":  # "" reads back from CSV as NaN
+            assert from_csv[column] == value, column
+        assert from_json[column] == value, column
+
+
 def test_report_is_drawn_in_radiological_view_whatever_the_storage_order(tmp_path):
     ct, seg, cam, record = _case()
     first = save_case_report(tmp_path / "a.png", "case", ct, seg, [record], {1: cam}, ["a note"])
