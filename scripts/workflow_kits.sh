@@ -144,8 +144,9 @@ kidney_model=$nnUNet_results/Dataset${KIDNEY_ID}_RenalKidney$GRID/${TRAINER}__nn
 mass_model=$nnUNet_results/Dataset${MASS_ID}_RenalMass$GRID/${TRAINER}__nnUNetPlans__3d_fullres
 run renal-nnunet assemble-models --kidney "$kidney_model" --mass "$mass_model" --classifier "$WORK_DIR/classifier" -o "$WORK_DIR/models" --folds $FOLDS
 
-# 5. the cascade on the held-out CTs, scored against their KiTS references (the paper's kidney)
-run renal-nnunet predict -i "$TEST_IMAGES" -o "$WORK_DIR/predictions" -m "$WORK_DIR/models" --device "$DEVICE"
+# 5. the cascade on the held-out CTs, scored against their KiTS references (the paper's kidney);
+#    --min-diameter-mm 0: the paper's protocol classifies every mass, so both size strata are measured
+run renal-nnunet predict -i "$TEST_IMAGES" -o "$WORK_DIR/predictions" -m "$WORK_DIR/models" --device "$DEVICE" --min-diameter-mm 0
 run renal-nnunet evaluate --pred "$WORK_DIR/predictions" --ref "$TEST_REFERENCES" --ref-format kits -o "$WORK_DIR/evaluation"
 
 # 6. cascade vs one-stage baselines on the same CTs and folds

@@ -17,6 +17,7 @@ import pandas as pd
 
 from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.evaluation.classification import (
+    UNKNOWN_CLASS,
     sequential_protocol_metrics,
     size_groups,
     stratified_classification_metrics,
@@ -108,6 +109,7 @@ def _markdown(summary: pd.DataFrame, per_case: pd.DataFrame, classification: dic
             for cls, v in metrics["per_class"].items():
                 lines.append(f"| {group} | {cls} | {_fmt(v['precision'])} | {_fmt(v['recall'])} | {_fmt(v['f1'])} | {_fmt(v['auc'])} | {v['support']} |")
             lines.append(f"| {group} | accuracy | {_fmt(metrics['accuracy'])} | | | | {metrics['n']} |")
+        lines += _unclassified_note(classification["stratified"], small, threshold_mm)
         sequential = classification["sequential"]
         lines += ["", f"## Table 5. Sequential protocol: TP components with predicted diameter {large}", "",
                   "| class | precision | recall | F1 | AUC | n |", "|---|---|---|---|---|---|"]
@@ -124,6 +126,17 @@ def _markdown(summary: pd.DataFrame, per_case: pd.DataFrame, classification: dic
     lines += ["", f"## Errors ({len(errors)})", ""]
     lines += [f"- {row.case_id}: {row.problem}" for row in errors.itertuples()] or ["none"]
     return "\n".join(lines) + "\n"
+
+
+def _unclassified_note(stratified: dict, small: str, threshold_mm: float) -> list[str]:
+    """Why a stratum's accuracy may be 0 by construction: predict did not classify its masses."""
+    unclassified = int(stratified[small]["confusion"][UNKNOWN_CLASS].sum())
+    if not unclassified:
+        return []
+    return ["", f"**Note:** {unclassified} of the {stratified[small]['n']} detected lesions under {threshold_mm:g} mm "
+                "were not classified by `predict` (too small to characterise, its clinical default) and count as "
+                "errors. The paper's protocol classifies every mass: predict with `--min-diameter-mm 0` to measure "
+                "this stratum."]
 
 
 def _save(figure, path: Path) -> Path:

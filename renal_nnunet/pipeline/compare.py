@@ -149,7 +149,7 @@ def compare_methods(
     """
     from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
     from renal_nnunet.pipeline.models import load_models
-    from renal_nnunet.pipeline.predict import PredictConfig, predict
+    from renal_nnunet.pipeline.predict import PAPER_PROTOCOL_MIN_DIAMETER_MM, PredictConfig, predict
 
     output = Path(output)
     cases = discover_cases(images)
@@ -157,7 +157,8 @@ def compare_methods(
     seconds = {}
     started = time.perf_counter()
     results = predict(images, output / "cascade", cascade_models,
-                      PredictConfig(folds=folds, device=device, cam=False, report=False))
+                      PredictConfig(folds=folds, device=device, cam=False, report=False,
+                                    min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM))
     seconds["cascade"] = (time.perf_counter() - started) / max(len(results), 1)
     baselines = (("one_stage_grid", one_stage_model, _predict_grid_one_stage),
                  ("nnunet_3d_fullres", fullres_model, _predict_stock_fullres))

@@ -226,7 +226,7 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
     from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
     from renal_nnunet.nnunet.environment import NnunetFolders
-    from renal_nnunet.pipeline.predict import PredictConfig, predict
+    from renal_nnunet.pipeline.predict import PAPER_PROTOCOL_MIN_DIAMETER_MM, PredictConfig, predict
     from renal_nnunet.pipeline.training import CascadeTrainingConfig, train_cascade
     from renal_nnunet.synthetic import write_synthetic_kits
 
@@ -252,7 +252,8 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
 
     started = time.perf_counter()
     predictions = out_dir / "predictions"
-    results = predict(images, predictions, models_dir, PredictConfig(device=config.device))
+    results = predict(images, predictions, models_dir,
+                      PredictConfig(device=config.device, min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM))
     _timed(seconds, "prediction", started)
 
     started = time.perf_counter()

@@ -39,7 +39,7 @@ from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discov
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
 
-__all__ = ["PredictConfig", "CaseResult", "CaseAnalysis", "predict", "analyse_ct", "write_case_outputs"]
+__all__ = ["PAPER_PROTOCOL_MIN_DIAMETER_MM", "PredictConfig", "CaseResult", "CaseAnalysis", "predict", "analyse_ct", "write_case_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,12 @@ CANONICAL_ORIENTATION = "LPS"
 """Orientation the networks see (array x to the patient's left, y posterior, z superior): how DICOM
 axial series and the synthetic phantoms are stored. The converter keeps each training CT's own
 storage order, so training CTs should be stored this way too."""
+
+
+PAPER_PROTOCOL_MIN_DIAMETER_MM = 0.0
+"""``min_classify_diameter_mm`` of the paper's evaluation: every detected mass is classified,
+whatever its size, so both of its diameter strata (< 5 mm and >= 5 mm) are measured. ``predict``'s
+default instead leaves masses under 5 mm uncharacterised (label 6), as a clinical report would."""
 
 
 @dataclass(frozen=True)

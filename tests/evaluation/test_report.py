@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from renal_nnunet.evaluation.report import summarise
+from renal_nnunet.evaluation.report import _markdown, summarise
 
 
 def test_segmentation_means_skip_cases_without_the_structure_and_count_values():
@@ -23,3 +23,21 @@ def test_segmentation_means_skip_cases_without_the_structure_and_count_values():
     assert rows.loc["dice", "value"] == 0.25 and rows.loc["dice", "n"] == 2  # missed mass counts, absent one does not
     assert rows.loc["hd_mm", "value"] == 4.0 and rows.loc["hd_mm", "n"] == 1
     assert rows.loc["cases_empty_both", "value"] == 1 and rows.loc["cases_empty_pred", "value"] == 1
+
+
+def _detected_lesions(pred_classes: list[str]) -> pd.DataFrame:
+    """TP lesions of 3 mm (reference and predicted average diameter), all AML in the reference."""
+    return pd.DataFrame([{"case_id": f"c{i}", "side": "left", "status": "TP", "ref_class": "AML", "pred_class": c,
+                          "ref_average_diameter_mm": 3.0, "pred_average_diameter_mm": 3.0}
+                         for i, c in enumerate(pred_classes)])
+
+
+def test_markdown_says_when_small_lesions_were_not_classified():
+    """A < 5 mm stratum left uncharacterised by predict has accuracy 0 by construction: the summary
+    says so and how to measure it; a classified stratum gets no note."""
+    errors = pd.DataFrame(columns=["case_id", "file", "problem"])
+    for pred_classes, note in ((["too_small", "AML"], True), (["AML", "cystic"], False)):
+        summary, classification = summarise(pd.DataFrame(), _detected_lesions(pred_classes), pd.DataFrame(), errors, 5.0)
+        text = _markdown(summary, pd.DataFrame(), classification, errors, 5.0)
+        assert ("1 of the 2 detected lesions under 5 mm were not classified" in text) == note
+        assert ("--min-diameter-mm 0" in text) == note
