@@ -9,7 +9,18 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from renal_nnunet.anatomy.geometry import image_like
+from renal_nnunet.anatomy.label_maps import kits_anatomy
+from renal_nnunet.anatomy.labels import OUTPUT_LABELS
+from renal_nnunet.io import read_series_or_image
+from renal_nnunet.synthetic import write_painted_kits
 from tests.conftest import BIN, REPO_ROOT
+from tests.pipeline.dicom_series import write_dicom_series
 
 SCRIPT = REPO_ROOT / "scripts" / "workflow_kits.sh"
 README = REPO_ROOT / "README.md"
@@ -76,3 +87,99 @@ def test_script_without_arguments_prints_usage():
     done = _run_script({})
     assert done.returncode == 2 and "Usage: scripts/workflow_kits.sh KITS_DIR WORK_DIR" in done.stderr
 
+
+
+# --- The whole script on real-size CTs: painted KiTS23 cases at their full 512 x 512 resolution.
+# Six training cases hold AML, cysts and solid tumours (the classifier's three classes); two held-out
+# cases are predicted, one of them passed as an axial DICOM series (the other case stays a NIfTI in
+# KiTS's I-P-L storage order, so both orientations are checked). The U-Nets train with the CPU-tiny
+# trainer on a 32^3 grid (fold 0 only), the classifier for one epoch; the stock 3d_fullres baseline
+# is left out (hours at native resolution on a CPU), so compare has the cascade and the one-stage
+# grid U-Net.
+WORKFLOW_TRAIN = ("case_00038", "case_00061", "case_00148", "case_00252", "case_00473", "case_00569")
+WORKFLOW_TEST_NIFTI, WORKFLOW_TEST_DICOM = "case_00204", "case_00153"
+WORKFLOW_SETTINGS = {"GRID": "32", "TRAINER": "nnUNetTrainerRenalPaper_CPUtiny", "FOLDS": "0", "DEVICE": "cpu",
+                     "CLASSIFIER_EPOCHS": "1", "COMPARE_FULLRES": "0", "WORKERS": "1",
+                     # nnU-Net augments in the training process (no worker start-up on 2 cores)
+                     "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1", "nnUNet_compile": "false"}
+
+
+@pytest.fixture(scope="module")
+def workflow_run(kits23_dataset, tmp_path_factory) -> dict[str, Path]:
+    """``scripts/workflow_kits.sh`` run once on painted full-resolution KiTS23 cases."""
+    root = tmp_path_factory.mktemp("workflow")
+    src = write_painted_kits(kits23_dataset, root / "painted",
+                             case_ids=(*WORKFLOW_TRAIN, WORKFLOW_TEST_NIFTI, WORKFLOW_TEST_DICOM))
+    images, references = root / "test" / "images", root / "test" / "references"
+    images.mkdir(parents=True)
+    references.mkdir(parents=True)
+    (images / f"{WORKFLOW_TEST_NIFTI}.nii.gz").symlink_to(src / WORKFLOW_TEST_NIFTI / "imaging.nii.gz")
+    (references / f"{WORKFLOW_TEST_NIFTI}.nii.gz").symlink_to(src / WORKFLOW_TEST_NIFTI / "segmentation.nii.gz")
+    # A scanner writes axial slices: the series and its reference are stored L-P-S.
+    dicom_ct = sitk.DICOMOrient(sitk.ReadImage(str(src / WORKFLOW_TEST_DICOM / "imaging.nii.gz")), "LPS")
+    write_dicom_series(dicom_ct, images / WORKFLOW_TEST_DICOM)
+    sitk.WriteImage(sitk.DICOMOrient(sitk.ReadImage(str(src / WORKFLOW_TEST_DICOM / "segmentation.nii.gz")), "LPS"),
+                    str(references / f"{WORKFLOW_TEST_DICOM}.nii.gz"))
+    work = root / "work"
+    done = _run_script({**WORKFLOW_SETTINGS, "TEST_CASES": f"{WORKFLOW_TEST_DICOM} {WORKFLOW_TEST_NIFTI}",
+                        "TEST_IMAGES": str(images), "TEST_REFERENCES": str(references)},
+                       src, work, timeout=40 * 60)
+    (root / "workflow_output.txt").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, f"workflow_kits.sh failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return {"work": work, "images": images, "references": references, "src": src}
+
+
+def _kidney_centroids_lps_x_mm(seg: sitk.Image, labels: dict[str, int]) -> dict[str, float]:
+    """LPS x (mm) of each labelled kidney's centroid."""
+    array = sitk.GetArrayViewFromImage(seg)
+    centroids = {}
+    for side, label in labels.items():
+        index_zyx = np.argwhere(array == label).mean(axis=0)
+        centroids[side] = seg.TransformContinuousIndexToPhysicalPoint(index_zyx[::-1].tolist())[0]
+    return centroids
+
+
+@pytest.mark.slow
+def test_workflow_script_runs_end_to_end_on_real_size_kits_cases(workflow_run):
+    work = workflow_run["work"]
+    models = work / "models"
+    assert (models / "manifest.json").is_file()
+    predictions = work / "predictions"
+    assert (predictions / "predict_summary.json").is_file()
+    kidney_labels = {"right": OUTPUT_LABELS["kidney_right"], "left": OUTPUT_LABELS["kidney_left"]}
+    for case, source in ((WORKFLOW_TEST_NIFTI, workflow_run["images"] / f"{WORKFLOW_TEST_NIFTI}.nii.gz"),
+                         (WORKFLOW_TEST_DICOM, workflow_run["images"] / WORKFLOW_TEST_DICOM)):
+        for suffix in ("_seg.nii.gz", "_lesions.csv", "_lesions.json", "_report.png"):
+            assert (predictions / f"{case}{suffix}").is_file(), f"{case}{suffix} missing"
+        ct = read_series_or_image(source)
+        assert ct.GetSize()[:2] == (512, 512)
+        seg = sitk.ReadImage(str(predictions / f"{case}_seg.nii.gz"))
+        assert seg.GetSize() == ct.GetSize()
+        assert np.allclose(seg.GetSpacing(), ct.GetSpacing(), atol=1e-6)
+        assert np.allclose(seg.GetOrigin(), ct.GetOrigin(), atol=1e-4)
+        assert np.allclose(seg.GetDirection(), ct.GetDirection(), atol=1e-6)
+        # Left is left: each predicted kidney lies on the side of the reference kidney of that side
+        # (LPS x grows to the patient's left), whatever the storage order of the input.
+        reference = sitk.ReadImage(str(workflow_run["references"] / f"{case}.nii.gz"))
+        reference_sides = image_like(kits_anatomy(reference).side, reference)
+        predicted = _kidney_centroids_lps_x_mm(seg, kidney_labels)
+        expected = _kidney_centroids_lps_x_mm(reference_sides, kidney_labels)
+        assert predicted["right"] < predicted["left"]
+        for side in kidney_labels:
+            assert abs(predicted[side] - expected[side]) < abs(predicted[side] - expected[_other(side)]), (case, side)
+
+    evaluation = work / "evaluation"
+    per_case = pd.read_csv(evaluation / "per_case.csv")
+    assert set(per_case["case_id"]) == {WORKFLOW_TEST_NIFTI, WORKFLOW_TEST_DICOM}
+    kidneys = per_case[per_case["structure"].isin(["kidney_right", "kidney_left"])]
+    assert len(kidneys) == 4 and kidneys["dice"].between(0, 1).all() and (kidneys["dice"] > 0).all()
+    summary = pd.read_csv(evaluation / "summary.csv")
+    assert pd.to_numeric(summary["value"], errors="coerce").notna().any()
+    comparison = pd.read_csv(work / "comparison" / "comparison.csv")
+    assert {"cascade", "one_stage_grid"} <= set(comparison.iloc[:, 0])
+    numbers = comparison.select_dtypes("number")
+    assert numbers.shape[1] > 0 and np.isfinite(numbers.to_numpy(float)).any(axis=1).all()
+
+
+def _other(side: str) -> str:
+    return "left" if side == "right" else "right"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -202,6 +202,7 @@ def resample_to_grid(
     interpolation: Interpolation = "linear",
     crop_start: Sequence[int] | None = None,
     crop_size: Sequence[int] | None = None,
+    intensity_map: Callable[[sitk.Image], sitk.Image] | None = None,
 ) -> tuple[sitk.Image, GridSidecar]:
     """Resample ``image`` (or a crop box of it) to a ``grid``^3 image.
 
@@ -211,6 +212,9 @@ def resample_to_grid(
         interpolation: ``linear`` for CT, ``nearest`` or ``label`` (smooth label-Gaussian) for labels.
         crop_start: first voxel of the crop box, ITK (x, y, z) order; default the whole image.
         crop_size: crop box size in voxels, ITK (x, y, z) order.
+        intensity_map: a voxel-wise map (e.g. the CT window) applied to the source before
+            resampling; with a crop box only the voxels the interpolation reads are mapped, so a
+            kidney box of a 700-slice CT never makes a full-size float copy.
 
     Returns:
         The grid image (what nnU-Net is given): the source's origin, the source's direction
@@ -219,13 +223,29 @@ def resample_to_grid(
     """
     sidecar = _sidecar_for(image, grid, crop_start, crop_size)
     reference = grid_image_physical(sidecar)
+    source = image
+    if interpolation != "label":  # the label-Gaussian kernel reads further than one voxel
+        source = _interpolation_region(image, sidecar.crop_start, sidecar.crop_size)
+    if intensity_map is not None:
+        source = intensity_map(source)
     resampled = sitk.Resample(
-        image, reference, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0, image.GetPixelID(),
+        source, reference, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0, source.GetPixelID(),
         True,  # nearest-neighbour extrapolation: grid centres half a voxel inside the box edge stay defined
     )
     resampled.SetSpacing((1.0, 1.0, 1.0))
     resampled.SetOrigin(image.GetOrigin())
     return resampled, sidecar
+
+
+def _interpolation_region(image: sitk.Image, start: Sequence[int], size: Sequence[int]) -> sitk.Image:
+    """The crop box grown by one voxel per side (clipped to the image): every voxel that linear or
+    nearest interpolation reads at grid centres inside the box (they lie at most half a voxel
+    beyond the box's outer voxel centres). The whole image when the box is (nearly) all of it."""
+    low = np.maximum(np.asarray(start, int) - 1, 0)
+    high = np.minimum(np.asarray(start, int) + np.asarray(size, int) + 1, image.GetSize())
+    if np.array_equal(low, 0) and np.array_equal(high, image.GetSize()):
+        return image
+    return sitk.RegionOfInterest(image, [int(v) for v in high - low], [int(v) for v in low])
 
 
 def resample_from_grid(

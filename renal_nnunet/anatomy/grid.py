@@ -40,7 +40,7 @@ def prepare_grid_ct(
         The float32 grid image in windowed HU ([-120, 180]) with the source's origin and direction
         and nominal 1 mm spacing, and the sidecar mapping it back to ``ct``'s voxels.
     """
-    return resample_to_grid(window_ct(ct), grid, "linear", crop_start, crop_size)
+    return resample_to_grid(ct, grid, "linear", crop_start, crop_size, intensity_map=window_ct)
 
 
 def labels_to_grid(

@@ -23,4 +23,4 @@ def window_ct(
     distinguishable from water (cysts, 0-20 HU) and enhancing tissue.
     """
     low, high = level_hu - width_hu / 2.0, level_hu + width_hu / 2.0
-    return sitk.Clamp(sitk.Cast(ct, sitk.sitkFloat32), sitk.sitkFloat32, low, high)
+    return sitk.Clamp(ct, sitk.sitkFloat32, low, high)  # casts and clips in one pass: one float copy, not two

@@ -60,16 +60,30 @@ def lesion_components(mask: sitk.Image, connectivity: int = 26) -> sitk.Image:
         uint16 image (uint32 beyond 65535 components) on ``mask``'s grid, 0 = background.
     """
     array = sitk.GetArrayViewFromImage(mask) != 0
-    components, count = cc3d.connected_components(array, connectivity=connectivity, return_N=True)
+    # Masses fill a small box of a CT: label that box, not a full-size uint32 array per step.
+    box = _nonzero_box(array)
+    components, count = cc3d.connected_components(array[box], connectivity=connectivity, return_N=True)
+    dtype = np.uint16 if count < 2**16 else np.uint32
     if count:
         stats = cc3d.statistics(components)
-        centroids_mm = physical_points_mm(mask, stats["centroids"][1:])
+        offset_zyx = np.array([b.start for b in box], float)
+        centroids_mm = physical_points_mm(mask, stats["centroids"][1:] + offset_zyx)
         order = np.lexsort((centroids_mm[:, 2], centroids_mm[:, 1], centroids_mm[:, 0], -stats["voxel_counts"][1:]))
-        new_ids = np.zeros(count + 1, np.uint32)
+        new_ids = np.zeros(count + 1, dtype)
         new_ids[order + 1] = np.arange(1, count + 1)
         components = new_ids[components]
-    dtype = np.uint16 if count < 2**16 else np.uint32
-    return image_like(components.astype(dtype), mask)
+    labelled = np.zeros(array.shape, dtype)
+    labelled[box] = components
+    return image_like(labelled, mask)
+
+
+def _nonzero_box(array: np.ndarray) -> tuple[slice, ...]:
+    """Numpy slices of the smallest box holding every nonzero voxel (an empty box for none)."""
+    slices = []
+    for axis in range(array.ndim):
+        hits = np.flatnonzero(array.any(axis=tuple(a for a in range(array.ndim) if a != axis)))
+        slices.append(slice(int(hits[0]), int(hits[-1]) + 1) if len(hits) else slice(0, 0))
+    return tuple(slices)
 
 
 def average_diameter_mm(mask: sitk.Image, label: int | None = None) -> float:

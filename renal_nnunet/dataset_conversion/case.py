@@ -87,8 +87,10 @@ def build_case_outputs(case: SourceCase, grid: int, margin_mm: float, sinus_radi
         raise InputError(case.image_path, err.problem) from None
     side_array = sitk.GetArrayViewFromImage(sides)
     mass = np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"]))
-    one_stage = np.where(mass, ONE_STAGE_LABELS["mass"], np.where(side_array > 0, ONE_STAGE_LABELS["kidney"], 0))
-    one_stage_image = image_like(one_stage.astype(np.uint8), ct)
+    one_stage = np.zeros(kits.shape, np.uint8)  # uint8 throughout: np.where's int64 is 8 bytes a voxel
+    one_stage[side_array > 0] = ONE_STAGE_LABELS["kidney"]
+    one_stage[mass] = ONE_STAGE_LABELS["mass"]
+    one_stage_image = image_like(one_stage, ct)
     mass_image = image_like(mass.astype(np.uint8), ct)
 
     out = CaseOutputs()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import GridSidecar, resample_from_grid, resample_to_grid
+from renal_nnunet.anatomy.geometry import GridSidecar, grid_image_physical, resample_from_grid, resample_to_grid
 from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
 from renal_nnunet.anatomy.intensity import window_ct
 from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
@@ -45,3 +45,26 @@ def test_paper_kidneys_round_trip_through_the_128_grid_with_dice_above_095(kits2
     for side in (1, 2):
         dice = 2 * ((back == side) & (original == side)).sum() / ((back == side).sum() + (original == side).sum())
         assert dice >= 0.95, f"{case_id} side {side}: round-trip Dice {dice:.3f}"
+
+
+@pytest.mark.parametrize("start, size", [((5, 7, 3), (20, 30, 17)), ((40, 0, 20), (20, 13, 20)), ((0, 0, 0), (60, 50, 40))])
+def test_a_crop_box_is_windowed_and_resampled_as_if_the_whole_ct_were(start, size):
+    """Only the voxels the interpolation reads are windowed (no full-size float copy of a long
+    CT per kidney box), with the same grid values as windowing the whole CT first."""
+    rng = np.random.default_rng(0)
+    ct = sitk.GetImageFromArray(rng.integers(-1000, 1500, (40, 50, 60)).astype(np.int16))
+    ct.SetSpacing((0.8, 0.7, 2.5))
+    ct.SetOrigin((-10.0, 20.0, 30.0))
+    ct.SetDirection((0, 0, -1, 0, 1, 0, 1, 0, 0))
+    labels = sitk.GetImageFromArray(rng.integers(0, 3, (40, 50, 60)).astype(np.uint8))
+    labels.CopyInformation(ct)
+    windowed_whole = sitk.Clamp(sitk.Cast(ct, sitk.sitkFloat32), sitk.sitkFloat32, -120.0, 180.0)
+    for grid in (8, 32):
+        grid_ct, sidecar = prepare_grid_ct(ct, grid, start, size)
+        expected, expected_sidecar = resample_to_grid(windowed_whole, grid, "linear", start, size)
+        assert sidecar == expected_sidecar and grid_ct.GetOrigin() == expected.GetOrigin()
+        np.testing.assert_allclose(sitk.GetArrayViewFromImage(grid_ct), sitk.GetArrayViewFromImage(expected), atol=1e-4)
+        cropped_labels, _ = labels_to_grid(labels, grid, start, size)
+        nearest_whole = sitk.Resample(labels, grid_image_physical(sidecar), sitk.Transform(), sitk.sitkNearestNeighbor,
+                                      0.0, sitk.sitkUInt8, True)
+        assert np.array_equal(sitk.GetArrayViewFromImage(cropped_labels), sitk.GetArrayViewFromImage(nearest_whole))

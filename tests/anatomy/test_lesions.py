@@ -67,6 +67,24 @@ def test_components_are_numbered_by_volume_whatever_the_array_order():
     assert largest.bbox_start == (20, 10, 5) and largest.bbox_size == (8, 10, 4)
 
 
+def test_components_of_a_long_ct_cost_about_one_output_array():
+    """A 700-slice CT's masses fill a small box: labelling them must not make full-size uint32
+    copies (they were 10 bytes a voxel: cc3d's labels, the renumbered copy and the uint16 cast)."""
+    import tracemalloc
+
+    shape = (300, 256, 256)
+    mask = np.zeros(shape, np.uint8)
+    mask[100:120, 50:70, 60:80] = 1
+    mask[150:155, 200:210, 30:33] = 1
+    image = sitk.GetImageFromArray(mask)
+    tracemalloc.start()
+    components = lesion_components(image)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sorted(np.unique(sitk.GetArrayViewFromImage(components))) == [0, 1, 2]
+    assert peak < 3.5 * mask.size, f"{peak / mask.size:.1f} bytes per voxel"
+
+
 def test_components_use_26_connectivity_by_default():
     array = np.zeros((5, 5, 5), np.uint8)
     array[1, 1, 1] = array[2, 2, 2] = 1  # corner neighbours
