@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="segment kidneys and renal masses, classify the masses, write tables and a report",
         description="Outputs per case: <case>_seg.nii.gz (0 background, 1 right kidney, 2 left kidney, 3 AML, "
                     "4 cystic, 5 solid, 6 mass too small to classify; the input's exact geometry), "
-                    "<case>_lesions.csv/.json, <case>_report.png, <case>_lesion<k>_gradcam.nii.gz.")
+                    "<case>_lesions.csv/.json, <case>_report.png, <case>_lesion<k>_gradcam.nii.gz, label names and "
+                    "colours for ITK-SNAP (<case>_seg_itksnap.txt) and 3D Slicer (<case>_seg.ctbl).")
     add_input(predict, "a NIfTI file, a folder of NIfTI files, a DICOM series folder, or a folder of series folders "
                        "(CASE_0000.nii.gz is case CASE)", type=Path)
     add_output(predict, "output folder", type=Path)

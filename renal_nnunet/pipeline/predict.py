@@ -8,7 +8,8 @@ back -> connected components -> ResNet-10 ensemble on masses with average diamet
 Outputs per case in ``output_dir``: ``<case>_seg.nii.gz`` (labels of
 ``renal_nnunet.anatomy.labels.OUTPUT_LABELS``: 0 background, 1 right kidney, 2 left kidney, 3 AML,
 4 cystic, 5 solid, 6 mass too small to classify), ``<case>_lesions.csv`` and ``.json``,
-``<case>_report.png`` and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
+``<case>_report.png``, label names and colours for ITK-SNAP and 3D Slicer
+(``renal_nnunet.pipeline.viewer_labels``) and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
 also writes ``predict_summary.json``.
 """
 
@@ -38,6 +39,7 @@ from renal_nnunet.io import InputError, check_same_geometry, read_series_or_imag
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
+from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
 
 __all__ = ["PredictConfig", "CaseResult", "CaseAnalysis", "predict", "analyse_ct", "write_case_outputs"]
 
@@ -238,7 +240,8 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
     """Write seg, lesion tables, Grad-CAM NIfTIs and the report for one analysed case (atomic)."""
     from renal_nnunet.pipeline.report import save_case_report
 
-    files = {"seg": write_image(analysis.seg, output_dir / f"{case_id}_seg.nii.gz")}
+    files = {"seg": write_image(analysis.seg, output_dir / f"{case_id}_seg.nii.gz"),
+             **write_viewer_label_files(output_dir, case_id)}
     lesions = []
     for record in analysis.lesions:
         if config.cam and record.lesion_id in analysis.cams:

@@ -24,7 +24,7 @@ import SimpleITK as sitk  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from renal_nnunet.anatomy.geometry import paste_on_grid  # noqa: E402
-from renal_nnunet.anatomy.labels import OUTPUT_LABELS  # noqa: E402
+from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS  # noqa: E402
 from renal_nnunet.io import atomic_path  # noqa: E402
 from renal_nnunet.pipeline.lesion_table import LesionRecord  # noqa: E402
 
@@ -33,10 +33,9 @@ __all__ = ["MAX_LESION_PANELS", "save_case_report"]
 MAX_LESION_PANELS = 6
 DISPLAY_LEVEL_HU, DISPLAY_WIDTH_HU = 40.0, 400.0  # soft-tissue display window
 LESION_PANEL_HALF_WIDTH_MM = 30.0
-LABEL_COLOURS: dict[str, str] = {
-    "kidney_right": "lime", "kidney_left": "deepskyblue", "AML": "yellow",
-    "cystic": "cyan", "solid": "red", "mass_too_small": "magenta",
-}
+LABEL_COLOURS: dict[str, tuple[float, float, float]] = {
+    name: tuple(c / 255.0 for c in rgb) for name, rgb in OUTPUT_LABEL_COLOURS.items()}
+"""Matplotlib colours of the output labels: the viewers' colours (``OUTPUT_LABEL_COLOURS``)."""
 
 
 def _lps_array(image: sitk.Image) -> np.ndarray:
@@ -145,7 +144,7 @@ def save_case_report(
         _lesion_panel(fig.add_subplot(grid[1 + i // 3, i % 3]), ct_array, seg_array,
                       None if cam is None else _lps_array(paste_on_grid(cam, ct)), record, ct_lps)
     _table(fig.add_subplot(grid[-1, :]), records)
-    handles = [Line2D([], [], color=c, label=n) for n, c in LABEL_COLOURS.items()]
+    handles = [Line2D([], [], color=c, label=OUTPUT_LABEL_NAMES[n]) for n, c in LABEL_COLOURS.items()]
     fig.legend(handles=handles, loc="upper right", fontsize=7, ncol=3)
     title = f"{case_id}: {len(records)} renal mass(es)"
     if notes:

@@ -68,6 +68,7 @@ def test_outputs_keep_the_input_geometry_and_label_table(three_ways):
         table = pd.read_csv(result.files["lesions_csv"])
         assert tuple(table.columns) == LESION_TABLE_COLUMNS and set(REQUIRED_COLUMNS) <= set(table.columns)
         assert result.files["report"].stat().st_size > 10_000
+        assert result.files["labels_itksnap"].is_file() and result.files["labels_slicer"].is_file()
         assert {"kidney", "mass"} <= set(result.stage_seconds) and min(result.stage_seconds.values()) >= 0
 
 
