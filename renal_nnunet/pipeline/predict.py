@@ -66,6 +66,7 @@ class PredictConfig:
         check_intensities: refuse inputs that do not look like CT in HU.
         num_parts, part_id: predict only ``cases[part_id::num_parts]`` (as ``nnUNetv2_predict``).
         case_id: id used for an in-memory image input.
+        series_uid: SeriesInstanceUID to read from a DICOM folder that holds several series.
     """
 
     folds: tuple[int, ...] | None = None
@@ -77,6 +78,7 @@ class PredictConfig:
     num_parts: int = 1
     part_id: int = 0
     case_id: str = IN_MEMORY_CASE_ID
+    series_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,8 @@ def predict(
     results = []
     for case in tqdm(cases, desc="predict", unit="case", disable=len(cases) < 2):
         try:
-            results.append(_predict_one(read_series_or_image(case.path), case, output_dir, models_dir, manifest, config))
+            ct = read_series_or_image(case.path, config.series_uid)
+            results.append(_predict_one(ct, case, output_dir, models_dir, manifest, config))
         except Exception as err:  # a batch reports every failure and goes on
             if single:
                 raise
