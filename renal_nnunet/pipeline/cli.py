@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--skip-intensity-check", action="store_true", help="accept inputs that do not look like CT in HU")
     predict.add_argument("--series-uid", default=None,
                          help="SeriesInstanceUID of the series to read from a DICOM folder holding several")
+    predict.add_argument("--dicom-seg", action="store_true",
+                         help="for DICOM series inputs also write <case>_seg.dcm (DICOM SEG) and <case>_sr.dcm "
+                              "(TID 1500 measurement report)")
     predict.add_argument("--num-parts", type=int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
     predict.set_defaults(func=_predict)
@@ -107,6 +110,7 @@ def _predict(args: argparse.Namespace) -> int:
         folds=folds_argument(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
+        dicom_seg=args.dicom_seg,
     )
     results = predict(args.input, args.output, args.models, config)
     for r in results:

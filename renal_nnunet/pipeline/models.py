@@ -42,6 +42,9 @@ __all__ = [
     "assemble_models",
     "find_classifier_checkpoints",
     "load_models",
+    "model_files",
+    "file_sha256",
+    "package_versions",
     "export_models",
     "import_models",
 ]
@@ -127,11 +130,12 @@ class ModelsManifest:
             raise InputError(source, f"not a valid models manifest ({type(err).__name__}: {err})") from None
 
 
-def _package_versions() -> dict[str, str]:
+def package_versions(packages: Sequence[str] = ("renal_nnunet", "nnunetv2", "torch")) -> dict[str, str]:
+    """Installed versions of ``packages`` (those not installed are left out)."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for package in ("renal_nnunet", "nnunetv2", "torch"):
+    for package in packages:
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -262,7 +266,7 @@ def assemble_models(
         _place(checkpoint, models_dir / relative, link)
         classifier.append(str(relative))
     manifest = ModelsManifest(
-        grid=grids["kidney"], margin_mm=float(margin_mm), classifier=tuple(classifier), versions=_package_versions(),
+        grid=grids["kidney"], margin_mm=float(margin_mm), classifier=tuple(classifier), versions=package_versions(),
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), **stages,
     )
     write_json(manifest.to_dict(), models_dir / MANIFEST_NAME)
@@ -318,6 +322,28 @@ def load_models(models_dir: str | os.PathLike, folds: Sequence[int] | None = Non
     if not manifest.classifier:
         raise InputError(manifest_path, "manifest lists no classifier checkpoints")
     return replace(manifest, **narrowed)
+
+
+def model_files(models_dir: str | os.PathLike, manifest: ModelsManifest) -> list[Path]:
+    """Every file a prediction with ``manifest`` (folds as narrowed by :func:`load_models`) reads:
+    the manifest, each stage's plans, dataset.json and fold checkpoints, the classifier checkpoints."""
+    models_dir = Path(models_dir)
+    files = [models_dir / MANIFEST_NAME]
+    for stage in (manifest.kidney, manifest.mass):
+        files += [models_dir / stage.path / name for name in ("plans.json", "dataset.json")]
+        files += [models_dir / stage.path / f"fold_{fold}" / NNUNET_CHECKPOINT for fold in stage.folds]
+    return files + [models_dir / relative for relative in manifest.classifier]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (hex)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def export_models(models_dir: str | os.PathLike, zip_path: str | os.PathLike) -> Path:

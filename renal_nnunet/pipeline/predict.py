@@ -15,10 +15,12 @@ also writes ``predict_summary.json``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -67,6 +69,8 @@ class PredictConfig:
         num_parts, part_id: predict only ``cases[part_id::num_parts]`` (as ``nnUNetv2_predict``).
         case_id: id used for an in-memory image input.
         series_uid: SeriesInstanceUID to read from a DICOM folder that holds several series.
+        dicom_seg: for a DICOM series input, also write ``<case>_seg.dcm`` (DICOM SEG) and
+            ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.pipeline.dicom_export``.
     """
 
     folds: tuple[int, ...] | None = None
@@ -79,13 +83,15 @@ class PredictConfig:
     part_id: int = 0
     case_id: str = IN_MEMORY_CASE_ID
     series_uid: str | None = None
+    dicom_seg: bool = False
 
 
 @dataclass(frozen=True)
 class CaseAnalysis:
     """In-memory result for one CT: output labels (same geometry as the CT), lesion rows,
     Grad-CAM images by lesion id (each on its lesion's box of the CT's grid), messages for the
-    user, and wall seconds per stage (``kidney``, ``mass``, ``classification``)."""
+    user, wall seconds per stage (``kidney``, ``mass``, ``classification``) and the lesion
+    components (each lesion's voxels hold its ``lesion_id``; same geometry as the CT)."""
 
     seg: sitk.Image
     lesions: tuple[LesionRecord, ...]
@@ -93,6 +99,7 @@ class CaseAnalysis:
     messages: tuple[str, ...]
     kidney_found: bool
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    components: sitk.Image | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,8 @@ def analyse_ct(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest, confi
     """
     orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(ct.GetDirection())
     analysis = _analyse_canonical(sitk.DICOMOrient(ct, CANONICAL_ORIENTATION), models_dir, manifest, config)
-    return replace(analysis, seg=_to_input_geometry(analysis.seg, ct, orientation),
+    components = None if analysis.components is None else _to_input_geometry(analysis.components, ct, orientation)
+    return replace(analysis, seg=_to_input_geometry(analysis.seg, ct, orientation), components=components,
                    cams={k: sitk.DICOMOrient(v, orientation) for k, v in analysis.cams.items()})
 
 
@@ -186,8 +194,8 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
             if getattr(classified.get(lesion.lesion_id), "cam", None) is not None}
     if not lesions:
         messages.append("no renal masses found")
-    return _case_analysis(_output_labels(kidneys.labels, components, records), records, cams, tuple(messages), True,
-                          clock)
+    return replace(_case_analysis(_output_labels(kidneys.labels, components, records), records, cams, tuple(messages),
+                                  True, clock), components=components)
 
 
 class _StageClock:
@@ -266,15 +274,57 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
 
 
 def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, models_dir: Path, manifest: ModelsManifest,
-                 config: PredictConfig) -> CaseResult:
+                 config: PredictConfig, record: dict) -> CaseResult:
     start = time.perf_counter()
     if config.check_intensities:
         check_ct_intensities(ct, case.path)
     analysis = analyse_ct(ct, models_dir, manifest, config)
     files = write_case_outputs(analysis, ct, case.case_id, output_dir, config)
+    messages = list(analysis.messages)
+    if config.dicom_seg:
+        dicom_files, notes = _write_dicom_objects(analysis, case, output_dir, config, record)
+        files.update(dicom_files)
+        messages += notes
     status = "ok" if analysis.kidney_found else "no_kidney"
-    return CaseResult(case.case_id, str(case.path), status, files, analysis.lesions, analysis.messages,
+    return CaseResult(case.case_id, str(case.path), status, files, analysis.lesions, tuple(messages),
                       seconds=time.perf_counter() - start, stage_seconds=analysis.stage_seconds)
+
+
+def _write_dicom_objects(analysis: CaseAnalysis, case: CaseInput, output_dir: Path, config: PredictConfig,
+                         record: dict) -> tuple[dict[str, Path], list[str]]:
+    from renal_nnunet.io import dicom_series_files
+    from renal_nnunet.pipeline.dicom_export import write_dicom_outputs
+
+    if not case.path.is_dir():
+        return {}, ["not a DICOM series input: no DICOM SEG or SR written"]
+    components = sitk.GetArrayFromImage(analysis.components) if analysis.components is not None else None
+    return write_dicom_outputs(analysis.seg, components, analysis.lesions,
+                               dicom_series_files(case.path, config.series_uid), output_dir, case.case_id, record)
+
+
+def run_record(models_dir: Path, manifest: ModelsManifest, config: PredictConfig) -> dict:
+    """What produces a result: package versions, the device, the settings, and the SHA-256 of
+    every model file used (by path relative to the models folder; ``models_sha256`` hashes them all)."""
+    import hashlib
+
+    from renal_nnunet.pipeline.models import file_sha256, model_files, package_versions
+
+    hashes = {path.relative_to(models_dir).as_posix(): file_sha256(path) for path in model_files(models_dir, manifest)}
+    versions = package_versions(("renal_nnunet", "nnunetv2", "torch", "SimpleITK", "highdicom", "pydicom"))
+    settings = {k: v for k, v in asdict(config).items() if k not in ("device", "case_id", "num_parts", "part_id")}
+    settings["folds"] = list(manifest.kidney.folds)
+    return {"versions": versions, "device": _device_name(config.device), "settings": settings,
+            "models_dir": str(models_dir), "model_files_sha256": hashes,
+            "models_sha256": hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest(),
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
 
 
 def predict(
@@ -304,23 +354,24 @@ def predict(
 
     models_dir, output_dir = Path(models_dir), Path(output_dir)
     manifest = load_models(models_dir, config.folds)
+    record = run_record(models_dir, manifest, config)
     output_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
-        return [_predict_one(input, case, output_dir, models_dir, manifest, config)]
+        return [_predict_one(input, case, output_dir, models_dir, manifest, config, record)]
     cases = select_part(discover_cases(input), config.num_parts, config.part_id)
     single = Path(input).is_file() or (len(cases) == 1 and cases[0].path == Path(input))
     results = []
     for case in tqdm(cases, desc="predict", unit="case", disable=len(cases) < 2):
         try:
             ct = read_series_or_image(case.path, config.series_uid)
-            results.append(_predict_one(ct, case, output_dir, models_dir, manifest, config))
+            results.append(_predict_one(ct, case, output_dir, models_dir, manifest, config, record))
         except Exception as err:  # a batch reports every failure and goes on
             if single:
                 raise
             log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
             results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
-    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds),
+    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "run": record,
                 "cases": [_summary_row(r) for r in results]}, output_dir / "predict_summary.json")
     failed = [r.case_id for r in results if r.status == "failed"]
     log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")
