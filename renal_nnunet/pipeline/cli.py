@@ -4,6 +4,7 @@ compare."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from renal_nnunet.cli_options import add_device, add_folds, add_input, add_models, add_output, resolve_device
@@ -56,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     assemble.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
                           help="kidney-crop margin the mass model was converted with, mm "
                                f"(default {PAPER.kidney_margin_mm:g}, the paper's and convert's)")
+    assemble.add_argument("--training-data", choices=("synthetic", "real", "unknown"), default="unknown",
+                          help="what the models were trained on, recorded in the manifest (predict warns about "
+                               "synthetic-trained models)")
     assemble.add_argument("--link", action="store_true",
                           help="symlink the files instead of copying them (export-models still packs real files)")
     assemble.set_defaults(func=_assemble)
@@ -127,12 +131,16 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _assemble(args: argparse.Namespace) -> int:
+    from renal_nnunet.classification.calibration import CALIBRATION_FILE
     from renal_nnunet.pipeline.models import assemble_models, find_classifier_checkpoints
 
     if "all" in args.folds:
         raise ValueError("assemble-models ships numbered folds (--folds 0 1 ...), not nnU-Net's fold 'all'")
+    calibration_file = args.classifier / CALIBRATION_FILE
+    calibration = json.loads(calibration_file.read_text()) if calibration_file.is_file() else None
     manifest = assemble_models(args.output, args.kidney, args.mass, find_classifier_checkpoints(args.classifier),
-                               folds=[int(f) for f in args.folds], margin_mm=args.margin_mm, link=args.link)
+                               folds=[int(f) for f in args.folds], margin_mm=args.margin_mm, link=args.link,
+                               training_data=args.training_data, classifier_calibration=calibration)
     print(f"assembled models (grid {manifest.grid}, folds {list(manifest.kidney.folds)}, "
           f"{len(manifest.classifier)} classifier checkpoint(s)) into {args.output}")
     return 0

@@ -86,6 +86,11 @@ class ModelsManifest:
         output_labels: label table of the pipeline's ``<case>_seg.nii.gz``.
         versions: package versions the models were trained with.
         created_utc: ISO time the folder was assembled.
+        training: what the models were trained on (:func:`training_provenance`): ``data``
+            (``synthetic``, ``real`` or ``unknown``), ``grid``, and per stage its nnU-Net
+            ``dataset`` name, training ``cases``, ``trainer`` and ``epochs``.
+        classifier_calibration: the classifier's temperature fit
+            (``renal_nnunet.classification.calibration``; empty: not calibrated, temperature 1).
     """
 
     grid: int
@@ -98,7 +103,14 @@ class ModelsManifest:
     output_labels: dict[str, int] = field(default_factory=lambda: dict(OUTPUT_LABELS))
     versions: dict[str, str] = field(default_factory=dict)
     created_utc: str = ""
+    training: dict = field(default_factory=dict)
+    classifier_calibration: dict = field(default_factory=dict)
     format_version: int = MANIFEST_FORMAT
+
+    @property
+    def temperature(self) -> float:
+        """The classifier's calibration temperature (1.0 when not calibrated)."""
+        return float(self.classifier_calibration.get("temperature", 1.0))
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""
@@ -122,6 +134,8 @@ class ModelsManifest:
                 output_labels={str(k): int(v) for k, v in data.get("output_labels", OUTPUT_LABELS).items()},
                 versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
                 created_utc=str(data.get("created_utc", "")),
+                training=dict(data.get("training", {})),
+                classifier_calibration=dict(data.get("classifier_calibration", {})),
                 **stages,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -185,6 +199,33 @@ def _place_trained_model(source: Path, destination: Path, folds: Sequence[int], 
         _place(source / f"fold_{fold}" / NNUNET_CHECKPOINT, destination / f"fold_{fold}" / NNUNET_CHECKPOINT, link)
 
 
+TRAINING_DATA_KINDS = ("synthetic", "real", "unknown")
+
+
+def _stage_provenance(model_dir: Path, folds: Sequence[int]) -> dict:
+    """nnU-Net dataset name, training case count, trainer, epochs and iterations per epoch of one
+    stage (the last two from nnU-Net's ``fold_k/debug.json``; None when it is absent)."""
+    dataset = json.loads((model_dir / "dataset.json").read_text())
+    debug_file = model_dir / f"fold_{folds[0]}" / "debug.json"
+    debug = json.loads(debug_file.read_text()) if debug_file.is_file() else {}
+    return {"dataset": str(dataset.get("name", model_dir.parent.name)), "cases": int(dataset.get("numTraining", 0)),
+            "trainer": model_dir.name.split("__")[0],
+            **{key: int(debug[key]) if key in debug else None for key in ("num_epochs", "num_iterations_per_epoch")}}
+
+
+def training_provenance(kidney_model_dir: Path, mass_model_dir: Path, folds: Sequence[int], grid: int,
+                        data: str) -> dict:
+    """What a models folder was trained on, for the manifest's ``training`` entry.
+
+    Raises:
+        ValueError: ``data`` is not one of :data:`TRAINING_DATA_KINDS`.
+    """
+    if data not in TRAINING_DATA_KINDS:
+        raise ValueError(f"training data must be one of {TRAINING_DATA_KINDS}, got {data!r}")
+    return {"data": data, "grid": int(grid), "kidney": _stage_provenance(Path(kidney_model_dir), folds),
+            "mass": _stage_provenance(Path(mass_model_dir), folds)}
+
+
 def find_classifier_checkpoints(classifier_dir: str | os.PathLike) -> list[Path]:
     """The best checkpoint of every fold in a ``renal-nnunet classifier train -o DIR`` folder.
 
@@ -214,6 +255,8 @@ def assemble_models(
     folds: Sequence[int] = PAPER.folds,
     margin_mm: float = PAPER.kidney_margin_mm,
     link: bool = False,
+    training_data: str = "unknown",
+    classifier_calibration: dict | None = None,
 ) -> ModelsManifest:
     """Build a models folder from nnU-Net trained-model folders and classifier checkpoints.
 
@@ -227,6 +270,10 @@ def assemble_models(
         folds: nnU-Net folds to ship (each must have ``fold_k/checkpoint_final.pth``).
         margin_mm: kidney-crop margin the mass model was trained with (mm).
         link: symlink the files (absolute targets) instead of copying them.
+        training_data: ``synthetic``, ``real`` or ``unknown``: what the models were trained on
+            (``predict`` warns when synthetic-trained models are applied).
+        classifier_calibration: the classifier's temperature fit (``calibration.json`` of
+            ``renal_nnunet.classification.calibration``), or None.
 
     Returns:
         The manifest written to ``models_dir/manifest.json``.
@@ -242,6 +289,8 @@ def assemble_models(
     if models_dir.exists() and any(models_dir.iterdir()):
         raise InputError(models_dir, "models folder already exists and is not empty")
     sources = {"kidney": Path(kidney_model_dir), "mass": Path(mass_model_dir)}
+    if training_data not in TRAINING_DATA_KINDS:
+        raise ValueError(f"training data must be one of {TRAINING_DATA_KINDS}, got {training_data!r}")
     grids = {}
     for stage, source in sources.items():
         _check_trained_model(source, stage, folds)
@@ -267,7 +316,9 @@ def assemble_models(
         classifier.append(str(relative))
     manifest = ModelsManifest(
         grid=grids["kidney"], margin_mm=float(margin_mm), classifier=tuple(classifier), versions=package_versions(),
-        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), **stages,
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        training=training_provenance(sources["kidney"], sources["mass"], folds, grids["kidney"], training_data),
+        classifier_calibration=dict(classifier_calibration or {}), **stages,
     )
     write_json(manifest.to_dict(), models_dir / MANIFEST_NAME)
     log.info("assembled models folder %s (grid %d, folds %s, %d classifier checkpoints, %s)",

@@ -69,6 +69,10 @@ class PredictConfig:
         num_parts, part_id: predict only ``cases[part_id::num_parts]`` (as ``nnUNetv2_predict``).
         case_id: id used for an in-memory image input.
         series_uid: SeriesInstanceUID to read from a DICOM folder that holds several series.
+        review_below_probability: a classified mass is ``indeterminate`` (needs review) when its
+            calibrated class probability is below this...
+        review_below_agreement: ...or when the share of classifier folds voting for its class is
+            below this (default 0.8: with 5 folds, 3 of 5 agreeing is flagged).
         dicom_seg: for a DICOM series input, also write ``<case>_seg.dcm`` (DICOM SEG) and
             ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.pipeline.dicom_export``.
     """
@@ -84,6 +88,8 @@ class PredictConfig:
     case_id: str = IN_MEMORY_CASE_ID
     series_uid: str | None = None
     dicom_seg: bool = False
+    review_below_probability: float = 0.6
+    review_below_agreement: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -186,9 +192,10 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
                            config)
     clock.lap("classification")
     sides = lesion_sides(components, kidneys.labels, boxes)
-    records = tuple(_lesion_record(lesion, components, ct, sides[lesion.lesion_id], masses,
-                                   classified.get(lesion.lesion_id),
-                                   CUT_OFF_CLASS if lesion.lesion_id in cut_off_ids else TOO_SMALL_CLASS)
+    records = tuple(_with_review(_lesion_record(lesion, components, ct, sides[lesion.lesion_id], masses,
+                                                classified.get(lesion.lesion_id),
+                                                CUT_OFF_CLASS if lesion.lesion_id in cut_off_ids else TOO_SMALL_CLASS),
+                                 classified.get(lesion.lesion_id), manifest.temperature, config)
                     for lesion in lesions)
     cams = {lesion.lesion_id: classified[lesion.lesion_id].cam for lesion in lesions
             if getattr(classified.get(lesion.lesion_id), "cam", None) is not None}
@@ -243,6 +250,19 @@ def _lesion_record(lesion, components: sitk.Image, ct: sitk.Image, side: str, ma
         probabilities={name: float(classification.probabilities[name]) for name in LESION_CLASSES},
         fold_agreement=float(classification.fold_agreement), **common,
     )
+
+
+def _with_review(record: LesionRecord, classification, temperature: float, config: PredictConfig) -> LesionRecord:
+    """``record`` with its calibrated class probability (mean over folds of each fold's softmax at
+    ``temperature``) and its ``indeterminate`` flag."""
+    from renal_nnunet.classification.calibration import apply_temperature
+
+    if classification is None:
+        return record
+    calibrated = apply_temperature(classification.fold_probabilities, temperature).mean(axis=0)
+    probability = float(calibrated[LESION_CLASSES.index(record.lesion_class)])
+    flagged = probability < config.review_below_probability or record.fold_agreement < config.review_below_agreement
+    return replace(record, probability_calibrated=probability, indeterminate=bool(flagged))
 
 
 def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, output_dir: Path,
