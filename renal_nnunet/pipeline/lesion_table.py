@@ -49,6 +49,8 @@ class LesionRecord:
         mass_prob_mean: mean mass probability of the mass-model ensemble over the lesion voxels.
         mass_prob_spread: mean over the lesion voxels of the standard deviation of the mass
             probability across the mass-model folds (0 = the folds agree; NaN with one fold).
+        plausibility: why the lesion is implausible (``renal_nnunet.pipeline.plausibility``:
+            ``mean HU is air`` / ``mean HU is bone``), "" when plausible.
         cam_file: Grad-CAM NIfTI file name ("" when none was written).
     """
 
@@ -67,6 +69,7 @@ class LesionRecord:
     indeterminate: bool = False
     mass_prob_mean: float = math.nan
     mass_prob_spread: float = math.nan
+    plausibility: str = ""
     cam_file: str = ""
 
     def to_row(self) -> dict:
@@ -81,7 +84,8 @@ class LesionRecord:
         row.update({f"prob_{name}": float(self.probabilities.get(name, math.nan)) for name in LESION_CLASSES})
         row.update({"fold_agreement": self.fold_agreement, "probability_calibrated": self.probability_calibrated,
                     "indeterminate": self.indeterminate, "mass_prob_mean": self.mass_prob_mean,
-                    "mass_prob_spread": self.mass_prob_spread, "cam_file": self.cam_file})
+                    "mass_prob_spread": self.mass_prob_spread, "plausibility": self.plausibility,
+                    "cam_file": self.cam_file})
         return row
 
 

@@ -41,6 +41,7 @@ from renal_nnunet.io import InputError, check_same_geometry, read_series_or_imag
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
+from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
 from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
 
 __all__ = ["PredictConfig", "CaseResult", "CaseAnalysis", "predict", "analyse_ct", "write_case_outputs"]
@@ -173,8 +174,11 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
     clock = _StageClock()
     kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device)
     clock.lap("kidney")
-    if not kidneys.found:
-        return _case_analysis(kidneys.labels, (), {}, kidneys.messages, False, clock)
+    out_of_view = kidney_level_problem(ct, kidneys.labels) if kidneys.found else None
+    if not kidneys.found or out_of_view:
+        nothing = image_like(np.zeros(sitk.GetArrayViewFromImage(kidneys.labels).shape, np.uint8), kidneys.labels)
+        return _case_analysis(nothing, (), {}, (*_model_warnings(manifest), *kidneys.messages,
+                                                *([out_of_view] if out_of_view else [])), False, clock)
     boxes = kidney_boxes(kidneys.labels, manifest.margin_mm)
     masses = segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device)
     clock.lap("mass")
@@ -184,7 +188,7 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
                     else config.min_classify_diameter_mm)
     small_ids = [p.lesion_id for p in lesions if p.average_diameter_mm < threshold_mm]
     cut_off_ids = sorted(set(lesions_touching_border(components)) - set(small_ids))
-    messages = list(kidneys.messages)
+    messages = [*_model_warnings(manifest), *kidneys.messages]
     if cut_off_ids:
         messages.append(f"mass(es) {cut_off_ids} touch the image border (cut off by the field of view): "
                         "not classified")
@@ -201,8 +205,18 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
             if getattr(classified.get(lesion.lesion_id), "cam", None) is not None}
     if not lesions:
         messages.append("no renal masses found")
-    return replace(_case_analysis(_output_labels(kidneys.labels, components, records), records, cams, tuple(messages),
-                                  True, clock), components=components)
+    seg = _output_labels(kidneys.labels, components, records)
+    messages += kidney_problems(seg, records, SIDE_VALUES)
+    return replace(_case_analysis(seg, records, cams, tuple(messages), True, clock), components=components)
+
+
+def _model_warnings(manifest: ModelsManifest) -> list[str]:
+    """What the user must know about the models themselves (trained on synthetic data)."""
+    training = manifest.training
+    if training.get("data") != "synthetic":
+        return []
+    return [f"WARNING: these models were trained on synthetic data ({training.get('kidney', {}).get('cases', '?')} "
+            "phantom cases): they demonstrate the pipeline and are not fit for real CTs; do not trust these results"]
 
 
 class _StageClock:
@@ -240,6 +254,7 @@ def _lesion_record(lesion, components: sitk.Image, ct: sitk.Image, side: str, ma
         lesion_id=lesion.lesion_id, side=side,
         volume_ml=lesion.volume_ml, average_diameter_mm=lesion.average_diameter_mm,
         mean_hu=float(values.mean()), max_hu=float(values.max()), centroid_mm=lesion.centroid_mm,
+        plausibility=lesion_problem(float(values.mean())),
         mass_prob_mean=mass_prob_mean, mass_prob_spread=mass_prob_spread,
     )
     if classification is None:

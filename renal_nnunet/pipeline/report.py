@@ -100,7 +100,8 @@ def _table(ax, records: list[LesionRecord]) -> None:
     cells = []
     for r in records:
         p = r.probabilities.get(r.lesion_class)
-        cells.append([r.lesion_id, r.side, r.lesion_class + (" (indeterminate)" if r.indeterminate else ""),
+        flags = ", ".join(f for f in ("indeterminate" if r.indeterminate else "", r.plausibility) if f)
+        cells.append([r.lesion_id, r.side, r.lesion_class + (f" ({flags})" if flags else ""),
                       f"{r.average_diameter_mm:.1f}", f"{r.volume_ml:.2f}",
                       f"{r.mean_hu:.0f}", "-" if p is None else f"{p:.2f}",
                       "-" if math.isnan(r.probability_calibrated) else f"{r.probability_calibrated:.2f}",
