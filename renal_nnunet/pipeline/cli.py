@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--dicom-seg", action="store_true",
                          help="for DICOM series inputs also write <case>_seg.dcm (DICOM SEG) and <case>_sr.dcm "
                               "(TID 1500 measurement report)")
+    predict.add_argument("--review-below-probability", type=float, default=None,
+                         help="flag a classified mass as indeterminate when its calibrated class probability is "
+                              "below this (default: PredictConfig's, see README 'Calibrated classes')")
+    predict.add_argument("--review-below-agreement", type=float, default=None,
+                         help="...or when the share of classifier folds voting for its class is below this "
+                              "(default: PredictConfig's)")
     predict.add_argument("--num-parts", type=int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
     predict.set_defaults(func=_predict)
@@ -115,13 +121,16 @@ def _predict(args: argparse.Namespace) -> int:
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
         dicom_seg=args.dicom_seg,
+        **{name: getattr(args, name) for name in ("review_below_probability", "review_below_agreement")
+           if getattr(args, name) is not None},
     )
     results = predict(args.input, args.output, args.models, config)
     for r in results:
         if r.status == "failed":
             print(f"{r.case_id}: FAILED: {r.error}")
             continue
-        classes = ", ".join(f"{x.side} {x.lesion_class} {x.average_diameter_mm:.0f} mm" for x in r.lesions) or "no masses"
+        classes = ", ".join(f"{x.side} {x.lesion_class}{' (indeterminate)' if x.indeterminate else ''} "
+                            f"{x.average_diameter_mm:.0f} mm" for x in r.lesions) or "no masses"
         print(f"{r.case_id}: {r.status} ({r.seconds:.1f} s): {classes}")
         for message in r.messages:
             print(f"  note: {message}")
