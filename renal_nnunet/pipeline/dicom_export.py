@@ -5,7 +5,7 @@ kidney found and one for each mass (a mass's segment is labelled with its class)
 CT codes, a laterality and the colour of the report. Its frames reference the source slices they
 lie on, so viewers overlay it on the CT. ``<case>_sr.dcm`` is a Comprehensive 3D SR holding
 one TID 1411 measurement group per mass (volume, average diameter, mean HU, class, calibrated
-probability, review flag), each referencing its segment.
+probability, indeterminate flag), each referencing its segment.
 
 Why one segment per mass and not one per class: a TID 1411 group measures the region of the
 segment it references, so a mass's volume and mean HU must refer to that mass alone.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -191,9 +192,8 @@ def _measurements(record: LesionRecord) -> list:
                                 unit=Code("mm", "UCUM", "millimeter"), derivation=codes.SCT.Mean),
               hd.sr.Measurement(name=codes.DCM.MeanAttenuationCoefficient, value=record.mean_hu,
                                 unit=Code("[hnsf'U]", "UCUM", "Hounsfield unit"))]
-    probability = record.probabilities.get(record.lesion_class)
-    if probability is not None:
-        values.append(hd.sr.Measurement(name=codes.DCM.Probability, value=float(probability),
+    if not math.isnan(record.probability_calibrated):
+        values.append(hd.sr.Measurement(name=codes.DCM.Probability, value=record.probability_calibrated,
                                         unit=Code("1", "UCUM", "no units")))
     return values
 
@@ -205,7 +205,7 @@ def _evaluations(record: LesionRecord) -> list:
     evaluations = [hd.sr.QualitativeEvaluation(
         name=Code("RNN-CLASS", PRIVATE_SCHEME, "renal mass class"),
         value=Code(record.lesion_class, PRIVATE_SCHEME, _CLASS_MEANINGS.get(record.lesion_class, record.lesion_class)))]
-    if getattr(record, "indeterminate", None) is not None and record.probabilities:
+    if record.probabilities:
         codes = _codes()
         evaluations.append(hd.sr.QualitativeEvaluation(
             name=Code("RNN-REVIEW", PRIVATE_SCHEME, "class needs review (indeterminate)"),

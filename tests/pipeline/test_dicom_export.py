@@ -46,7 +46,8 @@ def _series_case(folder, orientation: str):
     orient = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(ct.GetDirection())
     seg, comps = sitk.DICOMOrient(lps, orient), sitk.DICOMOrient(lps_components, orient)
     records = [LesionRecord(1, "right", OUTPUT_LABELS["AML"], 0.324, 9.1, -61.5, 12.0, (0.0, 0.0, 0.0), "AML",
-                            {"AML": 0.83, "cystic": 0.1, "solid": 0.07}, 1.0),
+                            {"AML": 0.83, "cystic": 0.1, "solid": 0.07}, 1.0, probability_calibrated=0.71,
+                            indeterminate=False),
                LesionRecord(2, "left", OUTPUT_LABELS["mass_too_small"], 0.048, 4.2, 8.25, 10.0, (0.0, 0.0, 0.0), "too_small")]
     return seg, sitk.GetArrayFromImage(comps), records
 
@@ -90,8 +91,9 @@ def test_seg_reads_back_as_the_label_map_and_sr_as_the_lesion_table(tmp_path, or
         assert value["Volume"] == pytest.approx(record.volume_ml)
         assert value["Diameter"] == pytest.approx(record.average_diameter_mm)
         assert value["Mean Attenuation Coefficient"] == pytest.approx(record.mean_hu)
-        assert value.get("Probability") == (pytest.approx(0.83) if record.probabilities else None)
-        assert group.get_qualitative_evaluations()[0].value.value == record.lesion_class
+        assert value.get("Probability") == (pytest.approx(0.71) if record.probabilities else None)
+        evaluations = [e.value.value for e in group.get_qualitative_evaluations()]
+        assert evaluations == ([record.lesion_class, "373067005"] if record.probabilities else [record.lesion_class])
         site = group.finding_sites[0]
         assert (site.value.value, site.laterality.value) == (codes.SCT.Kidney.value,
                                                        {"right": "24028007", "left": "7771000"}[record.side])
