@@ -135,6 +135,7 @@ def _algorithm(run_record: dict):
     import highdicom as hd
 
     settings = {k: json.dumps(v) for k, v in run_record.get("settings", {}).items()}
+    settings.update({k: str(run_record[k]) for k in ("device", "models_sha256") if k in run_record})
     return hd.AlgorithmIdentificationSequence(
         name="renal_nnunet", family=_codes().cid7162.ArtificialIntelligence,
         version=str(run_record.get("versions", {}).get("renal_nnunet", "unknown"))[:64], parameters=settings or None)

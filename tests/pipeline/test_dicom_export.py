@@ -75,6 +75,10 @@ def test_seg_reads_back_as_the_label_map_and_sr_as_the_lesion_table(tmp_path, or
         == "24028007"
     assert segmentation.get_segment_description(4).AnatomicRegionSequence[0].AnatomicRegionModifierSequence[0] \
         .CodeMeaning == "Left"
+    # The run record, where DICOM has room for it.
+    parameters = segmentation.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmParameters
+    assert f"models_sha256={'ab' * 32}" in parameters and "device=cpu" in parameters
+    assert list(segmentation.SoftwareVersions) == ["renal_nnunet 0.1.0", "nnunetv2 2.8.1"]
     # Each frame lies on the source slice it references.
     positions = {d.SOPInstanceUID: [float(v) for v in d.ImagePositionPatient]
                  for d in (pydicom.dcmread(f, stop_before_pixels=True) for f in files)}
