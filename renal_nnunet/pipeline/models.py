@@ -42,8 +42,6 @@ __all__ = [
     "assemble_models",
     "find_classifier_checkpoints",
     "load_models",
-    "model_files",
-    "file_sha256",
     "package_versions",
     "export_models",
     "import_models",
@@ -199,33 +197,6 @@ def _place_trained_model(source: Path, destination: Path, folds: Sequence[int], 
         _place(source / f"fold_{fold}" / NNUNET_CHECKPOINT, destination / f"fold_{fold}" / NNUNET_CHECKPOINT, link)
 
 
-TRAINING_DATA_KINDS = ("synthetic", "real", "unknown")
-
-
-def _stage_provenance(model_dir: Path, folds: Sequence[int]) -> dict:
-    """nnU-Net dataset name, training case count, trainer, epochs and iterations per epoch of one
-    stage (the last two from nnU-Net's ``fold_k/debug.json``; None when it is absent)."""
-    dataset = json.loads((model_dir / "dataset.json").read_text())
-    debug_file = model_dir / f"fold_{folds[0]}" / "debug.json"
-    debug = json.loads(debug_file.read_text()) if debug_file.is_file() else {}
-    return {"dataset": str(dataset.get("name", model_dir.parent.name)), "cases": int(dataset.get("numTraining", 0)),
-            "trainer": model_dir.name.split("__")[0],
-            **{key: int(debug[key]) if key in debug else None for key in ("num_epochs", "num_iterations_per_epoch")}}
-
-
-def training_provenance(kidney_model_dir: Path, mass_model_dir: Path, folds: Sequence[int], grid: int,
-                        data: str) -> dict:
-    """What a models folder was trained on, for the manifest's ``training`` entry.
-
-    Raises:
-        ValueError: ``data`` is not one of :data:`TRAINING_DATA_KINDS`.
-    """
-    if data not in TRAINING_DATA_KINDS:
-        raise ValueError(f"training data must be one of {TRAINING_DATA_KINDS}, got {data!r}")
-    return {"data": data, "grid": int(grid), "kidney": _stage_provenance(Path(kidney_model_dir), folds),
-            "mass": _stage_provenance(Path(mass_model_dir), folds)}
-
-
 def find_classifier_checkpoints(classifier_dir: str | os.PathLike) -> list[Path]:
     """The best checkpoint of every fold in a ``renal-nnunet classifier train -o DIR`` folder.
 
@@ -288,6 +259,8 @@ def assemble_models(
     models_dir = Path(models_dir)
     if models_dir.exists() and any(models_dir.iterdir()):
         raise InputError(models_dir, "models folder already exists and is not empty")
+    from renal_nnunet.pipeline.provenance import TRAINING_DATA_KINDS, training_provenance
+
     sources = {"kidney": Path(kidney_model_dir), "mass": Path(mass_model_dir)}
     if training_data not in TRAINING_DATA_KINDS:
         raise ValueError(f"training data must be one of {TRAINING_DATA_KINDS}, got {training_data!r}")
@@ -373,28 +346,6 @@ def load_models(models_dir: str | os.PathLike, folds: Sequence[int] | None = Non
     if not manifest.classifier:
         raise InputError(manifest_path, "manifest lists no classifier checkpoints")
     return replace(manifest, **narrowed)
-
-
-def model_files(models_dir: str | os.PathLike, manifest: ModelsManifest) -> list[Path]:
-    """Every file a prediction with ``manifest`` (folds as narrowed by :func:`load_models`) reads:
-    the manifest, each stage's plans, dataset.json and fold checkpoints, the classifier checkpoints."""
-    models_dir = Path(models_dir)
-    files = [models_dir / MANIFEST_NAME]
-    for stage in (manifest.kidney, manifest.mass):
-        files += [models_dir / stage.path / name for name in ("plans.json", "dataset.json")]
-        files += [models_dir / stage.path / f"fold_{fold}" / NNUNET_CHECKPOINT for fold in stage.folds]
-    return files + [models_dir / relative for relative in manifest.classifier]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's content (hex)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_models(models_dir: str | os.PathLike, zip_path: str | os.PathLike) -> Path:

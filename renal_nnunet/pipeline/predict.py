@@ -15,12 +15,10 @@ also writes ``predict_summary.json``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -42,6 +40,7 @@ from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discov
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
 from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
+from renal_nnunet.pipeline.provenance import run_record
 from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
 
 __all__ = ["PredictConfig", "CaseResult", "CaseAnalysis", "predict", "analyse_ct", "write_case_outputs"]
@@ -335,31 +334,6 @@ def _write_dicom_objects(analysis: CaseAnalysis, case: CaseInput, output_dir: Pa
     components = sitk.GetArrayFromImage(analysis.components) if analysis.components is not None else None
     return write_dicom_outputs(analysis.seg, components, analysis.lesions,
                                dicom_series_files(case.path, config.series_uid), output_dir, case.case_id, record)
-
-
-def run_record(models_dir: Path, manifest: ModelsManifest, config: PredictConfig) -> dict:
-    """What produces a result: package versions, the device, the settings, and the SHA-256 of
-    every model file used (by path relative to the models folder; ``models_sha256`` hashes them all)."""
-    import hashlib
-
-    from renal_nnunet.pipeline.models import file_sha256, model_files, package_versions
-
-    hashes = {path.relative_to(models_dir).as_posix(): file_sha256(path) for path in model_files(models_dir, manifest)}
-    versions = package_versions(("renal_nnunet", "nnunetv2", "torch", "SimpleITK", "highdicom", "pydicom"))
-    settings = {k: v for k, v in asdict(config).items() if k not in ("device", "case_id", "num_parts", "part_id")}
-    settings["folds"] = list(manifest.kidney.folds)
-    return {"versions": versions, "device": _device_name(config.device), "settings": settings,
-            "models_dir": str(models_dir), "model_files_sha256": hashes,
-            "models_sha256": hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest(),
-            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def _device_name(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    return device
 
 
 def predict(

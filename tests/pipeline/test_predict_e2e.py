@@ -19,8 +19,9 @@ from renal_nnunet.cli import main as cli_main
 from renal_nnunet.io import InputError, dicom_series_files, read_image, read_series_or_image, write_image
 from renal_nnunet.pipeline.dicom_export import read_dicom_seg_labels
 from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS
-from renal_nnunet.pipeline.models import load_models, model_files
+from renal_nnunet.pipeline.models import load_models
 from renal_nnunet.pipeline.predict import PredictConfig, predict
+from renal_nnunet.pipeline.provenance import model_files
 from tests.pipeline.dicom_series import write_dicom_series
 
 REQUIRED_COLUMNS = ("side", "volume_ml", "average_diameter_mm", "lesion_class")
