@@ -34,8 +34,9 @@ __all__ = ["MAX_LESION_PANELS", "note_lines", "save_case_report"]
 MAX_LESION_PANELS = 6
 DISPLAY_LEVEL_HU, DISPLAY_WIDTH_HU = 40.0, 400.0  # soft-tissue display window
 LESION_PANEL_HALF_WIDTH_MM = 30.0
-NOTE_WIDTH_CHARACTERS = 95
-"""Notes under the title wrap at this many characters (the figure is 10 inches wide)."""
+NOTE_WIDTH_CHARACTERS = 72
+"""Notes under the title wrap at this many characters: the left 60 % of the 10-inch figure, beside
+the legend."""
 LABEL_COLOURS: dict[str, tuple[float, float, float]] = {
     name: tuple(c / 255.0 for c in rgb) for name, rgb in OUTPUT_LABEL_COLOURS.items()}
 """Matplotlib colours of the output labels: the viewers' colours (``OUTPUT_LABEL_COLOURS``)."""
@@ -110,13 +111,14 @@ def _table(ax, records: list[LesionRecord]) -> None:
     table = ax.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
+    table.auto_set_column_width(col=list(range(len(header))))  # room for "cystic (indeterminate, ...)"
 
 
 def note_lines(notes: list[str]) -> list[str]:
     """The report's notes wrapped at :data:`NOTE_WIDTH_CHARACTERS` (long messages stay on the page).
 
-    >>> note_lines(["a " * 60])[1]
-    'a a a a a a a a a a a a'
+    >>> [len(line) for line in note_lines(["a " * 60])]
+    [71, 47]
     """
     return [line for note in notes for line in textwrap.wrap(note, NOTE_WIDTH_CHARACTERS)]
 
