@@ -364,6 +364,8 @@ def predict(
     models_dir, output_dir = Path(models_dir), Path(output_dir)
     manifest = load_models(models_dir, config.folds)
     record = run_record(models_dir, manifest, config)
+    for warning in _model_warnings(manifest):
+        log.warning("%s: %s", models_dir, warning)
     output_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
