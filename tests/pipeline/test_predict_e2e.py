@@ -232,3 +232,22 @@ def test_calibrated_probability_applies_the_models_temperature(tiny_demo, held_o
         assert record.indeterminate == (expected < PredictConfig.review_below_probability)
     table = pd.read_csv(result.files["lesions_csv"])
     assert {"probability_calibrated", "indeterminate", "plausibility"} <= set(table.columns)
+
+
+def test_a_chest_level_scan_ends_as_no_kidney_in_view(tiny_demo, held_out_ct, tmp_path):
+    """Air-filled 'lungs' inside the chest wall, in front of the kidneys: the kidney model still
+    finds its kidneys, and the plausibility check turns the case into 'no kidney in view'."""
+    from scipy.ndimage import binary_erosion
+
+    out_dir, _ = tiny_demo
+    ct = sitk.DICOMOrient(held_out_ct, "LPS")
+    array = sitk.GetArrayFromImage(ct)
+    _, y, x = np.indices(array.shape)
+    inside = np.stack([binary_erosion(axial > -500, iterations=2) for axial in array])
+    array[inside & (y < array.shape[1] * 0.5) & (np.abs(x - array.shape[2] / 2) > 2)] = -850
+    chest = sitk.GetImageFromArray(array)
+    chest.CopyInformation(ct)
+    result = predict(chest, tmp_path / "out", out_dir / "models", PredictConfig(case_id="chest", cam=False))[0]
+    assert result.status == "no_kidney" and result.lesions == ()
+    assert any(m.startswith("no kidney in view") and "chest" in m for m in result.messages)
+    assert not sitk.GetArrayViewFromImage(read_image(result.files["seg"])).any()
