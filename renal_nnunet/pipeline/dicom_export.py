@@ -33,7 +33,8 @@ from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES
 from renal_nnunet.io import InputError, atomic_path
 from renal_nnunet.pipeline.lesion_table import LesionRecord
 
-__all__ = ["DICOM_SEG_SUFFIX", "DICOM_SR_SUFFIX", "write_dicom_outputs", "segment_labels", "read_dicom_seg_labels"]
+__all__ = ["DICOM_SEG_SUFFIX", "DICOM_SR_SUFFIX", "write_dicom_outputs", "build_segmentation",
+           "build_measurement_report", "segment_labels", "read_dicom_seg_labels"]
 
 log = logging.getLogger(__name__)
 
