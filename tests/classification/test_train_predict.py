@@ -19,6 +19,7 @@ from renal_nnunet.classification import (
     train_classifier,
 )
 from renal_nnunet.classification.train import LATEST_CHECKPOINT
+from renal_nnunet.cli import main as cli_main
 from renal_nnunet.io import InputError, check_same_geometry
 from tests.classification.lesion_data import mosaic
 
@@ -128,8 +129,10 @@ def test_out_of_fold_calibration_is_written_and_lowers_the_likelihood_loss(train
     out = best.parent.parent
     checkpoints = {0: best, **{fold: train_classifier(synthetic_lesions, out, dataclasses.replace(CONFIG, fold=fold))
                                for fold in (1, 2)}}
+    assert cli_main(["classifier", "calibrate", str(synthetic_lesions), "-o", str(out)]) == 0
+    from_cli = json.loads((out / CALIBRATION_FILE).read_text())
     result = calibrate_classifier(synthetic_lesions, out, checkpoints)
-    assert json.loads((out / CALIBRATION_FILE).read_text()) == result
+    assert json.loads((out / CALIBRATION_FILE).read_text()) == result == from_cli
     assert result["lesions"] == 36 and result["folds"] == [0, 1, 2]
     probabilities, labels, folds = out_of_fold_probabilities(synthetic_lesions, checkpoints)
     assert sorted(np.bincount(folds)) == [12, 12, 12]
