@@ -14,7 +14,7 @@ import os
 import uuid
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -27,6 +27,7 @@ __all__ = [
     "atomic_path",
     "write_json",
     "read_series_or_image",
+    "dicom_series_files",
     "check_same_geometry",
     "IMAGE_SUFFIXES",
     "CHANNEL_SUFFIX",
@@ -230,22 +231,94 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def read_series_or_image(path: str | os.PathLike) -> sitk.Image:
-    """Read a CT from a NIfTI (or other single) file, or from a folder holding one DICOM series.
+SLICE_SPACING_TOLERANCE = 0.01
+"""Allowed relative deviation of a slice gap from the series' median gap (and of the slice
+direction from the slice normal, as the sine of the angle); larger deviations are refused."""
+
+
+def dicom_series_files(folder: str | os.PathLike, series_uid: str | None = None) -> list[str]:
+    """The files of one DICOM series in ``folder``, in slice order, after checking its geometry.
+
+    Checks (each failure names the folder, the series and the problem): one series in the folder
+    unless ``series_uid`` picks one; one orientation for all slices; no gantry tilt (slices stacked
+    along their normal); no two slices at one position; even slice gaps (within
+    :data:`SLICE_SPACING_TOLERANCE`), with a gap of about k gaps reported as k - 1 missing slices.
 
     Raises:
-        InputError: missing path, no or several DICOM series in the folder, unreadable data.
+        InputError: no series, several series and no ``series_uid``, an unknown ``series_uid``, or a
+            series whose slices do not form one regular volume.
+    """
+    folder = Path(folder)
+    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series_ids:
+        raise InputError(folder, "folder holds no DICOM series")
+    if series_uid is None and len(series_ids) > 1:
+        raise InputError(folder, f"folder holds {len(series_ids)} DICOM series ({', '.join(series_ids)}); "
+                                 "choose one with --series-uid (series_uid=...) or give one series per folder")
+    if series_uid is not None and series_uid not in series_ids:
+        raise InputError(folder, f"no DICOM series {series_uid} here; the folder holds {', '.join(series_ids)}")
+    uid = series_uid or series_ids[0]
+    files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+    _check_series_geometry(files, f"DICOM series {uid} ({len(files)} files)", folder)
+    return files
+
+
+def _check_series_geometry(files: Sequence[str], series: str, folder: Path) -> None:
+    import pydicom
+
+    headers = [pydicom.dcmread(f, stop_before_pixels=True,
+                               specific_tags=["ImagePositionPatient", "ImageOrientationPatient", "GantryDetectorTilt"])
+               for f in files]
+    if len(headers) < 2:
+        return
+    try:
+        orientations = np.array([[float(v) for v in h.ImageOrientationPatient] for h in headers])
+        positions = np.array([[float(v) for v in h.ImagePositionPatient] for h in headers])
+    except AttributeError as err:
+        raise InputError(folder, f"{series}: a slice lacks {str(err).split()[-1]}") from None
+    if np.abs(orientations - orientations[0]).max() > SLICE_SPACING_TOLERANCE:
+        raise InputError(folder, f"{series}: the slices have different orientations (ImageOrientationPatient)")
+    normal = np.cross(orientations[0, :3], orientations[0, 3:])
+    order = np.argsort(positions @ normal)
+    offsets = positions[order] - positions[order[0]]
+    tilt = float(np.max(np.linalg.norm(np.cross(offsets, normal), axis=1) / np.maximum(offsets @ normal, 1e-9)))
+    gantry = float(getattr(headers[0], "GantryDetectorTilt", 0) or 0)
+    if tilt > SLICE_SPACING_TOLERANCE:
+        raise InputError(folder, f"{series}: gantry tilt: the slices are stacked {np.degrees(np.arctan(tilt)):.1f} "
+                                 f"degrees off their normal (GantryDetectorTilt {gantry:g}); resample it to an "
+                                 "untilted volume first")
+    gaps = np.diff(offsets @ normal)
+    median = float(np.median(gaps))
+    if gaps.min() < SLICE_SPACING_TOLERANCE * median or median <= 0:
+        raise InputError(folder, f"{series}: two slices share one position (duplicate slices)")
+    uneven = np.flatnonzero(np.abs(gaps - median) > SLICE_SPACING_TOLERANCE * median)
+    if not len(uneven):
+        return
+    steps = gaps[uneven] / median
+    if np.all(np.abs(steps - np.round(steps)) < SLICE_SPACING_TOLERANCE * steps) and np.all(steps > 1.5):
+        missing = ", ".join(f"{int(round(k)) - 1} after the slice at {float(positions[order[i]] @ normal):.2f} mm"
+                            for i, k in zip(uneven, steps))
+        raise InputError(folder, f"{series}: missing slice(s): {missing} along the slice normal "
+                                 f"(slice gap {median:.4g} mm)")
+    raise InputError(folder, f"{series}: uneven slice spacing: gaps from {gaps.min():.4g} to {gaps.max():.4g} mm "
+                             f"(median {median:.4g} mm); resample it to even slices first")
+
+
+def read_series_or_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
+    """Read a CT from a NIfTI (or other single) file, or from a folder holding a DICOM series.
+
+    Args:
+        path: the file or the series folder.
+        series_uid: SeriesInstanceUID of the series to read when the folder holds several.
+
+    Raises:
+        InputError: missing path, no DICOM series, several and none chosen, slices that do not form
+            a regular volume (see :func:`dicom_series_files`), unreadable data.
     """
     path = Path(path)
     if path.is_dir():
-        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
-        if not series_ids:
-            raise InputError(path, "folder holds no DICOM series")
-        if len(series_ids) > 1:
-            raise InputError(path, f"folder holds {len(series_ids)} DICOM series; give one series per folder")
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series_ids[0])
         reader = sitk.ImageSeriesReader()
-        reader.SetFileNames(files)
+        reader.SetFileNames(dicom_series_files(path, series_uid))
         try:
             image = reader.Execute()
         except RuntimeError as err:

@@ -74,8 +74,8 @@ def test_folds_are_a_list_defaulting_to_the_paper_or_to_the_models_folder(comman
 
 def test_commands_that_take_a_device_are_the_ones_that_run_networks():
     with_device = {c for c in SUBCOMMANDS if "--device" in _options(SUBCOMMANDS[c])}
-    assert with_device == {"train", "predict-dataset", "predict-stage", "classifier train", "classifier predict",
-                           "predict", "demo", "compare"}
+    assert with_device == {"train", "predict-dataset", "predict-stage", "classifier train", "classifier calibrate",
+                           "classifier predict", "predict", "demo", "compare"}
 
 
 def test_default_device_is_cuda_when_available_else_cpu(monkeypatch):

@@ -32,5 +32,25 @@ OUTPUT_LABELS: dict[str, int] = {
 }
 """Labels of the pipeline's ``<case>_seg.nii.gz``."""
 
+OUTPUT_LABEL_NAMES: dict[str, str] = {
+    "kidney_right": "right kidney",
+    "kidney_left": "left kidney",
+    "AML": "AML",
+    "cystic": "cystic mass",
+    "solid": "solid mass",
+    "mass_too_small": "mass too small to classify",
+}
+"""What viewers, the report and DICOM objects call each non-background output label."""
+
+OUTPUT_LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
+    "kidney_right": (0, 255, 0),
+    "kidney_left": (0, 191, 255),
+    "AML": (255, 255, 0),
+    "cystic": (0, 255, 255),
+    "solid": (255, 0, 0),
+    "mass_too_small": (255, 0, 255),
+}
+"""RGB (0-255) of each non-background output label in the report and in viewers."""
+
 OUTPUT_MASS_LABELS: tuple[int, ...] = (3, 4, 5, 6)
 SIDES: tuple[str, ...] = ("right", "left")

@@ -1,4 +1,4 @@
-"""``renal-nnunet classifier train|predict``: the lesion classifier (see renal_nnunet.cli)."""
+"""``renal-nnunet classifier train|calibrate|predict``: the lesion classifier (see renal_nnunet.cli)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from renal_nnunet.settings import PAPER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``classifier train`` and ``classifier predict``."""
+    """Add ``classifier train``, ``classifier calibrate`` and ``classifier predict``."""
     classifier = subparsers.add_parser("classifier", help="3D ResNet-10 lesion classifier (AML / cystic / solid)")
     actions = classifier.add_subparsers(dest="classifier_action", metavar="ACTION", required=True)
 
@@ -43,6 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.set_defaults(func=_run_train)
 
+    calibrate = actions.add_parser(
+        "calibrate", help="fit a temperature on the folds' out-of-fold predictions",
+        description="Runs every DIR/fold_<k>/checkpoint_best.pth on fold k's validation lesions, fits one "
+                    "temperature by likelihood and writes DIR/calibration.json (temperature, ECE before/after on "
+                    "held-out folds); assemble-models --classifier DIR puts it in the models folder.")
+    calibrate.add_argument("lesions_dir", metavar="LESIONS_DIR", help="the RenalLesions folder the folds trained on")
+    add_output(calibrate, "the classifier folder (with fold_<k>/ of at least two numbered folds)", metavar="DIR")
+    add_device(calibrate)
+    calibrate.set_defaults(func=_run_calibrate)
+
     predict = actions.add_parser("predict", help="classify the lesions of a label image with a fold ensemble")
     add_input(predict, "CT (NIfTI file or DICOM series folder), HU")
     predict.add_argument("--lesions", required=True, help="lesion label image on the CT's grid, one id per lesion")
@@ -63,6 +73,21 @@ def _run_train(args) -> int:
         seed=args.seed, num_workers=args.workers, resume=not args.no_resume,
     )
     print(f"best checkpoint: {train_classifier(args.lesions_dir, args.output, config)}")
+    return 0
+
+
+def _run_calibrate(args) -> int:
+    from pathlib import Path
+
+    from renal_nnunet.classification.calibration import calibrate_classifier
+    from renal_nnunet.classification.train import BEST_CHECKPOINT
+
+    folds = {int(p.parent.name.split("_")[1]): p for p in Path(args.output).glob(f"fold_[0-9]*/{BEST_CHECKPOINT}")}
+    if len(folds) < 2:
+        raise ValueError(f"{args.output}: calibration needs at least two numbered folds (fold_<k>/{BEST_CHECKPOINT})")
+    result = calibrate_classifier(args.lesions_dir, args.output, folds, resolve_device(args.device))
+    print(f"temperature {result['temperature']:.3f}; ECE {result['ece_before']:.3f} before, "
+          f"{result['ece_after']:.3f} after (held-out folds, {result['lesions']} lesions)")
     return 0
 
 

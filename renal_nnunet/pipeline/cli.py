@@ -4,6 +4,7 @@ compare."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from renal_nnunet.cli_options import add_device, add_folds, add_input, add_models, add_output, resolve_device
@@ -16,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="segment kidneys and renal masses, classify the masses, write tables and a report",
         description="Outputs per case: <case>_seg.nii.gz (0 background, 1 right kidney, 2 left kidney, 3 AML, "
                     "4 cystic, 5 solid, 6 mass too small to classify; the input's exact geometry), "
-                    "<case>_lesions.csv/.json, <case>_report.png, <case>_lesion<k>_gradcam.nii.gz.")
+                    "<case>_lesions.csv/.json, <case>_report.png, <case>_lesion<k>_gradcam.nii.gz, label names and "
+                    "colours for ITK-SNAP (<case>_seg_itksnap.txt) and 3D Slicer (<case>_seg.ctbl).")
     add_input(predict, "a NIfTI file, a folder of NIfTI files, a DICOM series folder, or a folder of series folders "
                        "(CASE_0000.nii.gz is case CASE)", type=Path)
     add_output(predict, "output folder", type=Path)
@@ -29,6 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="classify masses at least this large, mm (average diameter; default: the models "
                               f"folder's, {PAPER.size_threshold_mm:g} mm as in the paper)")
     predict.add_argument("--skip-intensity-check", action="store_true", help="accept inputs that do not look like CT in HU")
+    predict.add_argument("--series-uid", default=None,
+                         help="SeriesInstanceUID of the series to read from a DICOM folder holding several")
+    predict.add_argument("--dicom-seg", action="store_true",
+                         help="for DICOM series inputs also write <case>_seg.dcm (DICOM SEG) and <case>_sr.dcm "
+                              "(TID 1500 measurement report)")
+    predict.add_argument("--review-below-probability", type=float, default=None,
+                         help="flag a classified mass as indeterminate when its calibrated class probability is "
+                              "below this (default: PredictConfig's, see README 'Calibrated classes')")
+    predict.add_argument("--review-below-agreement", type=float, default=None,
+                         help="...or when the share of classifier folds voting for its class is below this "
+                              "(default: PredictConfig's)")
     predict.add_argument("--num-parts", type=int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
     predict.set_defaults(func=_predict)
@@ -50,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     assemble.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
                           help="kidney-crop margin the mass model was converted with, mm "
                                f"(default {PAPER.kidney_margin_mm:g}, the paper's and convert's)")
+    assemble.add_argument("--training-data", choices=("synthetic", "real", "unknown"), default="unknown",
+                          help="what the models were trained on, recorded in the manifest (predict warns about "
+                               "synthetic-trained models)")
     assemble.add_argument("--link", action="store_true",
                           help="symlink the files instead of copying them (export-models still packs real files)")
     assemble.set_defaults(func=_assemble)
@@ -103,14 +119,18 @@ def _predict(args: argparse.Namespace) -> int:
     config = PredictConfig(
         folds=folds_argument(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
-        num_parts=args.num_parts, part_id=args.part_id,
+        num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
+        dicom_seg=args.dicom_seg,
+        **{name: getattr(args, name) for name in ("review_below_probability", "review_below_agreement")
+           if getattr(args, name) is not None},
     )
     results = predict(args.input, args.output, args.models, config)
     for r in results:
         if r.status == "failed":
             print(f"{r.case_id}: FAILED: {r.error}")
             continue
-        classes = ", ".join(f"{x.side} {x.lesion_class} {x.average_diameter_mm:.0f} mm" for x in r.lesions) or "no masses"
+        classes = ", ".join(f"{x.side} {x.lesion_class}{' (indeterminate)' if x.indeterminate else ''} "
+                            f"{x.average_diameter_mm:.0f} mm" for x in r.lesions) or "no masses"
         print(f"{r.case_id}: {r.status} ({r.seconds:.1f} s): {classes}")
         for message in r.messages:
             print(f"  note: {message}")
@@ -120,12 +140,16 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _assemble(args: argparse.Namespace) -> int:
+    from renal_nnunet.classification.calibration import CALIBRATION_FILE
     from renal_nnunet.pipeline.models import assemble_models, find_classifier_checkpoints
 
     if "all" in args.folds:
         raise ValueError("assemble-models ships numbered folds (--folds 0 1 ...), not nnU-Net's fold 'all'")
+    calibration_file = args.classifier / CALIBRATION_FILE
+    calibration = json.loads(calibration_file.read_text()) if calibration_file.is_file() else None
     manifest = assemble_models(args.output, args.kidney, args.mass, find_classifier_checkpoints(args.classifier),
-                               folds=[int(f) for f in args.folds], margin_mm=args.margin_mm, link=args.link)
+                               folds=[int(f) for f in args.folds], margin_mm=args.margin_mm, link=args.link,
+                               training_data=args.training_data, classifier_calibration=calibration)
     print(f"assembled models (grid {manifest.grid}, folds {list(manifest.kidney.folds)}, "
           f"{len(manifest.classifier)} classifier checkpoint(s)) into {args.output}")
     return 0

@@ -247,7 +247,7 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     train_cascade(folders, models_dir, CascadeTrainingConfig(
         kidney_dataset=config.first_id, mass_dataset=config.first_id + 1, folds=config.folds,
         trainer=demo_length(config).trainer, classifier_epochs=length["classifier_epochs"], classifier_folds=None,
-        device=config.device), out_dir / "work")
+        device=config.device, training_data="synthetic"), out_dir / "work")
     _timed(seconds, "training", started)
 
     started = time.perf_counter()

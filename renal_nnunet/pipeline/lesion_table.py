@@ -42,9 +42,15 @@ class LesionRecord:
         lesion_class: one of ``LESION_CLASSES``, ``too_small`` or ``cut_off``.
         probabilities: ensemble class probabilities (empty when not classified).
         fold_agreement: share of classifier folds voting for ``lesion_class`` (NaN when not classified).
+        probability_calibrated: probability of ``lesion_class`` after temperature scaling (the
+            models folder's temperature; NaN when not classified).
+        indeterminate: the class needs review: its calibrated probability or its fold agreement is
+            below the thresholds of ``PredictConfig`` (the label stays the class).
         mass_prob_mean: mean mass probability of the mass-model ensemble over the lesion voxels.
         mass_prob_spread: mean over the lesion voxels of the standard deviation of the mass
             probability across the mass-model folds (0 = the folds agree; NaN with one fold).
+        plausibility: why the lesion is implausible (``renal_nnunet.pipeline.plausibility``:
+            ``mean HU is air`` / ``mean HU is bone``), "" when plausible.
         cam_file: Grad-CAM NIfTI file name ("" when none was written).
     """
 
@@ -59,8 +65,11 @@ class LesionRecord:
     lesion_class: str
     probabilities: dict[str, float] = field(default_factory=dict)
     fold_agreement: float = math.nan
+    probability_calibrated: float = math.nan
+    indeterminate: bool = False
     mass_prob_mean: float = math.nan
     mass_prob_spread: float = math.nan
+    plausibility: str = ""
     cam_file: str = ""
 
     def to_row(self) -> dict:
@@ -73,8 +82,10 @@ class LesionRecord:
             "centroid_z_mm": self.centroid_mm[2], "lesion_class": self.lesion_class,
         }
         row.update({f"prob_{name}": float(self.probabilities.get(name, math.nan)) for name in LESION_CLASSES})
-        row.update({"fold_agreement": self.fold_agreement, "mass_prob_mean": self.mass_prob_mean,
-                    "mass_prob_spread": self.mass_prob_spread, "cam_file": self.cam_file})
+        row.update({"fold_agreement": self.fold_agreement, "probability_calibrated": self.probability_calibrated,
+                    "indeterminate": self.indeterminate, "mass_prob_mean": self.mass_prob_mean,
+                    "mass_prob_spread": self.mass_prob_spread, "plausibility": self.plausibility,
+                    "cam_file": self.cam_file})
         return row
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "assemble_models",
     "find_classifier_checkpoints",
     "load_models",
+    "package_versions",
     "export_models",
     "import_models",
 ]
@@ -83,6 +84,11 @@ class ModelsManifest:
         output_labels: label table of the pipeline's ``<case>_seg.nii.gz``.
         versions: package versions the models were trained with.
         created_utc: ISO time the folder was assembled.
+        training: what the models were trained on (:func:`training_provenance`): ``data``
+            (``synthetic``, ``real`` or ``unknown``), ``grid``, and per stage its nnU-Net
+            ``dataset`` name, training ``cases``, ``trainer`` and ``epochs``.
+        classifier_calibration: the classifier's temperature fit
+            (``renal_nnunet.classification.calibration``; empty: not calibrated, temperature 1).
     """
 
     grid: int
@@ -95,7 +101,14 @@ class ModelsManifest:
     output_labels: dict[str, int] = field(default_factory=lambda: dict(OUTPUT_LABELS))
     versions: dict[str, str] = field(default_factory=dict)
     created_utc: str = ""
+    training: dict = field(default_factory=dict)
+    classifier_calibration: dict = field(default_factory=dict)
     format_version: int = MANIFEST_FORMAT
+
+    @property
+    def temperature(self) -> float:
+        """The classifier's calibration temperature (1.0 when not calibrated)."""
+        return float(self.classifier_calibration.get("temperature", 1.0))
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""
@@ -119,6 +132,8 @@ class ModelsManifest:
                 output_labels={str(k): int(v) for k, v in data.get("output_labels", OUTPUT_LABELS).items()},
                 versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
                 created_utc=str(data.get("created_utc", "")),
+                training=dict(data.get("training", {})),
+                classifier_calibration=dict(data.get("classifier_calibration", {})),
                 **stages,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -127,11 +142,12 @@ class ModelsManifest:
             raise InputError(source, f"not a valid models manifest ({type(err).__name__}: {err})") from None
 
 
-def _package_versions() -> dict[str, str]:
+def package_versions(packages: Sequence[str] = ("renal_nnunet", "nnunetv2", "torch")) -> dict[str, str]:
+    """Installed versions of ``packages`` (those not installed are left out)."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for package in ("renal_nnunet", "nnunetv2", "torch"):
+    for package in packages:
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -210,6 +226,8 @@ def assemble_models(
     folds: Sequence[int] = PAPER.folds,
     margin_mm: float = PAPER.kidney_margin_mm,
     link: bool = False,
+    training_data: str = "unknown",
+    classifier_calibration: dict | None = None,
 ) -> ModelsManifest:
     """Build a models folder from nnU-Net trained-model folders and classifier checkpoints.
 
@@ -223,6 +241,10 @@ def assemble_models(
         folds: nnU-Net folds to ship (each must have ``fold_k/checkpoint_final.pth``).
         margin_mm: kidney-crop margin the mass model was trained with (mm).
         link: symlink the files (absolute targets) instead of copying them.
+        training_data: ``synthetic``, ``real`` or ``unknown``: what the models were trained on
+            (``predict`` warns when synthetic-trained models are applied).
+        classifier_calibration: the classifier's temperature fit (``calibration.json`` of
+            ``renal_nnunet.classification.calibration``), or None.
 
     Returns:
         The manifest written to ``models_dir/manifest.json``.
@@ -237,7 +259,11 @@ def assemble_models(
     models_dir = Path(models_dir)
     if models_dir.exists() and any(models_dir.iterdir()):
         raise InputError(models_dir, "models folder already exists and is not empty")
+    from renal_nnunet.pipeline.provenance import TRAINING_DATA_KINDS, training_provenance
+
     sources = {"kidney": Path(kidney_model_dir), "mass": Path(mass_model_dir)}
+    if training_data not in TRAINING_DATA_KINDS:
+        raise ValueError(f"training data must be one of {TRAINING_DATA_KINDS}, got {training_data!r}")
     grids = {}
     for stage, source in sources.items():
         _check_trained_model(source, stage, folds)
@@ -262,8 +288,10 @@ def assemble_models(
         _place(checkpoint, models_dir / relative, link)
         classifier.append(str(relative))
     manifest = ModelsManifest(
-        grid=grids["kidney"], margin_mm=float(margin_mm), classifier=tuple(classifier), versions=_package_versions(),
-        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), **stages,
+        grid=grids["kidney"], margin_mm=float(margin_mm), classifier=tuple(classifier), versions=package_versions(),
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        training=training_provenance(sources["kidney"], sources["mass"], folds, grids["kidney"], training_data),
+        classifier_calibration=dict(classifier_calibration or {}), **stages,
     )
     write_json(manifest.to_dict(), models_dir / MANIFEST_NAME)
     log.info("assembled models folder %s (grid %d, folds %s, %d classifier checkpoints, %s)",

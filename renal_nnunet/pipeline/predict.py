@@ -8,7 +8,8 @@ back -> connected components -> ResNet-10 ensemble on masses with average diamet
 Outputs per case in ``output_dir``: ``<case>_seg.nii.gz`` (labels of
 ``renal_nnunet.anatomy.labels.OUTPUT_LABELS``: 0 background, 1 right kidney, 2 left kidney, 3 AML,
 4 cystic, 5 solid, 6 mass too small to classify), ``<case>_lesions.csv`` and ``.json``,
-``<case>_report.png`` and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
+``<case>_report.png``, label names and colours for ITK-SNAP and 3D Slicer
+(``renal_nnunet.pipeline.viewer_labels``) and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
 also writes ``predict_summary.json``.
 """
 
@@ -38,6 +39,9 @@ from renal_nnunet.io import InputError, check_same_geometry, read_series_or_imag
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
+from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
+from renal_nnunet.pipeline.provenance import run_record
+from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
 
 __all__ = ["PAPER_PROTOCOL_MIN_DIAMETER_MM", "PredictConfig", "CaseResult", "CaseAnalysis", "predict", "analyse_ct", "write_case_outputs"]
 
@@ -70,6 +74,13 @@ class PredictConfig:
         check_intensities: refuse inputs that do not look like CT in HU.
         num_parts, part_id: predict only ``cases[part_id::num_parts]`` (as ``nnUNetv2_predict``).
         case_id: id used for an in-memory image input.
+        series_uid: SeriesInstanceUID to read from a DICOM folder that holds several series.
+        review_below_probability: a classified mass is ``indeterminate`` (needs review) when its
+            calibrated class probability is below this...
+        review_below_agreement: ...or when the share of classifier folds voting for its class is
+            below this (default 0.8: with 5 folds, 3 of 5 agreeing is flagged).
+        dicom_seg: for a DICOM series input, also write ``<case>_seg.dcm`` (DICOM SEG) and
+            ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.pipeline.dicom_export``.
     """
 
     folds: tuple[int, ...] | None = None
@@ -81,13 +92,18 @@ class PredictConfig:
     num_parts: int = 1
     part_id: int = 0
     case_id: str = IN_MEMORY_CASE_ID
+    series_uid: str | None = None
+    dicom_seg: bool = False
+    review_below_probability: float = 0.6
+    review_below_agreement: float = 0.8
 
 
 @dataclass(frozen=True)
 class CaseAnalysis:
     """In-memory result for one CT: output labels (same geometry as the CT), lesion rows,
     Grad-CAM images by lesion id (each on its lesion's box of the CT's grid), messages for the
-    user, and wall seconds per stage (``kidney``, ``mass``, ``classification``)."""
+    user, wall seconds per stage (``kidney``, ``mass``, ``classification``) and the lesion
+    components (each lesion's voxels hold its ``lesion_id``; same geometry as the CT)."""
 
     seg: sitk.Image
     lesions: tuple[LesionRecord, ...]
@@ -95,6 +111,7 @@ class CaseAnalysis:
     messages: tuple[str, ...]
     kidney_found: bool
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    components: sitk.Image | None = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +158,8 @@ def analyse_ct(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest, confi
     """
     orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(ct.GetDirection())
     analysis = _analyse_canonical(sitk.DICOMOrient(ct, CANONICAL_ORIENTATION), models_dir, manifest, config)
-    return replace(analysis, seg=_to_input_geometry(analysis.seg, ct, orientation),
+    components = None if analysis.components is None else _to_input_geometry(analysis.components, ct, orientation)
+    return replace(analysis, seg=_to_input_geometry(analysis.seg, ct, orientation), components=components,
                    cams={k: sitk.DICOMOrient(v, orientation) for k, v in analysis.cams.items()})
 
 
@@ -161,8 +179,11 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
     clock = _StageClock()
     kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device)
     clock.lap("kidney")
-    if not kidneys.found:
-        return _case_analysis(kidneys.labels, (), {}, kidneys.messages, False, clock)
+    out_of_view = kidney_level_problem(ct, kidneys.labels) if kidneys.found else None
+    if not kidneys.found or out_of_view:
+        nothing = image_like(np.zeros(sitk.GetArrayViewFromImage(kidneys.labels).shape, np.uint8), kidneys.labels)
+        return _case_analysis(nothing, (), {}, (*_model_warnings(manifest), *kidneys.messages,
+                                                *([out_of_view] if out_of_view else [])), False, clock)
     boxes = kidney_boxes(kidneys.labels, manifest.margin_mm)
     masses = segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device)
     clock.lap("mass")
@@ -172,7 +193,7 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
                     else config.min_classify_diameter_mm)
     small_ids = [p.lesion_id for p in lesions if p.average_diameter_mm < threshold_mm]
     cut_off_ids = sorted(set(lesions_touching_border(components)) - set(small_ids))
-    messages = list(kidneys.messages)
+    messages = [*_model_warnings(manifest), *kidneys.messages]
     if cut_off_ids:
         messages.append(f"mass(es) {cut_off_ids} touch the image border (cut off by the field of view): "
                         "not classified")
@@ -180,16 +201,27 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
                            config)
     clock.lap("classification")
     sides = lesion_sides(components, kidneys.labels, boxes)
-    records = tuple(_lesion_record(lesion, components, ct, sides[lesion.lesion_id], masses,
-                                   classified.get(lesion.lesion_id),
-                                   CUT_OFF_CLASS if lesion.lesion_id in cut_off_ids else TOO_SMALL_CLASS)
+    records = tuple(_with_review(_lesion_record(lesion, components, ct, sides[lesion.lesion_id], masses,
+                                                classified.get(lesion.lesion_id),
+                                                CUT_OFF_CLASS if lesion.lesion_id in cut_off_ids else TOO_SMALL_CLASS),
+                                 classified.get(lesion.lesion_id), manifest.temperature, config)
                     for lesion in lesions)
     cams = {lesion.lesion_id: classified[lesion.lesion_id].cam for lesion in lesions
             if getattr(classified.get(lesion.lesion_id), "cam", None) is not None}
     if not lesions:
         messages.append("no renal masses found")
-    return _case_analysis(_output_labels(kidneys.labels, components, records), records, cams, tuple(messages), True,
-                          clock)
+    seg = _output_labels(kidneys.labels, components, records)
+    messages += kidney_problems(seg, records, SIDE_VALUES)
+    return replace(_case_analysis(seg, records, cams, tuple(messages), True, clock), components=components)
+
+
+def _model_warnings(manifest: ModelsManifest) -> list[str]:
+    """What the user must know about the models themselves (trained on synthetic data)."""
+    training = manifest.training
+    if training.get("data") != "synthetic":
+        return []
+    return [f"WARNING: these models were trained on synthetic data ({training.get('kidney', {}).get('cases', '?')} "
+            "phantom cases): they demonstrate the pipeline and are not fit for real CTs; do not trust these results"]
 
 
 class _StageClock:
@@ -227,6 +259,7 @@ def _lesion_record(lesion, components: sitk.Image, ct: sitk.Image, side: str, ma
         lesion_id=lesion.lesion_id, side=side,
         volume_ml=lesion.volume_ml, average_diameter_mm=lesion.average_diameter_mm,
         mean_hu=float(values.mean()), max_hu=float(values.max()), centroid_mm=lesion.centroid_mm,
+        plausibility=lesion_problem(float(values.mean())),
         mass_prob_mean=mass_prob_mean, mass_prob_spread=mass_prob_spread,
     )
     if classification is None:
@@ -239,12 +272,26 @@ def _lesion_record(lesion, components: sitk.Image, ct: sitk.Image, side: str, ma
     )
 
 
+def _with_review(record: LesionRecord, classification, temperature: float, config: PredictConfig) -> LesionRecord:
+    """``record`` with its calibrated class probability (mean over folds of each fold's softmax at
+    ``temperature``) and its ``indeterminate`` flag."""
+    from renal_nnunet.classification.calibration import apply_temperature
+
+    if classification is None:
+        return record
+    calibrated = apply_temperature(classification.fold_probabilities, temperature).mean(axis=0)
+    probability = float(calibrated[LESION_CLASSES.index(record.lesion_class)])
+    flagged = probability < config.review_below_probability or record.fold_agreement < config.review_below_agreement
+    return replace(record, probability_calibrated=probability, indeterminate=bool(flagged))
+
+
 def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, output_dir: Path,
                        config: PredictConfig) -> dict[str, Path]:
     """Write seg, lesion tables, Grad-CAM NIfTIs and the report for one analysed case (atomic)."""
     from renal_nnunet.pipeline.report import save_case_report
 
-    files = {"seg": write_image(analysis.seg, output_dir / f"{case_id}_seg.nii.gz")}
+    files = {"seg": write_image(analysis.seg, output_dir / f"{case_id}_seg.nii.gz"),
+             **write_viewer_label_files(output_dir, case_id)}
     lesions = []
     for record in analysis.lesions:
         if config.cam and record.lesion_id in analysis.cams:
@@ -267,15 +314,32 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
 
 
 def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, models_dir: Path, manifest: ModelsManifest,
-                 config: PredictConfig) -> CaseResult:
+                 config: PredictConfig, record: dict) -> CaseResult:
     start = time.perf_counter()
     if config.check_intensities:
         check_ct_intensities(ct, case.path)
     analysis = analyse_ct(ct, models_dir, manifest, config)
     files = write_case_outputs(analysis, ct, case.case_id, output_dir, config)
+    messages = list(analysis.messages)
+    if config.dicom_seg:
+        dicom_files, notes = _write_dicom_objects(analysis, case, output_dir, config, record)
+        files.update(dicom_files)
+        messages += notes
     status = "ok" if analysis.kidney_found else "no_kidney"
-    return CaseResult(case.case_id, str(case.path), status, files, analysis.lesions, analysis.messages,
+    return CaseResult(case.case_id, str(case.path), status, files, analysis.lesions, tuple(messages),
                       seconds=time.perf_counter() - start, stage_seconds=analysis.stage_seconds)
+
+
+def _write_dicom_objects(analysis: CaseAnalysis, case: CaseInput, output_dir: Path, config: PredictConfig,
+                         record: dict) -> tuple[dict[str, Path], list[str]]:
+    from renal_nnunet.io import dicom_series_files
+    from renal_nnunet.pipeline.dicom_export import write_dicom_outputs
+
+    if not case.path.is_dir():
+        return {}, ["not a DICOM series input: no DICOM SEG or SR written"]
+    components = sitk.GetArrayFromImage(analysis.components) if analysis.components is not None else None
+    return write_dicom_outputs(analysis.seg, components, analysis.lesions,
+                               dicom_series_files(case.path, config.series_uid), output_dir, case.case_id, record)
 
 
 def predict(
@@ -305,22 +369,26 @@ def predict(
 
     models_dir, output_dir = Path(models_dir), Path(output_dir)
     manifest = load_models(models_dir, config.folds)
+    record = run_record(models_dir, manifest, config)
+    for warning in _model_warnings(manifest):
+        log.warning("%s: %s", models_dir, warning)
     output_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
-        return [_predict_one(input, case, output_dir, models_dir, manifest, config)]
+        return [_predict_one(input, case, output_dir, models_dir, manifest, config, record)]
     cases = select_part(discover_cases(input), config.num_parts, config.part_id)
     single = Path(input).is_file() or (len(cases) == 1 and cases[0].path == Path(input))
     results = []
     for case in tqdm(cases, desc="predict", unit="case", disable=len(cases) < 2):
         try:
-            results.append(_predict_one(read_series_or_image(case.path), case, output_dir, models_dir, manifest, config))
+            ct = read_series_or_image(case.path, config.series_uid)
+            results.append(_predict_one(ct, case, output_dir, models_dir, manifest, config, record))
         except Exception as err:  # a batch reports every failure and goes on
             if single:
                 raise
             log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
             results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
-    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds),
+    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "run": record,
                 "cases": [_summary_row(r) for r in results]}, output_dir / "predict_summary.json")
     failed = [r.case_id for r in results if r.status == "failed"]
     log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")

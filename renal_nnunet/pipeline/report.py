@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -24,19 +25,21 @@ import SimpleITK as sitk  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from renal_nnunet.anatomy.geometry import paste_on_grid  # noqa: E402
-from renal_nnunet.anatomy.labels import OUTPUT_LABELS  # noqa: E402
+from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS  # noqa: E402
 from renal_nnunet.io import atomic_path  # noqa: E402
 from renal_nnunet.pipeline.lesion_table import LesionRecord  # noqa: E402
 
-__all__ = ["MAX_LESION_PANELS", "save_case_report"]
+__all__ = ["MAX_LESION_PANELS", "note_lines", "save_case_report"]
 
 MAX_LESION_PANELS = 6
 DISPLAY_LEVEL_HU, DISPLAY_WIDTH_HU = 40.0, 400.0  # soft-tissue display window
 LESION_PANEL_HALF_WIDTH_MM = 30.0
-LABEL_COLOURS: dict[str, str] = {
-    "kidney_right": "lime", "kidney_left": "deepskyblue", "AML": "yellow",
-    "cystic": "cyan", "solid": "red", "mass_too_small": "magenta",
-}
+NOTE_WIDTH_CHARACTERS = 72
+"""Notes under the title wrap at this many characters: the left 60 % of the 10-inch figure, beside
+the legend."""
+LABEL_COLOURS: dict[str, tuple[float, float, float]] = {
+    name: tuple(c / 255.0 for c in rgb) for name, rgb in OUTPUT_LABEL_COLOURS.items()}
+"""Matplotlib colours of the output labels: the viewers' colours (``OUTPUT_LABEL_COLOURS``)."""
 
 
 def _lps_array(image: sitk.Image) -> np.ndarray:
@@ -82,8 +85,8 @@ def _lesion_panel(ax, ct: np.ndarray, seg: np.ndarray, cam: np.ndarray | None, r
         ax.imshow(np.ma.masked_less(cam[z, rows, cols], 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1,
                   aspect=spacing_y / spacing_x, interpolation="bilinear")
     ax.contour(seg[z, rows, cols] == record.output_label, levels=[0.5], colors="white", linewidths=0.8)
-    probability = record.probabilities.get(record.lesion_class)
-    detail = f" p={probability:.2f}" if probability is not None else ""
+    detail = "" if math.isnan(record.probability_calibrated) else f" p={record.probability_calibrated:.2f}"
+    detail += " (indeterminate)" if record.indeterminate else ""
     ax.set_title(f"#{record.lesion_id} {record.side}: {record.lesion_class}{detail}\n"
                  f"{record.average_diameter_mm:.1f} mm, {record.volume_ml:.2f} ml", fontsize=8)
 
@@ -93,17 +96,31 @@ def _table(ax, records: list[LesionRecord]) -> None:
     if not records:
         ax.text(0.5, 0.5, "no renal masses found", ha="center", va="center", fontsize=10)
         return
-    header = ["#", "side", "class", "diam. mm", "vol. ml", "mean HU", "p(class)", "fold agr.", "mass spread"]
+    header = ["#", "side", "class", "diam. mm", "vol. ml", "mean HU", "p(class)", "p calibr.", "fold agr.",
+              "mass spread"]
     cells = []
     for r in records:
         p = r.probabilities.get(r.lesion_class)
-        cells.append([r.lesion_id, r.side, r.lesion_class, f"{r.average_diameter_mm:.1f}", f"{r.volume_ml:.2f}",
+        flags = ", ".join(f for f in ("indeterminate" if r.indeterminate else "", r.plausibility) if f)
+        cells.append([r.lesion_id, r.side, r.lesion_class + (f" ({flags})" if flags else ""),
+                      f"{r.average_diameter_mm:.1f}", f"{r.volume_ml:.2f}",
                       f"{r.mean_hu:.0f}", "-" if p is None else f"{p:.2f}",
+                      "-" if math.isnan(r.probability_calibrated) else f"{r.probability_calibrated:.2f}",
                       "-" if math.isnan(r.fold_agreement) else f"{r.fold_agreement:.2f}",
                       "-" if math.isnan(r.mass_prob_spread) else f"{r.mass_prob_spread:.3f}"])
     table = ax.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
+    table.auto_set_column_width(col=list(range(len(header))))  # room for "cystic (indeterminate, ...)"
+
+
+def note_lines(notes: list[str]) -> list[str]:
+    """The report's notes wrapped at :data:`NOTE_WIDTH_CHARACTERS` (long messages stay on the page).
+
+    >>> [len(line) for line in note_lines(["a " * 60])]
+    [71, 47]
+    """
+    return [line for note in notes for line in textwrap.wrap(note, NOTE_WIDTH_CHARACTERS)]
 
 
 def save_case_report(
@@ -131,8 +148,12 @@ def save_case_report(
     z, y, _ = _focus_index(seg_array, records, ct_lps)
     panels = records[:MAX_LESION_PANELS]
     lesion_rows = math.ceil(len(panels) / 3)
-    fig = plt.figure(figsize=(10, 5 + 2.8 * lesion_rows + 0.3 * max(len(records), 1)))
-    grid = fig.add_gridspec(2 + lesion_rows, 3, height_ratios=[4] + [2.6] * lesion_rows + [0.6 + 0.3 * len(records)])
+    lines = note_lines(notes or [])
+    title_inches = 0.6 + 0.17 * len(lines)
+    height = 5 + 2.8 * lesion_rows + 0.3 * max(len(records), 1) + title_inches
+    fig = plt.figure(figsize=(10, height))
+    grid = fig.add_gridspec(2 + lesion_rows, 3, height_ratios=[4] + [2.6] * lesion_rows + [0.6 + 0.3 * len(records)],
+                            top=1 - title_inches / height)
     axial, coronal = fig.add_subplot(grid[0, :2]), fig.add_subplot(grid[0, 2])
     _show_ct(axial, ct_array[z], spacing_y / spacing_x, "upper")
     _outline(axial, seg_array[z])
@@ -145,12 +166,12 @@ def save_case_report(
         _lesion_panel(fig.add_subplot(grid[1 + i // 3, i % 3]), ct_array, seg_array,
                       None if cam is None else _lps_array(paste_on_grid(cam, ct)), record, ct_lps)
     _table(fig.add_subplot(grid[-1, :]), records)
-    handles = [Line2D([], [], color=c, label=n) for n, c in LABEL_COLOURS.items()]
+    handles = [Line2D([], [], color=c, label=OUTPUT_LABEL_NAMES[n]) for n, c in LABEL_COLOURS.items()]
     fig.legend(handles=handles, loc="upper right", fontsize=7, ncol=3)
     title = f"{case_id}: {len(records)} renal mass(es)"
-    if notes:
-        title += "\n" + "\n".join(notes)
-    fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    if lines:
+        title += "\n" + "\n".join(lines)
+    fig.suptitle(title, fontsize=9, x=0.02, y=0.995, ha="left", va="top")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

@@ -41,6 +41,7 @@ class CascadeTrainingConfig:
         classifier_folds: classifier folds (None: one model on all lesions).
         margin_mm: kidney-crop margin the converter used (mm).
         device: ``cpu``, ``cuda`` or ``mps``.
+        training_data: ``synthetic``, ``real`` or ``unknown`` (recorded in the models manifest).
     """
 
     kidney_dataset: int = 501
@@ -51,6 +52,7 @@ class CascadeTrainingConfig:
     classifier_folds: tuple[int, ...] | None = PAPER.folds
     margin_mm: float = PAPER.kidney_margin_mm
     device: str = "cpu"
+    training_data: str = "unknown"
 
 
 def train_stage(dataset: int, fold: int, trainer: str, device: str = "cpu") -> Path:
@@ -113,5 +115,12 @@ def train_cascade(folders: NnunetFolders, models_dir: str | os.PathLike, config:
             folders.raw / LESIONS_DIR, Path(work_dir) / "classifier",
             ClassifierTrainConfig(fold=fold, epochs=config.classifier_epochs, device=config.device)))
         log.info("trained classifier fold %s in %.0f s", fold, time.perf_counter() - started)
+    calibration = None
+    if None not in classifier_folds and len(classifier_folds) > 1:  # out-of-fold predictions exist
+        from renal_nnunet.classification.calibration import calibrate_classifier
+
+        calibration = calibrate_classifier(folders.raw / LESIONS_DIR, Path(work_dir) / "classifier",
+                                           dict(zip(classifier_folds, checkpoints)), config.device)
     return assemble_models(models_dir, model_dirs[config.kidney_dataset], model_dirs[config.mass_dataset],
-                           checkpoints, config.folds, config.margin_mm)
+                           checkpoints, config.folds, config.margin_mm, training_data=config.training_data,
+                           classifier_calibration=calibration)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +19,7 @@ from renal_nnunet.classification import (
     train_classifier,
 )
 from renal_nnunet.classification.train import LATEST_CHECKPOINT
+from renal_nnunet.cli import main as cli_main
 from renal_nnunet.io import InputError, check_same_geometry
 from tests.classification.lesion_data import mosaic
 
@@ -109,3 +113,33 @@ def test_a_checkpoint_of_another_kind_is_rejected(held_out_patches, tmp_path):
     with pytest.raises(InputError, match="not a renal_nnunet classifier checkpoint") as err:
         classify_lesions(ct, mask, [medicalnet_style])
     assert str(medicalnet_style) in str(err.value)
+
+
+def test_out_of_fold_calibration_is_written_and_lowers_the_likelihood_loss(trained, synthetic_lesions):
+    """Folds 1 and 2 trained briefly beside fold 0; the temperature fitted on their out-of-fold
+    predictions is written, and is the likelihood optimum (better than no scaling)."""
+    from renal_nnunet.classification.calibration import (
+        CALIBRATION_FILE,
+        apply_temperature,
+        calibrate_classifier,
+        out_of_fold_probabilities,
+    )
+
+    best, _ = trained
+    out = best.parent.parent
+    checkpoints = {0: best, **{fold: train_classifier(synthetic_lesions, out, dataclasses.replace(CONFIG, fold=fold))
+                               for fold in (1, 2)}}
+    assert cli_main(["classifier", "calibrate", str(synthetic_lesions), "-o", str(out)]) == 0
+    from_cli = json.loads((out / CALIBRATION_FILE).read_text())
+    result = calibrate_classifier(synthetic_lesions, out, checkpoints)
+    assert json.loads((out / CALIBRATION_FILE).read_text()) == result == from_cli
+    assert result["lesions"] == 36 and result["folds"] == [0, 1, 2]
+    probabilities, labels, folds = out_of_fold_probabilities(synthetic_lesions, checkpoints)
+    assert sorted(np.bincount(folds)) == [12, 12, 12]
+
+    def nll(t):
+        return -np.mean(np.log(apply_temperature(probabilities, t)[np.arange(len(labels)), labels]))
+
+    assert nll(result["temperature"]) <= min(nll(1.0), nll(result["temperature"] * 1.2), nll(result["temperature"] / 1.2))
+    assert 0 <= result["ece_after"] <= 1 and 0 <= result["ece_before"] <= 1
+    print(f"ECE before {result['ece_before']:.3f}, after {result['ece_after']:.3f}, T {result['temperature']:.3f}")

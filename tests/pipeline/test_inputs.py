@@ -91,3 +91,49 @@ def test_non_ct_intensities_raise_with_file_name(transform, problem):
     bad.CopyInformation(ct)
     with pytest.raises(InputError, match=rf"scan\.nii\.gz: does not look like a CT.*{problem}"):
         check_ct_intensities(bad, "scan.nii.gz")
+
+
+def _edited_series(folder, edit) -> None:
+    """Apply ``edit(z, dataset)`` to each slice file of a series (z = slice index as written);
+    ``edit`` returns False to delete the file."""
+    import pydicom
+
+    for path in sorted(folder.glob("slice_*.dcm")):
+        dataset = pydicom.dcmread(path)
+        if edit(int(path.stem.split("_")[1]), dataset) is False:
+            path.unlink()
+        else:
+            dataset.save_as(path)
+
+
+def _shift(dataset, dx=0.0, dy=0.0, dz=0.0) -> None:
+    x, y, z = (float(v) for v in dataset.ImagePositionPatient)
+    dataset.ImagePositionPatient = [x + dx, y + dy, z + dz]
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda z, d: _shift(d, dz=1.0) if z >= 6 else None, r"uneven slice spacing: gaps from 3 to 4 mm"),
+    (lambda z, d: False if z == 5 else None, r"missing slice\(s\): 1 after the slice at 112\.00 mm"),
+    (lambda z, d: _shift(d, dy=z * 3.0 * np.tan(np.radians(15))), r"gantry tilt.* 15\.0 degrees"),
+], ids=["uneven", "missing", "tilt"])
+def test_irregular_dicom_series_are_refused_naming_series_and_problem(tmp_path, edit, problem):
+    write_dicom_series(_ct(), tmp_path / "s", uid_root="1.2.826.0.1.3680043.2.1125.77")
+    read_series_or_image(tmp_path / "s")  # clean: reads as before
+    _edited_series(tmp_path / "s", edit)
+    with pytest.raises(InputError, match=rf"s: DICOM series 1\.2\.826\.0\.1\.3680043\.2\.1125\.77\.2 .*{problem}"):
+        read_series_or_image(tmp_path / "s")
+
+
+def test_several_series_in_a_folder_need_a_series_uid(tmp_path):
+    first, second = _ct(seed=1), sitk.DICOMOrient(_ct(seed=2), "LPI")
+    write_dicom_series(first, tmp_path / "two", uid_root="1.2.826.0.1.3680043.2.1125.81")
+    write_dicom_series(second, tmp_path / "other", uid_root="1.2.826.0.1.3680043.2.1125.82")
+    for path in (tmp_path / "other").iterdir():
+        path.rename(tmp_path / "two" / f"b_{path.name}")
+    with pytest.raises(InputError, match=r"two: folder holds 2 DICOM series \(.*\.81\.2, .*\.82\.2\); choose one "
+                                         r"with --series-uid"):
+        read_series_or_image(tmp_path / "two")
+    with pytest.raises(InputError, match=r"no DICOM series 1\.2\.3 here"):
+        read_series_or_image(tmp_path / "two", series_uid="1.2.3")
+    assert same_physical_volume(read_series_or_image(tmp_path / "two", "1.2.826.0.1.3680043.2.1125.82.2"), second)
+    assert same_physical_volume(read_series_or_image(tmp_path / "two", "1.2.826.0.1.3680043.2.1125.81.2"), first)

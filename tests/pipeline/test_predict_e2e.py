@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.labels import OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.classification.calibration import apply_temperature
 from renal_nnunet.cli import main as cli_main
-from renal_nnunet.io import InputError, read_image, write_image
+from renal_nnunet.io import InputError, dicom_series_files, read_image, read_series_or_image, write_image
+from renal_nnunet.pipeline.dicom_export import read_dicom_seg_labels
 from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS
 from renal_nnunet.pipeline.models import load_models
 from renal_nnunet.pipeline.predict import PredictConfig, predict
+from renal_nnunet.pipeline.provenance import model_files
 from tests.pipeline.dicom_series import write_dicom_series
 
 REQUIRED_COLUMNS = ("side", "volume_ml", "average_diameter_mm", "lesion_class")
@@ -39,7 +45,7 @@ def three_ways(tiny_demo, held_out_ct, tmp_path_factory):
     results = {
         "lps": predict(held_out_ct, work / "out_lps", models, PredictConfig(case_id="lps"))[0],
         "odd": predict(work / "odd.nii.gz", work / "out_odd", models)[0],
-        "dicom": predict(work / "dicom" / "series1", work / "out_dicom", models)[0],
+        "dicom": predict(work / "dicom" / "series1", work / "out_dicom", models, PredictConfig(dicom_seg=True))[0],
     }
     inputs = {"lps": held_out_ct, "odd": odd, "dicom": sitk.ReadImage(
         sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(work / "dicom" / "series1")))}
@@ -68,6 +74,7 @@ def test_outputs_keep_the_input_geometry_and_label_table(three_ways):
         table = pd.read_csv(result.files["lesions_csv"])
         assert tuple(table.columns) == LESION_TABLE_COLUMNS and set(REQUIRED_COLUMNS) <= set(table.columns)
         assert result.files["report"].stat().st_size > 10_000
+        assert result.files["labels_itksnap"].is_file() and result.files["labels_slicer"].is_file()
         assert {"kidney", "mass"} <= set(result.stage_seconds) and min(result.stage_seconds.values()) >= 0
 
 
@@ -158,3 +165,89 @@ def test_case_0000_is_case_for_predict_predict_stage_and_evaluate(tiny_demo, hel
     assert cli_main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
                      "-o", str(tmp_path / "eval"), "--no-figures"]) == 0
     assert set(pd.read_csv(tmp_path / "eval" / "per_case.csv")["case_id"]) == {"case"}
+
+
+def test_dicom_seg_and_sr_match_the_nifti_labels_and_the_lesion_table(tiny_demo, three_ways, tmp_path, capsys):
+    out_dir, _ = tiny_demo
+    results, _ = three_ways
+    result = results["dicom"]
+    series = Path(result.source)
+    files = dicom_series_files(series)
+    nifti = sitk.GetArrayFromImage(read_image(result.files["seg"]))
+    assert np.array_equal(read_dicom_seg_labels(result.files["dicom_seg"], files), nifti)
+    table = pd.read_csv(result.files["lesions_csv"])
+    groups = hd.sr.srread(result.files["dicom_sr"]).content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(table) > 0
+    for group, row in zip(groups, table.itertuples()):
+        values = {m.name.meaning: m.value for m in group.get_measurements()}
+        assert values["Volume"] == pytest.approx(row.volume_ml, rel=1e-3)
+        assert values["Mean Attenuation Coefficient"] == pytest.approx(row.mean_hu, rel=1e-3, abs=0.1)
+        assert group.finding_sites[0].laterality.meaning.lower() == row.side
+    # The other slice order through the CLI: the same labels, on that series' own slices.
+    reversed_series = write_dicom_series(sitk.DICOMOrient(read_series_or_image(series), "LPI"), tmp_path / "rev")
+    assert cli_main(["predict", "-i", str(reversed_series), "-o", str(tmp_path / "out"), "-m", str(out_dir / "models"),
+                     "--dicom-seg", "--no-cam", "--no-report"]) == 0
+    capsys.readouterr()
+    reversed_files = dicom_series_files(reversed_series)
+    reversed_labels = read_dicom_seg_labels(tmp_path / "out" / "rev_seg.dcm", reversed_files)
+    assert np.array_equal(reversed_labels, sitk.GetArrayFromImage(read_image(tmp_path / "out" / "rev_seg.nii.gz")))
+    as_image = sitk.GetImageFromArray(reversed_labels)
+    as_image.CopyInformation(read_series_or_image(reversed_series))
+    lps = sitk.DICOMOrient(read_image(result.files["seg"]), "LPS")
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.DICOMOrient(as_image, "LPS")), sitk.GetArrayFromImage(lps))
+
+
+def test_summary_holds_the_run_record_and_synthetic_models_are_flagged(tiny_demo, three_ways):
+    out_dir, _ = tiny_demo
+    results, _ = three_ways
+    summary = json.loads((Path(results["odd"].files["seg"]).parent / "predict_summary.json").read_text())
+    run = summary["run"]
+    models = out_dir / "models"
+    assert set(run["model_files_sha256"]) == {p.relative_to(models).as_posix() for p in model_files(models,
+                                                                                                   load_models(models))}
+    for relative, digest in run["model_files_sha256"].items():
+        assert digest == hashlib.sha256((models / relative).read_bytes()).hexdigest()
+    assert {"renal_nnunet", "nnunetv2", "torch"} <= set(run["versions"]) and run["device"] == "cpu"
+    assert run["settings"]["folds"] == [0]
+    manifest = load_models(models)
+    assert manifest.training["data"] == "synthetic" and manifest.training["grid"] == 32
+    assert manifest.training["kidney"]["dataset"].endswith("RenalKidney32") and manifest.training["kidney"]["cases"] == 5
+    assert all(any("trained on synthetic data" in m for m in r.messages) for r in results.values())
+
+
+def test_calibrated_probability_applies_the_models_temperature(tiny_demo, held_out_ct, tmp_path):
+    out_dir, _ = tiny_demo
+    models = tmp_path / "models"
+    shutil.copytree(out_dir / "models", models)
+    manifest = json.loads((models / "manifest.json").read_text())
+    manifest["classifier_calibration"] = {"temperature": 3.0}
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    result = predict(held_out_ct, tmp_path / "out", models, PredictConfig(cam=False, report=False))[0]
+    classified = [r for r in result.lesions if r.probabilities]
+    assert classified, "the demo case should hold a classified mass"
+    for record in classified:
+        raw = np.array([[record.probabilities[name] for name in LESION_CLASSES]])  # one fold: the ensemble mean
+        expected = apply_temperature(raw, 3.0)[0, LESION_CLASSES.index(record.lesion_class)]
+        assert record.probability_calibrated == pytest.approx(expected, abs=1e-6)
+        assert record.indeterminate == (expected < PredictConfig.review_below_probability)
+    table = pd.read_csv(result.files["lesions_csv"])
+    assert {"probability_calibrated", "indeterminate", "plausibility"} <= set(table.columns)
+
+
+def test_a_chest_level_scan_ends_as_no_kidney_in_view(tiny_demo, held_out_ct, tmp_path):
+    """Air-filled 'lungs' inside the chest wall, in front of the kidneys: the kidney model still
+    finds its kidneys, and the plausibility check turns the case into 'no kidney in view'."""
+    from scipy.ndimage import binary_erosion
+
+    out_dir, _ = tiny_demo
+    ct = sitk.DICOMOrient(held_out_ct, "LPS")
+    array = sitk.GetArrayFromImage(ct)
+    _, y, x = np.indices(array.shape)
+    inside = np.stack([binary_erosion(axial > -500, iterations=2) for axial in array])
+    array[inside & (y < array.shape[1] * 0.5) & (np.abs(x - array.shape[2] / 2) > 2)] = -850
+    chest = sitk.GetImageFromArray(array)
+    chest.CopyInformation(ct)
+    result = predict(chest, tmp_path / "out", out_dir / "models", PredictConfig(case_id="chest", cam=False))[0]
+    assert result.status == "no_kidney" and result.lesions == ()
+    assert any(m.startswith("no kidney in view") and "chest" in m for m in result.messages)
+    assert not sitk.GetArrayViewFromImage(read_image(result.files["seg"])).any()

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
-from renal_nnunet.pipeline.report import save_case_report
+from renal_nnunet.pipeline.report import NOTE_WIDTH_CHARACTERS, note_lines, save_case_report
 
 
 def _case():
@@ -91,3 +91,15 @@ def test_report_is_drawn_in_radiological_view_whatever_the_storage_order(tmp_pat
     assert png_a.shape[0] > 400 and np.array_equal(png_a, png_b)
     no_masses = save_case_report(tmp_path / "n.png", "case", ct, seg, [], None)
     assert no_masses.stat().st_size > 10_000
+
+
+def test_long_notes_wrap_and_get_room_above_the_panels(tmp_path):
+    ct, seg, cam, record = _case()
+    note = ("models trained on synthetic data are applied: the demo's models are a toy, do not use their results "
+            "for any decision about a patient; kidney volume 900 ml is outside the adult range")
+    lines = note_lines([note])
+    assert len(lines) > 1 and max(map(len, lines)) <= NOTE_WIDTH_CHARACTERS and " ".join(lines) == note
+    short = save_case_report(tmp_path / "short.png", "case", ct, seg, [record], None, ["a note"])
+    long = save_case_report(tmp_path / "long.png", "case", ct, seg, [record], None, [note] * 4)
+    heights = [sitk.ReadImage(str(p)).GetSize()[1] for p in (short, long)]
+    assert heights[1] > heights[0]

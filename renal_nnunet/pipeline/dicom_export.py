@@ -1,0 +1,297 @@
+"""DICOM outputs for a DICOM series input: a Segmentation (SEG) and a TID 1500 measurement report (SR).
+
+``<case>_seg.dcm`` is a BINARY Segmentation referencing the source series: one segment for each
+kidney found and one for each mass (a mass's segment is labelled with its class), each with SNOMED
+CT codes, a laterality and the colour of the report. Its frames reference the source slices they
+lie on, so viewers overlay it on the CT. ``<case>_sr.dcm`` is a Comprehensive 3D SR holding
+one TID 1411 measurement group per mass (volume, average diameter, mean HU, class, calibrated
+probability, indeterminate flag), each referencing its segment.
+
+Why one segment per mass and not one per class: a TID 1411 group measures the region of the
+segment it references, so a mass's volume and mean HU must refer to that mass alone.
+
+Codes (SNOMED CT, ``SCT``): kidney 64033007 (category anatomical structure 91723000); masses in
+category morphologically abnormal structure 49755003: AML as neoplasm 108369006, cystic as cyst
+367643001, solid as mass 4147007, too small (or cut off) as lesion 52988006; laterality right
+24028007 / left 7771000. SNOMED's angiomyolipoma concept is not in DICOM's segmentation property
+list (CID 7151), so the class itself is also given in a private scheme ``99RNN``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS
+from renal_nnunet.io import InputError, atomic_path
+from renal_nnunet.pipeline.lesion_table import LesionRecord
+
+__all__ = ["DICOM_SEG_SUFFIX", "DICOM_SR_SUFFIX", "write_dicom_outputs", "build_segmentation",
+           "build_measurement_report", "segment_labels", "read_dicom_seg_labels"]
+
+log = logging.getLogger(__name__)
+
+DICOM_SEG_SUFFIX = "_seg.dcm"
+DICOM_SR_SUFFIX = "_sr.dcm"
+PRIVATE_SCHEME = "99RNN"
+_SIDE_OF_LABEL = {"kidney_right": "right", "kidney_left": "left"}
+_CLASS_MEANINGS = {"AML": "angiomyolipoma", "cystic": "cystic renal mass", "solid": "solid renal mass",
+                   "too_small": "mass too small to characterise", "cut_off": "mass cut off by the field of view"}
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """One segment: its number, output label key, side and the lesion it is (None for a kidney)."""
+
+    number: int
+    label_key: str
+    side: str
+    lesion_id: int | None
+
+
+def _codes():
+    from pydicom.sr.codedict import codes
+
+    return codes
+
+
+def _segments(seg: np.ndarray, lesions: Sequence[LesionRecord]) -> list[_Segment]:
+    present = set(np.unique(seg).tolist())
+    kidneys = [(key, side) for key, side in _SIDE_OF_LABEL.items() if OUTPUT_LABELS[key] in present]
+    label_keys = {value: key for key, value in OUTPUT_LABELS.items()}
+    segments = [_Segment(i + 1, key, side, None) for i, (key, side) in enumerate(kidneys)]
+    return segments + [_Segment(len(segments) + i + 1, label_keys[r.output_label], r.side, r.lesion_id)
+                       for i, r in enumerate(lesions)]
+
+
+def segment_labels(segment_array: np.ndarray, segments: Sequence[_Segment]) -> np.ndarray:
+    """Output labels (``OUTPUT_LABELS``) from an array of segment numbers."""
+    lookup = np.zeros(max([s.number for s in segments], default=0) + 1, np.uint8)
+    for s in segments:
+        lookup[s.number] = OUTPUT_LABELS[s.label_key]
+    return lookup[segment_array]
+
+
+def _segment_numbers(seg_array: np.ndarray, components: np.ndarray | None, segments: Sequence[_Segment]) -> np.ndarray:
+    """Segment number per voxel: kidneys by label, masses by their component id."""
+    numbers = np.zeros(seg_array.shape, np.uint16)
+    for s in segments:
+        mask = seg_array == OUTPUT_LABELS[s.label_key] if s.lesion_id is None else components == s.lesion_id
+        numbers[mask] = s.number
+    return numbers
+
+
+def _source_order(seg: sitk.Image, datasets: Sequence) -> list:
+    """The source slices in the order of ``seg``'s z index (they must be exactly its slices)."""
+    indices = []
+    for d in datasets:
+        index = seg.TransformPhysicalPointToContinuousIndex([float(v) for v in d.ImagePositionPatient])
+        if abs(index[0]) > 1e-3 or abs(index[1]) > 1e-3 or abs(index[2] - round(index[2])) > 1e-3:
+            raise InputError(getattr(d, "filename", None), "slice does not lie on the segmentation's grid")
+        indices.append(int(round(index[2])))
+    if sorted(indices) != list(range(seg.GetDepth())):
+        raise InputError(None, f"the {len(datasets)} source slices do not match the {seg.GetDepth()} slices predicted")
+    return [d for _, d in sorted(zip(indices, datasets), key=lambda pair: pair[0])]
+
+
+def _segment_description(segment: _Segment, algorithm):
+    import highdicom as hd
+
+    codes = _codes()
+    laterality = codes.SCT.Right if segment.side == "right" else codes.SCT.Left
+    if segment.lesion_id is None:
+        category, property_type = codes.SCT.AnatomicalStructure, codes.SCT.Kidney
+        label = OUTPUT_LABEL_NAMES[segment.label_key]
+    else:
+        category = codes.SCT.MorphologicallyAbnormalStructure
+        property_type = {"AML": codes.SCT.Neoplasm, "cystic": codes.SCT.Cyst, "solid": codes.SCT.Mass}.get(
+            segment.label_key, codes.SCT.Lesion)
+        label = f"{OUTPUT_LABEL_NAMES[segment.label_key]} (mass {segment.lesion_id}, {segment.side})"
+    description = hd.seg.SegmentDescription(
+        segment_number=segment.number, segment_label=label[:64], segmented_property_category=category,
+        segmented_property_type=property_type, algorithm_type="AUTOMATIC", algorithm_identification=algorithm,
+        tracking_id=label[:64], tracking_uid=hd.UID(),
+        anatomic_regions=None if segment.lesion_id is None else [codes.SCT.Kidney],
+        display_color=hd.color.CIELabColor.from_rgb(*OUTPUT_LABEL_COLOURS[segment.label_key]))
+    from pydicom.dataset import Dataset
+
+    modifier = Dataset()
+    modifier.CodeValue, modifier.CodingSchemeDesignator, modifier.CodeMeaning = (
+        laterality.value, laterality.scheme_designator, laterality.meaning)
+    if segment.lesion_id is None:
+        description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [modifier]
+    else:
+        description.AnatomicRegionSequence[0].AnatomicRegionModifierSequence = [modifier]
+    return description
+
+
+def _algorithm(run_record: dict):
+    import highdicom as hd
+
+    settings = {k: json.dumps(v) for k, v in run_record.get("settings", {}).items()}
+    settings.update({k: str(run_record[k]) for k in ("device", "models_sha256") if k in run_record})
+    return hd.AlgorithmIdentificationSequence(
+        name="renal_nnunet", family=_codes().cid7162.ArtificialIntelligence,
+        version=str(run_record.get("versions", {}).get("renal_nnunet", "unknown"))[:64], parameters=settings or None)
+
+
+def _software_versions(run_record: dict) -> list[str]:
+    return [f"{name} {version}"[:64] for name, version in run_record.get("versions", {}).items()] or ["unknown"]
+
+
+def _content_description(run_record: dict) -> str:
+    """Short run summary for the LO (64 character) description fields: device and models hash."""
+    models = run_record.get("models_sha256", "")
+    return f"renal_nnunet on {run_record.get('device', '?')}; models sha256 {models[:16]}"[:64]
+
+
+def build_segmentation(seg: sitk.Image, components: np.ndarray, lesions: Sequence[LesionRecord],
+                       datasets: Sequence, run_record: dict):
+    """The SEG object (``highdicom.seg.Segmentation``) and its segments, or ``(None, [])`` when
+    ``seg`` holds nothing. ``components`` (z, y, x) holds each lesion's id on ``seg``'s grid."""
+    import highdicom as hd
+
+    seg_array = sitk.GetArrayFromImage(seg)
+    segments = _segments(seg_array, lesions)
+    if not segments:
+        return None, []
+    ordered = _source_order(seg, datasets)
+    algorithm = _algorithm(run_record)
+    segmentation = hd.seg.Segmentation(
+        source_images=ordered, pixel_array=_segment_numbers(seg_array, components, segments),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[_segment_description(s, algorithm) for s in segments],
+        series_instance_uid=hd.UID(), series_number=9001, sop_instance_uid=hd.UID(), instance_number=1,
+        manufacturer="renal_nnunet", manufacturer_model_name="renal_nnunet cascade",
+        software_versions=_software_versions(run_record), device_serial_number="0",
+        content_description=_content_description(run_record), content_label="RENAL_NNUNET",
+        series_description="renal_nnunet kidneys and renal masses")
+    return segmentation, segments
+
+
+def _finding_site(side: str):
+    import highdicom as hd
+
+    codes = _codes()
+    return hd.sr.FindingSite(anatomic_location=codes.SCT.Kidney,
+                             laterality=codes.SCT.Right if side == "right" else codes.SCT.Left)
+
+
+def _measurements(record: LesionRecord) -> list:
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    codes = _codes()
+    values = [hd.sr.Measurement(name=codes.SCT.Volume, value=record.volume_ml, unit=Code("ml", "UCUM", "milliliter")),
+              hd.sr.Measurement(name=codes.SCT.Diameter, value=record.average_diameter_mm,
+                                unit=Code("mm", "UCUM", "millimeter"), derivation=codes.SCT.Mean),
+              hd.sr.Measurement(name=codes.DCM.MeanAttenuationCoefficient, value=record.mean_hu,
+                                unit=Code("[hnsf'U]", "UCUM", "Hounsfield unit"))]
+    if not math.isnan(record.probability_calibrated):
+        values.append(hd.sr.Measurement(name=codes.DCM.Probability, value=record.probability_calibrated,
+                                        unit=Code("1", "UCUM", "no units")))
+    return values
+
+
+def _evaluations(record: LesionRecord) -> list:
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    evaluations = [hd.sr.QualitativeEvaluation(
+        name=Code("RNN-CLASS", PRIVATE_SCHEME, "renal mass class"),
+        value=Code(record.lesion_class, PRIVATE_SCHEME, _CLASS_MEANINGS.get(record.lesion_class, record.lesion_class)))]
+    if record.probabilities:
+        codes = _codes()
+        evaluations.append(hd.sr.QualitativeEvaluation(
+            name=Code("RNN-REVIEW", PRIVATE_SCHEME, "class needs review (indeterminate)"),
+            value=codes.SCT.Yes if record.indeterminate else codes.SCT.No))
+    return evaluations
+
+
+def build_measurement_report(segmentation, segments: Sequence[_Segment], lesions: Sequence[LesionRecord],
+                             datasets: Sequence, run_record: dict):
+    """The TID 1500 Comprehensive 3D SR: one volumetric measurement group per lesion, referencing its segment."""
+    import highdicom as hd
+
+    codes = _codes()
+    by_lesion = {s.lesion_id: s for s in segments if s.lesion_id is not None}
+    groups = []
+    for record in lesions:
+        segment = by_lesion[record.lesion_id]
+        groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"mass {record.lesion_id}"),
+            referenced_segment=hd.sr.ReferencedSegment.from_segmentation(segmentation, segment.number),
+            finding_type=codes.SCT.Mass, finding_sites=[_finding_site(record.side)],
+            measurements=_measurements(record), qualitative_evaluations=_evaluations(record)))
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="renal_nnunet", manufacturer_name="renal_nnunet",
+            model_name=_content_description(run_record)))
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion, imaging_measurements=groups)
+    return hd.sr.Comprehensive3DSR(
+        evidence=[*datasets, segmentation], content=report, series_instance_uid=hd.UID(), series_number=9002,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="renal_nnunet", is_complete=True,
+        series_description="renal_nnunet renal mass measurements", software_versions=_software_versions(run_record))
+
+
+def write_dicom_outputs(seg: sitk.Image, components: np.ndarray, lesions: Sequence[LesionRecord],
+                        source_files: Sequence[str], output_dir: Path, case_id: str,
+                        run_record: dict) -> tuple[dict[str, Path], list[str]]:
+    """Write ``<case>_seg.dcm`` and ``<case>_sr.dcm`` for a case read from ``source_files`` (atomic).
+
+    Args:
+        seg: the output labels on the source series' grid.
+        components: lesion ids (z, y, x) on the same grid (each lesion's voxels hold its id).
+        lesions: the lesion table rows.
+        source_files: the series' slice files (any order).
+        run_record: what produced the result (versions, device, settings, model hashes).
+
+    Returns:
+        Files written by kind (``dicom_seg``, ``dicom_sr``) and messages for the user. Nothing is
+        written when nothing was found (no kidney, no mass); no SR when no mass was found.
+    """
+    import pydicom
+
+    datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in source_files]
+    segmentation, segments = build_segmentation(seg, components, lesions, datasets, run_record)
+    if segmentation is None:
+        return {}, ["nothing found: no DICOM SEG or SR written"]
+    files = {"dicom_seg": output_dir / f"{case_id}{DICOM_SEG_SUFFIX}"}
+    with atomic_path(files["dicom_seg"]) as tmp:
+        segmentation.save_as(tmp)
+    if not lesions:
+        return files, ["no renal masses: no DICOM SR written"]
+    report = build_measurement_report(segmentation, segments, lesions, datasets, run_record)
+    files["dicom_sr"] = output_dir / f"{case_id}{DICOM_SR_SUFFIX}"
+    with atomic_path(files["dicom_sr"]) as tmp:
+        report.save_as(tmp)
+    return files, []
+
+
+def read_dicom_seg_labels(seg_path: str | Path, source_files: Sequence[str]) -> np.ndarray:
+    """Output labels (z, y, x) of a ``<case>_seg.dcm`` on its source series' slices, in the order
+    of ``source_files`` (as ``SimpleITK.ImageSeriesReader`` stacks them)."""
+    import highdicom as hd
+    import pydicom
+
+    segmentation = hd.seg.segread(seg_path)
+    uids = [pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID
+            for f in source_files]
+    numbers = segmentation.get_pixels_by_source_instance(uids, combine_segments=True,
+                                                         assert_missing_frames_are_empty=True)
+    keys = {name: key for key, name in OUTPUT_LABEL_NAMES.items()}
+    segments = []
+    for number in segmentation.segment_numbers:
+        label = segmentation.get_segment_description(number).SegmentLabel
+        segments.append(_Segment(number, keys[label.split(" (mass ")[0]], "", None))
+    return segment_labels(np.asarray(numbers), segments)

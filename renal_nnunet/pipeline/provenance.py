@@ -1,0 +1,88 @@
+"""What produced a result: the models' training (manifest ``training``) and a prediction's run record.
+
+The run record (``predict_summary.json``'s ``run``, and the DICOM objects' description fields)
+names the package versions, the device, the settings and the SHA-256 of every model file used, so
+a study can say exactly which models and code gave each result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from renal_nnunet.pipeline.models import MANIFEST_NAME, NNUNET_CHECKPOINT, ModelsManifest, package_versions
+
+__all__ = ["TRAINING_DATA_KINDS", "training_provenance", "model_files", "file_sha256", "run_record"]
+
+TRAINING_DATA_KINDS = ("synthetic", "real", "unknown")
+
+
+def _stage_provenance(model_dir: Path, folds: Sequence[int]) -> dict:
+    """nnU-Net dataset name, training case count, trainer, epochs and iterations per epoch of one
+    stage (the last two from nnU-Net's ``fold_k/debug.json``; None when it is absent)."""
+    dataset = json.loads((model_dir / "dataset.json").read_text())
+    debug_file = model_dir / f"fold_{folds[0]}" / "debug.json"
+    debug = json.loads(debug_file.read_text()) if debug_file.is_file() else {}
+    return {"dataset": str(dataset.get("name", model_dir.parent.name)), "cases": int(dataset.get("numTraining", 0)),
+            "trainer": model_dir.name.split("__")[0],
+            **{key: int(debug[key]) if key in debug else None for key in ("num_epochs", "num_iterations_per_epoch")}}
+
+
+def training_provenance(kidney_model_dir: Path, mass_model_dir: Path, folds: Sequence[int], grid: int,
+                        data: str) -> dict:
+    """What a models folder was trained on, for the manifest's ``training`` entry.
+
+    Raises:
+        ValueError: ``data`` is not one of :data:`TRAINING_DATA_KINDS`.
+    """
+    if data not in TRAINING_DATA_KINDS:
+        raise ValueError(f"training data must be one of {TRAINING_DATA_KINDS}, got {data!r}")
+    return {"data": data, "grid": int(grid), "kidney": _stage_provenance(Path(kidney_model_dir), folds),
+            "mass": _stage_provenance(Path(mass_model_dir), folds)}
+
+
+def model_files(models_dir: str | os.PathLike, manifest: ModelsManifest) -> list[Path]:
+    """Every file a prediction with ``manifest`` (folds as narrowed by :func:`load_models`) reads:
+    the manifest, each stage's plans, dataset.json and fold checkpoints, the classifier checkpoints."""
+    models_dir = Path(models_dir)
+    files = [models_dir / MANIFEST_NAME]
+    for stage in (manifest.kidney, manifest.mass):
+        files += [models_dir / stage.path / name for name in ("plans.json", "dataset.json")]
+        files += [models_dir / stage.path / f"fold_{fold}" / NNUNET_CHECKPOINT for fold in stage.folds]
+    return files + [models_dir / relative for relative in manifest.classifier]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_record(models_dir: Path, manifest: ModelsManifest, config) -> dict:
+    """What produces a result: package versions, the device, the settings (``config``, a
+    ``PredictConfig``), and the SHA-256 of every model file used (by path relative to the models
+    folder; ``models_sha256`` hashes them all)."""
+    hashes = {path.relative_to(models_dir).as_posix(): file_sha256(path) for path in model_files(models_dir, manifest)}
+    versions = package_versions(("renal_nnunet", "nnunetv2", "torch", "SimpleITK", "highdicom", "pydicom"))
+    settings = {k: v for k, v in asdict(config).items() if k not in ("device", "case_id", "num_parts", "part_id")}
+    settings["folds"] = list(manifest.kidney.folds)
+    return {"versions": versions, "device": _device_name(config.device), "settings": settings,
+            "models_dir": str(models_dir), "model_files_sha256": hashes,
+            "models_sha256": hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest(),
+            "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device

@@ -1,0 +1,116 @@
+"""DICOM SEG and SR of a hand-built case on real DICOM series (no models needed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from pydicom.sr.codedict import codes
+
+from renal_nnunet.anatomy.labels import OUTPUT_LABELS
+from renal_nnunet.io import dicom_series_files, read_series_or_image
+from renal_nnunet.pipeline.dicom_export import read_dicom_seg_labels, write_dicom_outputs
+from renal_nnunet.pipeline.lesion_table import LesionRecord
+from tests.pipeline.dicom_series import write_dicom_series
+
+RUN_RECORD = {"versions": {"renal_nnunet": "0.1.0", "nnunetv2": "2.8.1"}, "device": "cpu",
+              "settings": {"cam": True, "folds": [0]}, "models_sha256": "ab" * 32}
+
+
+def _series_case(folder, orientation: str):
+    """A CT series stored in ``orientation`` (LPS: slices foot to head, LPI: head to foot), read back,
+    with a right and a left kidney holding an AML and a mass too small to classify, as label map and lesion ids."""
+    shape = (10, 24, 20)
+    ct = np.full(shape, -1000, np.int16)
+    ct[:, 2:22, 2:18] = 40
+    image = sitk.GetImageFromArray(ct)
+    image.SetSpacing((2.0, 2.0, 3.0))
+    image.SetOrigin((-20.0, -24.0, 0.0))
+    write_dicom_series(sitk.DICOMOrient(image, orientation), folder, uid_root="1.2.826.0.1.3680043.2.1125.5")
+    ct = read_series_or_image(folder)
+    labels = np.zeros(shape, np.uint8)
+    labels[2:8, 5:15, 2:8] = OUTPUT_LABELS["kidney_right"]  # LPS: small x is the patient's right
+    labels[2:8, 5:15, 12:18] = OUTPUT_LABELS["kidney_left"]
+    components = np.zeros(shape, np.uint8)
+    components[3:6, 8:11, 3:6], components[4:6, 8:10, 13:15] = 1, 2
+    labels[components == 1], labels[components == 2] = OUTPUT_LABELS["AML"], OUTPUT_LABELS["mass_too_small"]
+    lps = sitk.GetImageFromArray(labels)
+    lps.CopyInformation(sitk.DICOMOrient(ct, "LPS"))
+    lps_components = sitk.GetImageFromArray(components)
+    lps_components.CopyInformation(lps)
+    orient = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(ct.GetDirection())
+    seg, comps = sitk.DICOMOrient(lps, orient), sitk.DICOMOrient(lps_components, orient)
+    records = [LesionRecord(1, "right", OUTPUT_LABELS["AML"], 0.324, 9.1, -61.5, 12.0, (0.0, 0.0, 0.0), "AML",
+                            {"AML": 0.83, "cystic": 0.1, "solid": 0.07}, 1.0, probability_calibrated=0.71,
+                            indeterminate=False),
+               LesionRecord(2, "left", OUTPUT_LABELS["mass_too_small"], 0.048, 4.2, 8.25, 10.0, (0.0, 0.0, 0.0), "too_small")]
+    return seg, sitk.GetArrayFromImage(comps), records
+
+
+def _dciodvfy_errors(path) -> list[str]:
+    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "LPI"])
+def test_seg_reads_back_as_the_label_map_and_sr_as_the_lesion_table(tmp_path, orientation):
+    seg, components, records = _series_case(tmp_path / "series", orientation)
+    files = dicom_series_files(tmp_path / "series")
+    written, notes = write_dicom_outputs(seg, components, records, files, tmp_path, "case", RUN_RECORD)
+    assert notes == [] and sorted(p.name for p in written.values()) == ["case_seg.dcm", "case_sr.dcm"]
+    assert np.array_equal(read_dicom_seg_labels(written["dicom_seg"], files), sitk.GetArrayFromImage(seg))
+
+    segmentation = hd.seg.segread(written["dicom_seg"])
+    labels = {n: segmentation.get_segment_description(n).SegmentLabel for n in segmentation.segment_numbers}
+    assert labels == {1: "right kidney", 2: "left kidney", 3: "AML (mass 1, right)",
+                      4: "mass too small to classify (mass 2, left)"}
+    right_kidney = segmentation.get_segment_description(1)
+    assert right_kidney.SegmentedPropertyTypeCodeSequence[0].CodeValue == "64033007"
+    assert right_kidney.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[0].CodeValue \
+        == "24028007"
+    assert segmentation.get_segment_description(4).AnatomicRegionSequence[0].AnatomicRegionModifierSequence[0] \
+        .CodeMeaning == "Left"
+    # The run record, where DICOM has room for it.
+    parameters = segmentation.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmParameters
+    assert f"models_sha256={'ab' * 32}" in parameters and "device=cpu" in parameters
+    assert list(segmentation.SoftwareVersions) == ["renal_nnunet 0.1.0", "nnunetv2 2.8.1"]
+    # Each frame lies on the source slice it references.
+    positions = {d.SOPInstanceUID: [float(v) for v in d.ImagePositionPatient]
+                 for d in (pydicom.dcmread(f, stop_before_pixels=True) for f in files)}
+    for frame in segmentation.PerFrameFunctionalGroupsSequence:
+        source = frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        assert [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient] == \
+            pytest.approx(positions[source])
+
+    groups = hd.sr.srread(written["dicom_sr"]).content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(records)
+    for group, record in zip(groups, records):
+        assert group.referenced_segment.referenced_segment_numbers == [record.lesion_id + 2]
+        value = {m.name.meaning: m.value for m in group.get_measurements()}
+        assert value["Volume"] == pytest.approx(record.volume_ml)
+        assert value["Diameter"] == pytest.approx(record.average_diameter_mm)
+        assert value["Mean Attenuation Coefficient"] == pytest.approx(record.mean_hu)
+        assert value.get("Probability") == (pytest.approx(0.71) if record.probabilities else None)
+        evaluations = [e.value.value for e in group.get_qualitative_evaluations()]
+        assert evaluations == ([record.lesion_class, "373067005"] if record.probabilities else [record.lesion_class])
+        site = group.finding_sites[0]
+        assert (site.value.value, site.laterality.value) == (codes.SCT.Kidney.value,
+                                                       {"right": "24028007", "left": "7771000"}[record.side])
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    assert _dciodvfy_errors(written["dicom_seg"]) == [] and _dciodvfy_errors(written["dicom_sr"]) == []
+
+
+def test_nothing_found_writes_no_dicom_object_and_says_so(tmp_path):
+    seg, components, _ = _series_case(tmp_path / "series", "LPS")
+    empty = sitk.Image(seg.GetSize(), sitk.sitkUInt8)
+    empty.CopyInformation(seg)
+    written, notes = write_dicom_outputs(empty, np.zeros_like(components), [], dicom_series_files(tmp_path / "series"),
+                                         tmp_path / "out", "case", RUN_RECORD)
+    assert written == {} and notes == ["nothing found: no DICOM SEG or SR written"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
