@@ -133,16 +133,18 @@ for unet in "${unets[@]}"; do
   done
 done
 
-# 3. the classifier on the converter's lesion crops, one model per fold (grouped by patient)
+# 3. the classifier on the converter's lesion crops, one model per fold (grouped by patient); with
+#    two or more folds, a temperature fitted on their out-of-fold predictions calibrates it
 for fold in $FOLDS; do
   run renal-nnunet classifier train "$nnUNet_raw/RenalLesions" -o "$WORK_DIR/classifier" --fold "$fold" --epochs "$CLASSIFIER_EPOCHS" --device "$DEVICE" "${pretrained[@]}"
 done
+(($(wc -w <<< "$FOLDS") < 2)) || run renal-nnunet classifier calibrate "$nnUNet_raw/RenalLesions" -o "$WORK_DIR/classifier" --device "$DEVICE"
 
 # 4. the trained-model folders -> one models folder (manifest.json; assembled afresh on every run)
 rm -rf "$WORK_DIR/models"
 kidney_model=$nnUNet_results/Dataset${KIDNEY_ID}_RenalKidney$GRID/${TRAINER}__nnUNetPlans__3d_fullres
 mass_model=$nnUNet_results/Dataset${MASS_ID}_RenalMass$GRID/${TRAINER}__nnUNetPlans__3d_fullres
-run renal-nnunet assemble-models --kidney "$kidney_model" --mass "$mass_model" --classifier "$WORK_DIR/classifier" -o "$WORK_DIR/models" --folds $FOLDS
+run renal-nnunet assemble-models --kidney "$kidney_model" --mass "$mass_model" --classifier "$WORK_DIR/classifier" -o "$WORK_DIR/models" --folds $FOLDS --training-data real
 
 # 5. the cascade on the held-out CTs, scored against their KiTS references (the paper's kidney);
 #    --min-diameter-mm 0: the paper's protocol classifies every mass, so both size strata are measured
