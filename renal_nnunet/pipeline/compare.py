@@ -72,14 +72,15 @@ def one_stage_to_output_labels(labels: np.ndarray, ct: sitk.Image) -> sitk.Image
 
 
 def _predict_grid_one_stage(cases: list[CaseInput], out: Path, model_dir: Path, folds, device: str) -> float:
-    from renal_nnunet.inference.stage import predict_stage_probabilities
+    from renal_nnunet.inference.stage import predict_stage_labels
 
     seconds = 0.0
     for case in cases:
         ct = read_series_or_image(case.path)
         started = time.perf_counter()
-        probabilities = predict_stage_probabilities(ct, model_dir, folds=folds, device=device).ensemble
-        seg = one_stage_to_output_labels(np.argmax(probabilities, axis=0), ct)
+        # labels channel by channel: no full-size (C, z, y, x) float stack or int64 argmax of the whole CT
+        labels = sitk.GetArrayViewFromImage(predict_stage_labels(ct, model_dir, folds=folds, device=device))
+        seg = one_stage_to_output_labels(labels, ct)
         seconds += time.perf_counter() - started
         write_image(seg, out / f"{case.case_id}_seg.nii.gz")
     return seconds / len(cases)
