@@ -254,6 +254,7 @@ def resample_from_grid(
     interpolation: Interpolation = "linear",
     fill_value: float = 0.0,
     crop_only: bool = False,
+    region: tuple[Sequence[int], Sequence[int]] | None = None,
 ) -> np.ndarray:
     """Map a grid-space array back onto the source voxels.
 
@@ -266,25 +267,30 @@ def resample_from_grid(
             calling once per channel, or use 0 and renormalise).
         crop_only: return only the crop box's voxels (saves memory when the box is a small part
             of a large CT).
+        region: ``(start, size)`` in ITK (x, y, z) source voxels, inside the crop box: return only
+            these voxels (as ``crop_only`` does for the box), e.g. a slab of a long CT.
 
     Returns:
-        An array in the source's (z, y, x) shape, or the crop box's with ``crop_only`` (channels
-        first if the input had channels).
+        An array in the source's (z, y, x) shape, the crop box's with ``crop_only``, or the
+        region's (channels first if the input had channels).
     """
     array = np.asarray(array)
     expected = (sidecar.grid,) * 3
     if array.shape[-3:] != expected or array.ndim not in (3, 4):
         raise ValueError(f"array of shape {array.shape} does not match grid {expected} (optionally channels first)")
     if array.ndim == 4:
-        return np.stack([resample_from_grid(channel, sidecar, interpolation, fill_value, crop_only)
+        return np.stack([resample_from_grid(channel, sidecar, interpolation, fill_value, crop_only, region)
                          for channel in array])
     grid_image = image_like(array, grid_image_physical(sidecar))
     start, extent = np.asarray(sidecar.crop_start), np.asarray(sidecar.crop_size)
+    wanted_start, wanted_size = (start, extent) if region is None else map(np.asarray, region)
+    if (wanted_start < start).any() or (wanted_start + wanted_size > start + extent).any():
+        raise ValueError(f"region {region} is not inside the crop box (start {start.tolist()}, size {extent.tolist()})")
     crop_ref = sidecar.reference_image()
-    crop_ref = sitk.RegionOfInterest(crop_ref, [int(e) for e in extent], [int(s) for s in start])
+    crop_ref = sitk.RegionOfInterest(crop_ref, [int(e) for e in wanted_size], [int(s) for s in wanted_start])
     back = sitk.Resample(grid_image, crop_ref, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0,
                          grid_image.GetPixelID(), True)
-    if crop_only:
+    if crop_only or region is not None:
         return sitk.GetArrayFromImage(back)
     out = np.full(tuple(reversed(sidecar.size)), fill_value, dtype=array.dtype)
     out[start[2]:start[2] + extent[2], start[1]:start[1] + extent[1], start[0]:start[0] + extent[0]] = (

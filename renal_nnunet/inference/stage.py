@@ -184,17 +184,28 @@ def _to_source(grid_probabilities: np.ndarray, sidecar, crop_only: bool = False)
     return np.concatenate([background[None], foreground]).astype(np.float32, copy=False)
 
 
+SLAB_VOXELS = 2**24
+"""Source voxels mapped back from the grid at a time (64 MB per float32 channel): a 700-slice CT's
+labels never need a full-size float array per channel."""
+
+
 def _to_source_labels(grid_probabilities: np.ndarray, sidecar) -> np.ndarray:
-    """Argmax of the grid class probabilities resampled linearly onto the source voxels, one
-    channel at a time: the same labels as the argmax of :func:`_to_source`'s array (ties go to the
-    lower class), without holding every channel of a 512x512 CT at once."""
-    best = resample_from_grid(grid_probabilities[0], sidecar, "linear", 1.0)
-    labels = np.zeros(best.shape, np.uint8)
-    for label, channel in enumerate(grid_probabilities[1:], start=1):
-        probability = resample_from_grid(channel, sidecar, "linear", 0.0)
-        higher = probability > best
-        labels[higher] = label
-        np.maximum(best, probability, out=best)
+    """Argmax of the grid class probabilities resampled linearly onto the source voxels, slab by
+    slab of source slices and one channel at a time: the same labels as the argmax of
+    :func:`_to_source`'s array (ties go to the lower class; background outside the crop box)."""
+    labels = np.zeros(tuple(reversed(sidecar.size)), np.uint8)
+    (x0, y0, z0), (nx, ny, nz) = sidecar.crop_start, sidecar.crop_size
+    depth = max(1, SLAB_VOXELS // (nx * ny))
+    for z in range(z0, z0 + nz, depth):
+        slab = ((x0, y0, z), (nx, ny, min(depth, z0 + nz - z)))
+        best = resample_from_grid(grid_probabilities[0], sidecar, "linear", region=slab)
+        slab_labels = np.zeros(best.shape, np.uint8)
+        for label, channel in enumerate(grid_probabilities[1:], start=1):
+            probability = resample_from_grid(channel, sidecar, "linear", region=slab)
+            higher = probability > best
+            slab_labels[higher] = label
+            np.maximum(best, probability, out=best)
+        labels[box_slices(*slab)] = slab_labels
     return labels
 
 
