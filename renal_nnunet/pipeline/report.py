@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from renal_nnunet.anatomy.geometry import paste_on_grid  # noqa: E402
 from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS  # noqa: E402
 from renal_nnunet.io import atomic_path  # noqa: E402
 from renal_nnunet.pipeline.lesion_table import LesionRecord  # noqa: E402
@@ -71,18 +70,28 @@ def _focus_index(seg: np.ndarray, records: list[LesionRecord], ct_lps: sitk.Imag
     return np.asarray(seg.shape) // 2
 
 
-def _lesion_panel(ax, ct: np.ndarray, seg: np.ndarray, cam: np.ndarray | None, record: LesionRecord,
+def _cam_window(cam: sitk.Image, ct_lps: sitk.Image, z: int, rows: slice, cols: slice) -> np.ndarray:
+    """A Grad-CAM held on a box of the CT's grid, sampled on one axial window of the LPS CT
+    (nearest: the window's voxels are the CAM's own; 0 outside its box). No full-size copy of
+    the map is made, which on a 700-slice CT would be 0.8 GB per lesion."""
+    window = sitk.RegionOfInterest(ct_lps, [int(cols.stop - cols.start), int(rows.stop - rows.start), 1],
+                                   [int(cols.start), int(rows.start), int(z)])
+    return sitk.GetArrayFromImage(sitk.Resample(cam, window, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
+                                                sitk.sitkFloat32))[0]
+
+
+def _lesion_panel(ax, ct: np.ndarray, seg: np.ndarray, cam: sitk.Image | None, record: LesionRecord,
                   ct_lps: sitk.Image) -> None:
     z, y, x = np.clip(np.round(ct_lps.TransformPhysicalPointToContinuousIndex(record.centroid_mm)[::-1]).astype(int),
                       0, np.asarray(ct.shape) - 1)
     spacing_x, spacing_y = ct_lps.GetSpacing()[:2]
     half_x = int(math.ceil(max(LESION_PANEL_HALF_WIDTH_MM, record.average_diameter_mm) / spacing_x))
     half_y = int(math.ceil(max(LESION_PANEL_HALF_WIDTH_MM, record.average_diameter_mm) / spacing_y))
-    rows = slice(max(0, y - half_y), y + half_y + 1)
-    cols = slice(max(0, x - half_x), x + half_x + 1)
+    rows = slice(max(0, y - half_y), min(y + half_y + 1, ct.shape[1]))
+    cols = slice(max(0, x - half_x), min(x + half_x + 1, ct.shape[2]))
     _show_ct(ax, ct[z, rows, cols], spacing_y / spacing_x, "upper")
     if cam is not None:
-        ax.imshow(np.ma.masked_less(cam[z, rows, cols], 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1,
+        ax.imshow(np.ma.masked_less(_cam_window(cam, ct_lps, z, rows, cols), 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1,
                   aspect=spacing_y / spacing_x, interpolation="bilinear")
     ax.contour(seg[z, rows, cols] == record.output_label, levels=[0.5], colors="white", linewidths=0.8)
     detail = "" if math.isnan(record.probability_calibrated) else f" p={record.probability_calibrated:.2f}"
@@ -164,7 +173,7 @@ def save_case_report(
     for i, record in enumerate(panels):
         cam = cams.get(record.lesion_id) if cams else None
         _lesion_panel(fig.add_subplot(grid[1 + i // 3, i % 3]), ct_array, seg_array,
-                      None if cam is None else _lps_array(paste_on_grid(cam, ct)), record, ct_lps)
+                      cam, record, ct_lps)
     _table(fig.add_subplot(grid[-1, :]), records)
     handles = [Line2D([], [], color=c, label=OUTPUT_LABEL_NAMES[n]) for n, c in LABEL_COLOURS.items()]
     fig.legend(handles=handles, loc="upper right", fontsize=7, ncol=3)

@@ -70,12 +70,13 @@ def test_tables_keep_full_precision(tmp_path):
                           average_diameter_mm=61.23456, mean_hu=35.123456, max_hu=211.5,
                           centroid_mm=(1234.567, -987.654321, 0.001), lesion_class="solid",
                           probabilities={"AML": 2.5e-05, "cystic": 1.5e-05, "solid": 0.99996},
-                          fold_agreement=0.8, mass_prob_mean=0.987654, mass_prob_spread=0.0123456)
+                          fold_agreement=0.8, mass_prob_mean=0.987654, mass_prob_spread=0.0123456,
+                          probability_calibrated=0.9999612)
     csv_path, json_path = write_lesion_tables([record], tmp_path / "c_lesions.csv", tmp_path / "c_lesions.json", {})
     from_csv = pd.read_csv(csv_path).iloc[0].to_dict()
     from_json = json.loads(json_path.read_text())["lesions"][0]
     for column, value in record.to_row().items():
-        if column != "cam_file":  # "" reads back from CSV as NaN
+        if value != "":  # an empty text reads back from CSV as NaN
             assert from_csv[column] == value, column
         assert from_json[column] == value, column
 
@@ -103,3 +104,26 @@ def test_long_notes_wrap_and_get_room_above_the_panels(tmp_path):
     long = save_case_report(tmp_path / "long.png", "case", ct, seg, [record], None, [note] * 4)
     heights = [sitk.ReadImage(str(p)).GetSize()[1] for p in (short, long)]
     assert heights[1] > heights[0]
+
+
+def test_report_samples_a_box_grad_cam_on_its_panel_without_a_full_size_copy():
+    """The lesion panel's Grad-CAM window equals the full-size map (pasted, reoriented to LPS) on
+    that window, for a CT stored in another orientation and a CAM held on the lesion's box."""
+    from renal_nnunet.anatomy.geometry import paste_on_grid
+    from renal_nnunet.pipeline.report import _cam_window
+
+    ct = sitk.GetImageFromArray(np.zeros((30, 40, 50), np.int16))
+    ct.SetSpacing((0.7, 0.8, 2.5))
+    ct.SetDirection((0, 0, -1, 0, 1, 0, 1, 0, 0))
+    cam = sitk.RegionOfInterest(sitk.GetImageFromArray(np.random.default_rng(0).random((30, 40, 50)).astype(np.float32)),
+                                [12, 9, 7], [20, 15, 10])
+    cam.SetDirection(ct.GetDirection())
+    cam.SetSpacing(ct.GetSpacing())
+    cam.SetOrigin(ct.TransformIndexToPhysicalPoint([20, 15, 10]))
+    ct_lps = sitk.DICOMOrient(ct, "LPS")
+    full = sitk.GetArrayFromImage(sitk.DICOMOrient(paste_on_grid(cam, ct), "LPS"))
+    z = int(np.argwhere(full > 0)[:, 0].mean())
+    rows, cols = slice(2, full.shape[1] - 3), slice(0, full.shape[2])
+    window = _cam_window(cam, ct_lps, z, rows, cols)
+    np.testing.assert_array_equal(window, full[z, rows, cols])
+    assert (window > 0).any() and (window == 0).any()
