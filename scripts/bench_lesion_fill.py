@@ -15,7 +15,7 @@ Usage::
     nice -n 10 python scripts/bench_lesion_fill.py [--seeds 0 1 2] [--train-per-class 8]
         [--test-per-class 12] [--epochs 10] [--grid 16]
 
-The defaults are the run in README (about 6-9 minutes per fill and seed on two shared CPU cores).
+The defaults are the run in README (4-9 minutes per fill and seed on two shared CPU cores).
 """
 
 from __future__ import annotations
