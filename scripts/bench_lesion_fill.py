@@ -12,7 +12,7 @@ The reference run is today's fill, the window floor (-120 HU: clipped fat and "o
 alike); the alternative fills below the window (-420 HU, -1 after scaling: fat stays apart).
 Usage::
 
-    nice -n 10 python scripts/bench_lesion_fill.py [--seeds 0 1 2] [--train-per-class 8]
+    nice -n 10 python scripts/bench_lesion_fill.py [--seeds 0 1 2 3 4] [--train-per-class 8]
         [--test-per-class 12] [--epochs 10] [--grid 16]
 
 The defaults are the run in README (4-9 minutes per fill and seed on two shared CPU cores).
@@ -100,7 +100,7 @@ def run(seed: int, fill_hu: float, args: argparse.Namespace, workdir: Path) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--train-per-class", type=int, default=8)
     parser.add_argument("--test-per-class", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=10)
