@@ -19,13 +19,20 @@ from renal_nnunet.anatomy.intensity import PAPER_WINDOW_LEVEL_HU, PAPER_WINDOW_W
 from renal_nnunet.io import check_same_geometry
 from renal_nnunet.settings import PAPER
 
-__all__ = ["lesion_crop", "OUTSIDE_LESION_HU", "LESIONS_DIR"]
+__all__ = ["lesion_crop", "OUTSIDE_LESION_HU", "WINDOW_FLOOR_HU", "BELOW_WINDOW_HU", "LESIONS_DIR"]
 
 LESIONS_DIR = "RenalLesions"
 """Folder under ``nnUNet_raw`` holding the lesion table (``lesions.csv``) and the classifier crops
 (``crops/``): written by conversion, read by classifier training."""
 
-OUTSIDE_LESION_HU = PAPER_WINDOW_LEVEL_HU - PAPER_WINDOW_WIDTH_HU / 2.0
+WINDOW_FLOOR_HU = PAPER_WINDOW_LEVEL_HU - PAPER_WINDOW_WIDTH_HU / 2.0
+"""The paper window's floor, -120 HU: fat below it clips to it."""
+
+BELOW_WINDOW_HU = WINDOW_FLOOR_HU - PAPER_WINDOW_WIDTH_HU
+"""-420 HU: one window width below the floor (-1 after the classifier's scaling to [0, 1]), so a
+fill there stays apart from anything inside the lesion, clipped fat included."""
+
+OUTSIDE_LESION_HU = WINDOW_FLOOR_HU
 """Value of voxels outside the lesion outline in a crop: the window floor, -120 HU."""
 
 
@@ -35,6 +42,7 @@ def lesion_crop(
     grid: int = PAPER.grid,
     lesion_id: int | None = None,
     margin_mm: float = 0.0,
+    outside_hu: float = OUTSIDE_LESION_HU,
 ) -> tuple[sitk.Image, GridSidecar]:
     """Cut one lesion out of a CT by its outline and resize it to ``grid``^3.
 
@@ -44,7 +52,9 @@ def lesion_crop(
             voxel if ``lesion_id`` is None.
         grid: output edge length in voxels (paper: 128).
         lesion_id: which lesion of a component image.
-        margin_mm: margin around the lesion's bounding box, mm (filled with the window floor).
+        margin_mm: margin around the lesion's bounding box, mm (filled like the outside).
+        outside_hu: value of voxels outside the outline, from :data:`BELOW_WINDOW_HU` up to the
+            window floor.
 
     Returns:
         float32 crop in windowed HU ([-120, 180]; -120 outside the outline) with the CT's origin
@@ -65,7 +75,9 @@ def lesion_crop(
     box_inside = np.ascontiguousarray(inside[start[2]:start[2] + size[2], start[1]:start[1] + size[1],
                                              start[0]:start[0] + size[0]])
     box_mask = image_like(box_inside.astype(np.uint8), box_ct)
-    masked = sitk.Mask(window_ct(box_ct), box_mask, OUTSIDE_LESION_HU)
+    if not BELOW_WINDOW_HU <= outside_hu <= WINDOW_FLOOR_HU:
+        raise ValueError(f"outside_hu must lie in [{BELOW_WINDOW_HU:g}, {WINDOW_FLOOR_HU:g}] HU, got {outside_hu:g}")
+    masked = sitk.Mask(window_ct(box_ct), box_mask, outside_hu)
     crop, box_sidecar = resample_to_grid(masked, grid, "linear")
     crop.SetOrigin(ct.GetOrigin())
     sidecar = dataclasses.replace(

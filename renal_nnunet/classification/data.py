@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from renal_nnunet.anatomy.crops import OUTSIDE_LESION_HU
+from renal_nnunet.anatomy.crops import BELOW_WINDOW_HU, WINDOW_FLOOR_HU
 from renal_nnunet.anatomy.intensity import PAPER_WINDOW_WIDTH_HU
 from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.io import InputError, read_image
@@ -129,14 +129,14 @@ def fold_split(table: pd.DataFrame, fold: int | None) -> tuple[pd.DataFrame, pd.
 def crop_to_input(crop: sitk.Image | np.ndarray, grid: int | None = None) -> torch.Tensor:
     """Network input (1, D, H, W) float32 from a lesion crop in windowed HU, (z, y, x) order.
 
-    Intensities map linearly from the window [-120, 180] HU to [0, 1]: 0 is outside the lesion,
-    which is also the fill value of the augmentation's rotation and shift, so augmented crops show
-    no artificial edges. If ``grid`` differs from the crop's size, the crop is resized trilinearly
+    Intensities map linearly from the window [-120, 180] HU to [0, 1]; a fill outside the lesion
+    below the window (down to :data:`~renal_nnunet.anatomy.crops.BELOW_WINDOW_HU`, -1) keeps its
+    value. If ``grid`` differs from the crop's size, the crop is resized trilinearly
     (cell-centred) to ``grid``^3.
     """
     array = sitk.GetArrayFromImage(crop) if isinstance(crop, sitk.Image) else np.asarray(crop)
-    scaled = (np.clip(array.astype(np.float32), OUTSIDE_LESION_HU, OUTSIDE_LESION_HU + PAPER_WINDOW_WIDTH_HU)
-              - OUTSIDE_LESION_HU) / PAPER_WINDOW_WIDTH_HU
+    scaled = (np.clip(array.astype(np.float32), BELOW_WINDOW_HU, WINDOW_FLOOR_HU + PAPER_WINDOW_WIDTH_HU)
+              - WINDOW_FLOOR_HU) / PAPER_WINDOW_WIDTH_HU
     tensor = torch.from_numpy(np.ascontiguousarray(scaled))[None]
     if grid is not None and tuple(tensor.shape[1:]) != (grid,) * 3:
         tensor = F.interpolate(tensor[None], size=(grid,) * 3, mode="trilinear", align_corners=False)[0]

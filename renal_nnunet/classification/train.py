@@ -171,9 +171,15 @@ def train_classifier(lesions_dir: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 def crop_augmentation(grid: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The trainers' paper augmentation (rotation, in-plane shift, noise) for one (1, D, H, W) crop."""
-    transforms = paper_augmentation_transforms((grid,) * 3, CLASSIFIER_AUGMENTATION, seg_fill=0)
-    return lambda volume: transforms(image=volume)["image"]
+    """The trainers' paper augmentation (rotation, in-plane shift, noise) for one (1, D, H, W) crop
+    (network input of :func:`~renal_nnunet.classification.data.crop_to_input`).
+
+    What rotation and shift bring in from outside the crop takes the crop's own outside-the-lesion
+    value, its minimum (lesion voxels lie in the window, the fill at or below its floor), so
+    augmented crops show no artificial edges whatever fill their crops were made with.
+    """
+    return lambda volume: paper_augmentation_transforms(
+        (grid,) * 3, CLASSIFIER_AUGMENTATION, seg_fill=0, image_fill=float(volume.min()))(image=volume)["image"]
 
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train_set: LesionCropDataset,

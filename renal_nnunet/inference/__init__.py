@@ -13,7 +13,7 @@ _EXPORTS = {
     "predict_grid_probabilities": "stage", "predict_stage_probabilities": "stage",
     "predict_stage_labels": "stage", "model_grid_size": "stage", "FoldProbabilities": "stage",
     "run_network": "stage", "segment_kidneys": "cascade", "kidney_boxes": "cascade", "segment_masses": "cascade",
-    "lesion_sides": "cascade",
+    "lesion_sides": "cascade", "keep_masses_on_kidneys": "cascade",
     "map_labels_to_source": "map_back", "map_predictions_to_source": "map_back",
     "predict_stage_files": "map_back",
 }

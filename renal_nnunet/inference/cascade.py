@@ -15,25 +15,33 @@ from typing import Sequence
 import cc3d
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from renal_nnunet.anatomy.geometry import ImageGeometry, bounding_box_with_margin, box_slices, image_like
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
 
 __all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "kidney_boxes", "segment_masses",
-           "lesion_sides", "SIDE_VALUES"]
+           "keep_masses_on_kidneys", "lesion_sides", "SIDE_VALUES", "MASS_KIDNEY_TOLERANCE_MM"]
 
 log = logging.getLogger(__name__)
 
 SIDE_VALUES: dict[str, int] = {"right": KIDNEY_STAGE_LABELS["kidney_right"], "left": KIDNEY_STAGE_LABELS["kidney_left"]}
 
 MIN_KIDNEY_COMPONENT_FRACTION = 0.2
-"""Kidney components smaller than this fraction of the largest one are dropped as false positives
-(each kept component drives a crop box, so a stray blob would waste the mass stage's grid)."""
+"""Kidney components smaller than this fraction of the largest one on their side are dropped as
+false positives (each kept component widens its side's crop box, so a stray blob would waste the
+mass stage's grid). Compared per side: an atrophic kidney stays beside a kidney with a large tumour."""
 
-MIN_SIDE_AGREEMENT = 0.95
-"""If the model's right/left labels agree with the anatomical sides on fewer kidney voxels than
-this, the anatomical sides (position relative to the body midline) replace them."""
+MIN_KIDNEY_VOLUME_ML = 10.0
+"""A side's largest kidney component smaller than this is dropped as a false positive: even a
+severely atrophic adult kidney (~5 cm long) holds about 15-20 ml."""
+
+MASS_KIDNEY_TOLERANCE_MM = 4.0
+"""A mass component is a renal mass only if it touches a predicted kidney (overlaps it or is
+26-adjacent to it) or comes within this gap of it, mm: about one voxel of the kidney stage's 128^3
+grid on an adult abdomen (400-500 mm field), the precision of the kidney outline it is checked
+against. A component farther away (the mass box reaches past the kidney) is not a renal mass."""
 
 Box = tuple[tuple[int, int, int], tuple[int, int, int]]
 
@@ -86,13 +94,44 @@ class MassResult:
                 float(sitk.GetArrayViewFromImage(self.spread)[inside].mean()))
 
 
-def _keep_large_components(mask: np.ndarray) -> np.ndarray:
-    components = cc3d.connected_components(mask, connectivity=26)
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    keep = sizes >= MIN_KIDNEY_COMPONENT_FRACTION * sizes.max()
-    keep[0] = False
-    return keep[components]
+def _kidney_pieces(sides: np.ndarray, voxel_ml: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """26-connected pieces of one side's label (a horseshoe kidney split at the midline gives one
+    piece per side): piece ids (z, y, x), each piece's side value, and whether it is kept by
+    :data:`MIN_KIDNEY_COMPONENT_FRACTION` (per side) and :data:`MIN_KIDNEY_VOLUME_ML`."""
+    pieces = cc3d.connected_components(sides, connectivity=26)
+    sizes = np.bincount(pieces.ravel())
+    labelled = pieces > 0
+    side_of_piece = np.zeros(len(sizes), np.uint8)
+    side_of_piece[pieces[labelled]] = sides[labelled]
+    keep = np.zeros(len(sizes), bool)
+    for value in SIDE_VALUES.values():
+        on_side = side_of_piece == value
+        on_side[0] = False
+        if on_side.any():
+            largest = sizes[on_side].max()
+            if largest * voxel_ml >= MIN_KIDNEY_VOLUME_ML:
+                keep |= on_side & (sizes >= MIN_KIDNEY_COMPONENT_FRACTION * largest)
+    dropped = sizes[1:][~keep[1:]]
+    if dropped.size:
+        log.info("dropped %d small kidney component(s) of %s ml", dropped.size,
+                 ", ".join(f"{n * voxel_ml:.1f}" for n in dropped))
+    return pieces, side_of_piece, keep
+
+
+def _side_disagreement(model_sides: np.ndarray, pieces: np.ndarray, side_of_piece: np.ndarray,
+                       keep: np.ndarray, voxel_ml: float) -> str | None:
+    """Message if the model's majority label in any kept piece is the other side, else None."""
+    labelled = pieces > 0
+    ids, model = pieces[labelled], model_sides[labelled]
+    votes = {value: np.bincount(ids, weights=model == value, minlength=len(keep)) for value in SIDE_VALUES.values()}
+    right, left = SIDE_VALUES["right"], SIDE_VALUES["left"]
+    wrong = keep & np.where(side_of_piece == right, votes[left] > votes[right], votes[right] > votes[left])
+    if not wrong.any():
+        return None
+    sizes = np.bincount(ids, minlength=len(keep))
+    return (f"the kidney model labelled {np.count_nonzero(wrong)} kidney component(s) "
+            f"({sizes[wrong].sum() * voxel_ml:.0f} ml) with the other side; their sides were re-assigned from "
+            "patient coordinates (check the image orientation)")
 
 
 def _touches_border(mask: np.ndarray) -> bool:
@@ -112,37 +151,42 @@ def segment_kidneys(
 def kidneys_from_labels(labels: sitk.Image, ct: sitk.Image) -> KidneyResult:
     """Kidney labels from the kidney stage's argmax (0/1 right/2 left, on ``ct``'s grid).
 
-    Small stray components are dropped; the model's sides are checked against the anatomical
-    sides (each kidney's position relative to the body midline, in LPS mm) and replaced by them if
-    they disagree; an empty prediction and a kidney touching the image border are reported in the
-    messages.
+    Each 26-connected kidney component takes its side from the anatomy (its position relative to
+    the body midline, in LPS mm; :func:`~renal_nnunet.anatomy.sides.kidney_side_labels`, which also
+    splits a horseshoe kidney at the midline), so a few voxels the model labels with the other side
+    neither change a side nor widen the other side's crop box; a component whose majority label
+    from the model is the other side is reported (usually a wrong image orientation). Then, per
+    side, components below :data:`MIN_KIDNEY_COMPONENT_FRACTION` of that side's largest, and a
+    side whose largest is under :data:`MIN_KIDNEY_VOLUME_ML`, are dropped. An empty prediction
+    and a kidney touching the image border are reported in the messages.
     """
-    array = sitk.GetArrayFromImage(labels).astype(np.uint8)
-    kidney = array > 0
-    if not kidney.any():
-        message = "no kidney found: the kidney model predicted no kidney voxels (is this an abdominal CT?)"
-        log.warning(message)
-        return KidneyResult(image_like(array, ct), (message,))
-    kidney = _keep_large_components(kidney)
-    array[~kidney] = 0
-    messages = []
-    anatomical = kidney_side_labels(image_like(kidney.astype(np.uint8), ct), body_midline_mm(ct))
-    anatomical_array = sitk.GetArrayViewFromImage(anatomical)
-    agreement = float(np.mean(array[kidney] == anatomical_array[kidney]))
-    if agreement < MIN_SIDE_AGREEMENT:
-        messages.append(f"the kidney model's right/left labels agree with the anatomy on only {agreement:.0%} of "
-                        "kidney voxels; sides were re-assigned from patient coordinates (check the image orientation)")
-        array = sitk.GetArrayFromImage(anatomical)
+    model_sides = sitk.GetArrayFromImage(labels).astype(np.uint8)
+    if not model_sides.any():
+        return _no_kidney(model_sides, ct, "the kidney model predicted no kidney voxels")
+    anatomical = kidney_side_labels(image_like((model_sides > 0).astype(np.uint8), ct), body_midline_mm(ct))
+    voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
+    pieces, side_of_piece, keep = _kidney_pieces(sitk.GetArrayFromImage(anatomical), voxel_ml)
+    array = np.where(keep[pieces], side_of_piece[pieces], 0).astype(np.uint8)
+    if not array.any():
+        return _no_kidney(array, ct, f"the kidney model predicted only components under {MIN_KIDNEY_VOLUME_ML:g} ml")
+    disagreement = _side_disagreement(model_sides, pieces, side_of_piece, keep, voxel_ml)
+    messages = [disagreement] if disagreement else []
     for side, value in SIDE_VALUES.items():
         if _touches_border(array == value):
             messages.append(f"the {side} kidney touches the image border: it may be cut off and masses outside the "
                             "field of view are missed")
-    if len(np.unique(array[kidney])) == 1:
-        present = "right" if array[kidney][0] == SIDE_VALUES["right"] else "left"
-        messages.append(f"only one kidney found (the {present} one)")
+    present = [side for side, value in SIDE_VALUES.items() if (array == value).any()]
+    if len(present) == 1:
+        messages.append(f"only one kidney found (the {present[0]} one)")
     for message in messages:
         log.warning(message)
     return KidneyResult(image_like(array, ct), tuple(messages))
+
+
+def _no_kidney(empty: np.ndarray, ct: sitk.Image, why: str) -> KidneyResult:
+    message = f"no kidney found: {why} (is this an abdominal CT?)"
+    log.warning(message)
+    return KidneyResult(image_like(empty, ct), (message,))
 
 
 def kidney_boxes(kidneys: sitk.Image, margin_mm: float) -> dict[str, Box]:
@@ -191,6 +235,40 @@ def segment_masses(
     region_grid = _sub_grid(ct, *region)
     return MassResult(image_like(mask, ct), image_like(probability[0], region_grid), image_like(spread, region_grid),
                       dict(boxes), region)
+
+
+def keep_masses_on_kidneys(masses: MassResult, kidneys: sitk.Image,
+                           tolerance_mm: float = MASS_KIDNEY_TOLERANCE_MM) -> tuple[MassResult, tuple[str, ...]]:
+    """Remove from ``masses.mask`` every 26-connected component that does not touch a kidney of
+    ``kidneys`` (1 right / 2 left, same grid) within ``tolerance_mm`` (see
+    :data:`MASS_KIDNEY_TOLERANCE_MM`; a mass touching either kidney is kept).
+
+    Returns:
+        The masses with only renal components in ``mask`` (probability and spread unchanged), and
+        a message per removed component for the user.
+    """
+    mask = sitk.GetArrayFromImage(masses.mask)
+    components = cc3d.connected_components(mask > 0, connectivity=26)
+    kidney = sitk.GetArrayViewFromImage(kidneys) > 0
+    spacing_zyx_mm = np.asarray(kidneys.GetSpacing()[::-1], float)
+    reach = np.ceil(tolerance_mm / spacing_zyx_mm).astype(int) + 1
+    messages = []
+    for component_id, bbox in enumerate(cc3d.statistics(components)["bounding_boxes"][1:], start=1):
+        window = tuple(slice(max(b.start - r, 0), b.stop + r) for b, r in zip(bbox, reach))
+        near = ndimage.binary_dilation(kidney[window], structure=np.ones((3, 3, 3), bool))
+        component = components[window] == component_id
+        if near.any() and ndimage.distance_transform_edt(~near, sampling=spacing_zyx_mm)[component].min() <= tolerance_mm:
+            continue
+        mask[window][component] = 0
+        voxels = np.argwhere(component)
+        centre = masses.mask.TransformContinuousIndexToPhysicalPoint(
+            (voxels.mean(axis=0) + [b.start for b in window])[::-1].tolist())
+        messages.append(f"a {voxels.shape[0] * np.prod(spacing_zyx_mm) / 1000:.2f} ml mass component at LPS "
+                        f"({', '.join(f'{c:.0f}' for c in centre)}) mm does not touch a kidney (gap over "
+                        f"{tolerance_mm:g} mm): not kept as a renal mass")
+    for message in messages:
+        log.warning(message)
+    return replace(masses, mask=image_like(mask, masses.mask)), tuple(messages)
 
 
 def _sub_grid(ct: sitk.Image, start: Sequence[int], size: Sequence[int]) -> sitk.Image:

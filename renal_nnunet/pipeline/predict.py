@@ -30,6 +30,7 @@ from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.inference.cascade import (
     SIDE_VALUES,
     MassResult,
+    keep_masses_on_kidneys,
     kidney_boxes,
     lesion_sides,
     segment_kidneys,
@@ -185,7 +186,8 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
         return _case_analysis(nothing, (), {}, (*_model_warnings(manifest), *kidneys.messages,
                                                 *([out_of_view] if out_of_view else [])), False, clock)
     boxes = kidney_boxes(kidneys.labels, manifest.margin_mm)
-    masses = segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device)
+    masses, off_kidney = keep_masses_on_kidneys(
+        segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device), kidneys.labels)
     clock.lap("mass")
     components = lesion_components(masses.mask, connectivity=26)
     lesions = lesion_properties(components)
@@ -193,7 +195,7 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
                     else config.min_classify_diameter_mm)
     small_ids = [p.lesion_id for p in lesions if p.average_diameter_mm < threshold_mm]
     cut_off_ids = sorted(set(lesions_touching_border(components)) - set(small_ids))
-    messages = [*_model_warnings(manifest), *kidneys.messages]
+    messages = [*_model_warnings(manifest), *kidneys.messages, *off_kidney]
     if cut_off_ids:
         messages.append(f"mass(es) {cut_off_ids} touch the image border (cut off by the field of view): "
                         "not classified")

@@ -141,7 +141,8 @@ class RandomInplaneTranslation(BasicTransform):
 
 
 def paper_augmentation_transforms(
-    patch_size: Sequence[int], config: PaperAugmentation = PaperAugmentation(), seg_fill: float = -1
+    patch_size: Sequence[int], config: PaperAugmentation = PaperAugmentation(), seg_fill: float = -1,
+    image_fill: float = 0.0,
 ) -> ComposeTransforms:
     """The paper's rotation + in-plane translation + noise, for (C, D, H, W) torch tensors.
 
@@ -151,6 +152,8 @@ def paper_augmentation_transforms(
         config: ranges and probabilities.
         seg_fill: label for segmentation voxels that enter from outside (-1 inside nnU-Net,
             0 elsewhere).
+        image_fill: image value for voxels that enter from outside (0: the mean after nnU-Net's
+            z-scoring).
 
     Returns:
         A batchgeneratorsv2 transform: call it as ``transforms(image=..., segmentation=...)``.
@@ -160,9 +163,10 @@ def paper_augmentation_transforms(
             tuple(int(s) for s in patch_size), patch_center_dist_from_border=0, random_crop=False,
             p_elastic_deform=0, p_rotation=config.p_rotation, rotation=config.rotation_range_rad,
             p_rot_per_axis=1, p_scaling=0, border_mode_seg="constant", padding_value_seg=seg_fill,
+            padding_mode_image="constant", padding_value_image=image_fill,
         ),
         RandomTransform(
-            RandomInplaneTranslation(config.max_translation_fraction, seg_fill=seg_fill),
+            RandomInplaneTranslation(config.max_translation_fraction, image_fill=image_fill, seg_fill=seg_fill),
             apply_probability=config.p_translation,
         ),
         RandomTransform(

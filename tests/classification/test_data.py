@@ -7,8 +7,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 import torch
 
+from renal_nnunet.anatomy.crops import lesion_crop
+from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.classification.data import (
     LesionCropDataset,
@@ -72,16 +75,27 @@ def test_balanced_sampler_equalises_a_rare_class():
     np.testing.assert_allclose(shares, 1 / 3, atol=0.02)
 
 
-def test_input_scaling_and_augmentation_keep_outside_at_zero():
-    crop = np.full((16, 16, 16), -120.0, np.float32)  # outside the lesion: the window floor
-    crop[4:12, 4:12, 4:12] = 30.0
-    crop[7, 7, 7] = 500.0  # above the window
-    tensor = crop_to_input(crop)
+@pytest.mark.parametrize("outside_hu, outside_value", [(-120.0, 0.0), (-420.0, -1.0)], ids=["window-floor", "below"])
+def test_input_scaling_and_augmentation_keep_the_outside_value(outside_hu, outside_value):
+    """The window maps to [0, 1]; a fill below it keeps its own value (fat clipped to the floor,
+    0, stays apart from it), and what rotation and shift bring in takes the crop's fill."""
+    ct = np.full((16, 16, 16), 200.0, np.float32)  # renal cortex around the lesion
+    ct[4:12, 4:12, 4:12] = 30.0
+    ct[7, 7, 7] = 500.0  # above the window
+    ct[6, 6, 6] = -150.0  # fat below the window floor
+    mask = np.zeros(ct.shape, np.uint8)
+    mask[4:12, 4:12, 4:12] = 1
+    ct_image = sitk.GetImageFromArray(ct)
+    crop, _ = lesion_crop(ct_image, image_like(mask, ct_image), grid=16, margin_mm=4.0, outside_hu=outside_hu)
+    tensor = crop_to_input(crop)  # the 16-voxel box on a 16^3 grid: voxel for voxel
     assert tensor.shape == (1, 16, 16, 16)
-    assert tensor[0, 0, 0, 0] == 0 and tensor[0, 5, 5, 5] == pytest.approx(0.5) and tensor[0, 7, 7, 7] == 1
-    np.random.seed(0)
-    torch.manual_seed(0)
-    augmented = crop_augmentation(16)(tensor)
-    assert augmented.shape == tensor.shape
-    # Rotation/shift fill with 0 (= outside); noise sd <= 0.05, so the corners stay near 0.
-    assert abs(float(augmented[0, 0, 0, 0])) < 0.25 and not torch.equal(augmented, tensor)
+    assert tensor[0, 0, 0, 0] == outside_value and tensor[0, 5, 5, 5] == pytest.approx(0.5)
+    assert tensor[0, 7, 7, 7] == 1 and tensor[0, 6, 6, 6] == 0
+    for seed in range(4):
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        augmented = crop_augmentation(16)(tensor)
+        assert augmented.shape == tensor.shape and not torch.equal(augmented, tensor)
+        # noise sd <= 0.05: the corners (outside the crop after a rotation or shift) stay near the fill
+        assert all(abs(float(augmented[0, z, y, x]) - outside_value) < 0.25 for z in (0, -1) for y in (0, -1)
+                   for x in (0, -1))

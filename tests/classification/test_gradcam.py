@@ -1,4 +1,5 @@
-"""Grad-CAM: matches an independent autograd + scipy computation, and upsampling is cell-centred."""
+"""Grad-CAM: matches an independent autograd + scipy computation, and each feature cell's value
+lands on the centre of its receptive field, measured with autograd."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import torch
 from scipy import ndimage
 
 from renal_nnunet.classification import build_classifier, grad_cam
-from renal_nnunet.classification.gradcam import ExplainedForward, upsample_cam
+from renal_nnunet.classification.gradcam import ExplainedForward, cam_to_input_grid, feature_cells
 
 
 def _reference_grad_cam(model, volume, target_class):
     """Grad-CAM from its definition (Selvaraju et al.): weights = spatial mean of d score / d A,
-    map = ReLU(sum_k w_k A_k), upsampled cell-centred with scipy (voxel i samples feature
-    coordinate (i + 0.5) / scale - 0.5), scaled by its maximum."""
+    map = ReLU(sum_k w_k A_k), upsampled with scipy so that feature cell c sits at input voxel
+    stride * c (voxel i samples feature coordinate i / stride), scaled by its maximum."""
     captured = {}
     hook = model.layer4.register_forward_hook(lambda module, inputs, output: captured.update(a=output))
     try:
@@ -26,7 +27,7 @@ def _reference_grad_cam(model, volume, target_class):
     weights = gradients.mean(dim=(2, 3, 4), keepdim=True)
     raw = torch.relu((weights * activations).sum(dim=1))[0].detach().numpy().astype(np.float64)
     shape = volume.shape[-3:]
-    grids = np.meshgrid(*[(np.arange(n) + 0.5) * raw.shape[a] / n - 0.5 for a, n in enumerate(shape)], indexing="ij")
+    grids = np.meshgrid(*[np.arange(n) * raw.shape[a] / n for a, n in enumerate(shape)], indexing="ij")
     upsampled = ndimage.map_coordinates(raw, grids, order=1, mode="nearest")
     return upsampled / upsampled.max() if upsampled.max() > 0 else upsampled
 
@@ -62,13 +63,35 @@ def test_one_forward_pass_explains_every_class():
         np.testing.assert_allclose(cam, grad_cam(model, volume, target), atol=1e-6)
 
 
-def test_upsampling_puts_a_feature_cell_at_the_centre_of_its_voxels():
-    feature = np.zeros((5, 5, 5), np.float32)
-    feature[1, 2, 3] = 2.0
-    cam = upsample_cam(feature, (40, 40, 40))  # stride 8: cell c covers voxels [8c, 8c + 8)
-    assert cam.max() == pytest.approx(1.0)
-    np.testing.assert_allclose(ndimage.center_of_mass(cam), (11.5, 19.5, 27.5), atol=1e-6)
-    assert np.array_equal(upsample_cam(np.zeros((2, 2, 2)), (8, 8, 8)), np.zeros((8, 8, 8), np.float32))
+def _measured_centre(model, size: int, cell: tuple[int, int, int]) -> tuple[tuple[int, ...], np.ndarray]:
+    """The layer4 feature shape and the centroid (input voxels, (z, y, x)) of |d cell / d input|
+    for a random input: where the cell looks."""
+    volume = torch.randn(1, 1, size, size, size, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    captured = {}
+    hook = model.layer4.register_forward_hook(lambda module, inputs, output: captured.update(a=output))
+    try:
+        model(volume)
+    finally:
+        hook.remove()
+    (gradient,) = torch.autograd.grad(captured["a"][0, :, cell[0], cell[1], cell[2]].sum(), volume)
+    return tuple(captured["a"].shape[-3:]), np.array(ndimage.center_of_mass(gradient[0, 0].abs().numpy()))
+
+
+@pytest.mark.parametrize("dilated, size, cell", [(True, 64, (2, 3, 4)), (False, 128, (1, 2, 1))],
+                         ids=["medicalnet-dilated", "plain"])
+def test_a_feature_cell_lands_on_the_centre_of_its_receptive_field(dilated, size, cell):
+    """Measured centres are 8c (dilated, stride 8) and 32c (plain, stride 32), not the middle of
+    the block of voxels a cell "covers" (8c + 3.5, 32c + 15.5)."""
+    torch.manual_seed(2)
+    model = build_classifier(num_classes=3, dilated=dilated).eval()
+    feature_shape, measured = _measured_centre(model, size, cell)
+    one_cell = np.zeros(feature_shape, np.float32)
+    one_cell[cell] = 3.0
+    cam = cam_to_input_grid(one_cell, (size,) * 3, feature_cells(model))
+    peak = np.array(np.unravel_index(np.argmax(cam), cam.shape))
+    np.testing.assert_array_less(np.abs(peak - measured), 0.5)
+    assert cam.max() == pytest.approx(1.0) and cam.shape == (size,) * 3 and cam.dtype == np.float32
+    assert not cam_to_input_grid(np.zeros((2, 2, 2)), (8, 8, 8), feature_cells(model)).any()
 
 
 def test_grad_cam_rejects_a_batch():
