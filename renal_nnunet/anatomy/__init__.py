@@ -18,7 +18,7 @@ from renal_nnunet._lazy import lazy_exports
 _EXPORTS = {
     "ImageGeometry": "geometry", "GridSidecar": "geometry", "image_like": "geometry",
     "resample_to_grid": "geometry", "resample_from_grid": "geometry",
-    "physical_points_mm": "geometry", "bounding_box_with_margin": "geometry", "paste_on_grid": "geometry",
+    "physical_points_mm": "geometry", "bounding_box_with_margin": "geometry", "paste_on_grid": "geometry", "nonzero_box": "geometry",
     "window_ct": "intensity", "prepare_grid_ct": "grid", "labels_to_grid": "grid",
     "body_midline_mm": "sides", "kidney_side_labels": "sides", "mass_side": "sides",
     "paper_kidney_sides": "sides", "fill_renal_sinus": "sinus",

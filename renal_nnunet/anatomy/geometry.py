@@ -43,6 +43,7 @@ __all__ = [
     "bounding_box_with_margin",
     "box_slices",
     "paste_on_grid",
+    "nonzero_box",
     "image_like",
 ]
 
@@ -354,6 +355,16 @@ def box_slices(start: Sequence[int], size: Sequence[int]) -> tuple[slice, slice,
     (slice(3, 9, None), slice(2, 7, None), slice(1, 5, None))
     """
     return tuple(slice(int(s), int(s) + int(n)) for s, n in zip(reversed(start), reversed(size)))
+
+
+def nonzero_box(array: np.ndarray) -> tuple[slice, ...]:
+    """Numpy slices of the smallest box holding every nonzero voxel of an array (an empty box for
+    none): work on a long CT's kidneys or masses there, not on full-size arrays."""
+    slices = []
+    for axis in range(array.ndim):
+        hits = np.flatnonzero(array.any(axis=tuple(a for a in range(array.ndim) if a != axis)))
+        slices.append(slice(int(hits[0]), int(hits[-1]) + 1) if len(hits) else slice(0, 0))
+    return tuple(slices)
 
 
 def image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:

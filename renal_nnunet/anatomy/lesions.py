@@ -18,7 +18,7 @@ import cc3d
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import image_like, physical_points_mm
+from renal_nnunet.anatomy.geometry import image_like, nonzero_box, physical_points_mm
 
 __all__ = ["LesionProperties", "lesion_components", "average_diameter_mm", "lesion_properties"]
 
@@ -61,7 +61,7 @@ def lesion_components(mask: sitk.Image, connectivity: int = 26) -> sitk.Image:
     """
     array = sitk.GetArrayViewFromImage(mask) != 0
     # Masses fill a small box of a CT: label that box, not a full-size uint32 array per step.
-    box = _nonzero_box(array)
+    box = nonzero_box(array)
     components, count = cc3d.connected_components(array[box], connectivity=connectivity, return_N=True)
     dtype = np.uint16 if count < 2**16 else np.uint32
     if count:
@@ -76,14 +76,6 @@ def lesion_components(mask: sitk.Image, connectivity: int = 26) -> sitk.Image:
     labelled[box] = components
     return image_like(labelled, mask)
 
-
-def _nonzero_box(array: np.ndarray) -> tuple[slice, ...]:
-    """Numpy slices of the smallest box holding every nonzero voxel (an empty box for none)."""
-    slices = []
-    for axis in range(array.ndim):
-        hits = np.flatnonzero(array.any(axis=tuple(a for a in range(array.ndim) if a != axis)))
-        slices.append(slice(int(hits[0]), int(hits[-1]) + 1) if len(hits) else slice(0, 0))
-    return tuple(slices)
 
 
 def average_diameter_mm(mask: sitk.Image, label: int | None = None) -> float:

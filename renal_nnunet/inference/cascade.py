@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.anatomy.geometry import ImageGeometry, bounding_box_with_margin, box_slices, image_like
+from renal_nnunet.anatomy.geometry import ImageGeometry, bounding_box_with_margin, box_slices, image_like, nonzero_box
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
 
@@ -160,13 +160,18 @@ def kidneys_from_labels(labels: sitk.Image, ct: sitk.Image) -> KidneyResult:
     side whose largest is under :data:`MIN_KIDNEY_VOLUME_ML`, are dropped. An empty prediction
     and a kidney touching the image border are reported in the messages.
     """
-    model_sides = sitk.GetArrayFromImage(labels).astype(np.uint8)
-    if not model_sides.any():
-        return _no_kidney(model_sides, ct, "the kidney model predicted no kidney voxels")
-    anatomical = kidney_side_labels(image_like((model_sides > 0).astype(np.uint8), ct), body_midline_mm(ct))
+    all_sides = sitk.GetArrayFromImage(labels).astype(np.uint8)
+    if not all_sides.any():
+        return _no_kidney(all_sides, ct, "the kidney model predicted no kidney voxels")
+    # Components, sides and votes on the kidneys' box: a long CT's full-size id arrays cost GBs.
+    box = nonzero_box(all_sides)
+    model_sides = all_sides[box]
+    box_grid = _sub_grid(ct, [b.start for b in reversed(box)], [b.stop - b.start for b in reversed(box)])
+    anatomical = kidney_side_labels(image_like((model_sides > 0).astype(np.uint8), box_grid), body_midline_mm(ct))
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
     pieces, side_of_piece, keep = _kidney_pieces(sitk.GetArrayFromImage(anatomical), voxel_ml)
-    array = np.where(keep[pieces], side_of_piece[pieces], 0).astype(np.uint8)
+    array = np.zeros(all_sides.shape, np.uint8)
+    array[box] = np.where(keep[pieces], side_of_piece[pieces], 0)
     if not array.any():
         return _no_kidney(array, ct, f"the kidney model predicted only components under {MIN_KIDNEY_VOLUME_ML:g} ml")
     disagreement = _side_disagreement(model_sides, pieces, side_of_piece, keep, voxel_ml)
