@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from renal_nnunet.cli_options import add_device, add_folds, add_input, add_models, add_output, resolve_device
+from renal_nnunet.cli_options import (
+    add_backend,
+    add_device,
+    add_folds,
+    add_input,
+    add_models,
+    add_output,
+    resolve_device,
+)
 from renal_nnunet.settings import PAPER
 
 
@@ -23,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_models(predict, "models folder (with manifest.json)", type=Path)
     add_folds(predict, all_shipped=True)
     add_device(predict)
+    add_backend(predict)
     predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
     predict.add_argument("--no-report", action="store_true", help="skip the report PNG")
     predict.add_argument("--min-diameter-mm", type=float, default=None,
@@ -54,7 +63,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="symlink the files instead of copying them (export-models still packs real files)")
     assemble.set_defaults(func=_assemble)
 
-    export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share")
+    compile_parser = subparsers.add_parser(
+        "compile-models", help="convert every network of a models folder to OpenVINO now (predict on the CPU "
+                               "otherwise does it on first use); the files are cached next to each checkpoint")
+    add_models(compile_parser, "models folder (with manifest.json)", type=Path)
+    add_folds(compile_parser, all_shipped=True)
+    compile_parser.set_defaults(func=_compile_models)
+
+    export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share "
+                                                         "(with the OpenVINO files compile-models wrote)")
     add_models(export, "models folder to pack", type=Path)
     add_output(export, "zip file to write", type=Path)
     export.set_defaults(func=_export)
@@ -94,6 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output(compare, "folder for each method's predictions, evaluations and comparison.csv", type=Path)
     add_folds(compare, all_shipped=True)
     add_device(compare)
+    add_backend(compare)
     compare.set_defaults(func=_compare)
 
 
@@ -103,7 +121,7 @@ def _predict(args: argparse.Namespace) -> int:
     config = PredictConfig(
         folds=folds_argument(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
-        num_parts=args.num_parts, part_id=args.part_id,
+        num_parts=args.num_parts, part_id=args.part_id, backend=args.backend,
     )
     results = predict(args.input, args.output, args.models, config)
     for r in results:
@@ -128,6 +146,15 @@ def _assemble(args: argparse.Namespace) -> int:
                                folds=[int(f) for f in args.folds], margin_mm=args.margin_mm, link=args.link)
     print(f"assembled models (grid {manifest.grid}, folds {list(manifest.kidney.folds)}, "
           f"{len(manifest.classifier)} classifier checkpoint(s)) into {args.output}")
+    return 0
+
+
+def _compile_models(args: argparse.Namespace) -> int:
+    from renal_nnunet.pipeline.compile_models import compile_models
+    from renal_nnunet.pipeline.predict import folds_argument
+
+    for path in compile_models(args.models, folds_argument(args.folds)):
+        print(path)
     return 0
 
 
@@ -162,7 +189,7 @@ def _compare(args: argparse.Namespace) -> int:
     table = compare_methods(args.input, args.references, args.output, cascade_models=args.models,
                             one_stage_model=args.one_stage_model, fullres_model=args.fullres_model,
                             folds=folds_argument(args.folds), device=resolve_device(args.device),
-                            ref_format=args.ref_format, ref_kidney=args.ref_kidney)
+                            ref_format=args.ref_format, ref_kidney=args.ref_kidney, backend=args.backend)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"table written to {args.output / 'comparison.csv'}")
     return 0

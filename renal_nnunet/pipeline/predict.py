@@ -64,6 +64,8 @@ class PredictConfig:
         check_intensities: refuse inputs that do not look like CT in HU.
         num_parts, part_id: predict only ``cases[part_id::num_parts]`` (as ``nnUNetv2_predict``).
         case_id: id used for an in-memory image input.
+        backend: what runs the forward passes: ``auto`` (OpenVINO on the CPU, torch elsewhere),
+            ``torch`` or ``openvino``; the results agree to the figures in the README.
     """
 
     folds: tuple[int, ...] | None = None
@@ -75,6 +77,7 @@ class PredictConfig:
     num_parts: int = 1
     part_id: int = 0
     case_id: str = IN_MEMORY_CASE_ID
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def _classify(ct: sitk.Image, components: sitk.Image, skip_ids: Sequence[int], c
     if not lesion_ids_of(to_classify):
         return {}
     return {c.lesion_id: c for c in classify_lesions(ct, to_classify, checkpoints, cam=config.cam,
-                                                     device=config.device)}
+                                                     device=config.device, backend=config.backend)}
 
 
 def analyse_ct(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest, config: PredictConfig) -> CaseAnalysis:
@@ -153,12 +156,14 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
     from renal_nnunet.classification.predict import lesions_touching_border
 
     clock = _StageClock()
-    kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device)
+    kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device,
+                              config.backend)
     clock.lap("kidney")
     if not kidneys.found:
         return _case_analysis(kidneys.labels, (), {}, kidneys.messages, False, clock)
     boxes = kidney_boxes(kidneys.labels, manifest.margin_mm)
-    masses = segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device)
+    masses = segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device,
+                            config.backend)
     clock.lap("mass")
     components = lesion_components(masses.mask, connectivity=26)
     lesions = lesion_properties(components)
@@ -297,7 +302,10 @@ def predict(
     """
     from tqdm import tqdm
 
+    from renal_nnunet.inference.backends import resolve_backend
+
     models_dir, output_dir = Path(models_dir), Path(output_dir)
+    config = replace(config, backend=resolve_backend(config.backend, config.device))
     manifest = load_models(models_dir, config.folds)
     output_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(input, sitk.Image):
@@ -314,7 +322,7 @@ def predict(
                 raise
             log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
             results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
-    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds),
+    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
                 "cases": [_summary_row(r) for r in results]}, output_dir / "predict_summary.json")
     failed = [r.case_id for r in results if r.status == "failed"]
     log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")
