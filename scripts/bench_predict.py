@@ -5,10 +5,13 @@ one synthetic 512x512x150 CT, in one run.
 What it does (everything in --work):
 1. a small synthetic cohort at the benchmark CT's geometry (512x512 in-plane, 150 slices,
    0.78 x 0.78 x 2.5 mm), converted with grid 128 by the project's converter;
-2. stock planning/preprocessing, then 5 folds each of the kidney and mass models, the native
-   one-stage baseline's folds (fold 0 only with --baseline-one-fold), trained for 1 epoch x 5
-   iterations (the ``_CPUsmoke`` trainer variants), and the classifier for one epoch per fold. The
-   weights are for timing only. The baseline is trained only when its side is timed. Every network
+2. stock planning/preprocessing, then fold 0 of the kidney and mass models as nnU-Net's trainer
+   initialises them (random weights, saved by its own ``save_checkpoint``; no training) and copied
+   as folds 1-4, and one classifier fold trained for one epoch and copied as the other four: the
+   weights are for timing only, and the work of a fold does not depend on them (a 128^3 training
+   iteration alone takes about 90 s on 2 cores).
+   The native one-stage baseline's folds (fold 0 only with --baseline-one-fold) are trained only
+   when its side is timed. Every network
    is then converted to OpenVINO once (``compile_models``, its time reported as ``compile_s``), as
    a first ``predict`` on the CPU or ``renal-nnunet compile-models`` would;
 3. a held-out synthetic CT of the same geometry with its reference labels, predicted by each side
@@ -78,20 +81,18 @@ def _build_models(work: Path, args) -> dict:
     from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
     from renal_nnunet.nnunet.commands import plan
     from renal_nnunet.nnunet.environment import NnunetFolders, nnunet_environment, nnunet_output_to
-    from renal_nnunet.pipeline.training import CascadeTrainingConfig, train_cascade, train_stage
+    from renal_nnunet.pipeline.training import train_stage
     from renal_nnunet.synthetic import write_synthetic_kits
 
     folders = NnunetFolders.under(work / "nnunet")
     geometry = {"shape_zyx": BENCH_SHAPE_ZYX, "spacing_zyx_mm": BENCH_SPACING_ZYX_MM}
     if not (work / "models").exists():
-        # every case with masses: each of the 5 classifier folds needs lesions to validate on
-        src = write_synthetic_kits(work / "synthetic", args.cases, seed=11, mass_free_every=None, **geometry)
-        convert_kits(src, folders.raw, ConversionConfig(first_id=args.first_id, grid=128))
+        if not (folders.raw / "RenalLesions" / "lesions.csv").is_file():
+            # every case with masses: the classifier fold needs lesions to validate on
+            src = write_synthetic_kits(work / "synthetic", args.cases, seed=11, mass_free_every=None, **geometry)
+            convert_kits(src, folders.raw, ConversionConfig(first_id=args.first_id, grid=128))
         with nnunet_output_to(work / "nnunet_output.log"):
-            train_cascade(folders, work / "models", CascadeTrainingConfig(
-                kidney_dataset=args.first_id, mass_dataset=args.first_id + 1, folds=tuple(range(5)),
-                trainer="nnUNetTrainerRenalPaper_CPUsmoke", classifier_epochs=1, classifier_folds=tuple(range(5)),
-                device=args.device), work / "classifier_work")
+            _train_fold_0_as_5_folds(folders, work, args)
     native = args.first_id + 3
     compile_s = _compile_all(work / "models")
     if "baseline" not in args.sides:
@@ -108,6 +109,58 @@ def _build_models(work: Path, args) -> dict:
             for fold in native_folds:
                 train_stage(native, fold, BASELINE_TRAINER, args.device)
     return {"folders": folders, "native": native, "compile_s": compile_s, **_test_case(work, geometry)}
+
+
+def _train_fold_0_as_5_folds(folders, work: Path, args) -> None:
+    """Fold 0 of each U-Net and one classifier fold, trained briefly and copied as folds 1-4 (what
+    is timed does not depend on the weights), assembled into ``work/models``. Steps already done
+    (planned dataset, trained fold) are kept."""
+    import shutil
+
+    from renal_nnunet.classification.train import ClassifierTrainConfig, train_classifier
+    from renal_nnunet.nnunet.commands import plan
+    from renal_nnunet.nnunet.environment import nnunet_environment
+    from renal_nnunet.pipeline.models import assemble_models
+
+    trainer, model_dirs = "nnUNetTrainerRenalPaper_CPUsmoke", []
+    with nnunet_environment(folders):
+        for dataset in (args.first_id, args.first_id + 1):
+            if not list(folders.preprocessed.glob(f"Dataset{dataset:03d}_*/nnUNetPlans.json")):
+                plan(dataset, verify=False)
+            model_dir = next(folders.results.glob(f"Dataset{dataset:03d}_*/{trainer}__nnUNetPlans__3d_fullres"), None)
+            if model_dir is None or not (model_dir / "fold_0" / "checkpoint_final.pth").is_file():
+                model_dir = _untrained_fold_0(dataset, trainer, args.device)
+            for fold in range(1, 5):
+                if not (model_dir / f"fold_{fold}").exists():
+                    shutil.copytree(model_dir / "fold_0", model_dir / f"fold_{fold}")
+            model_dirs.append(model_dir)
+    classifier = work / "classifier_work" / "classifier"
+    first = train_classifier(folders.raw / "RenalLesions", classifier,
+                             ClassifierTrainConfig(fold=0, epochs=1, device=args.device))
+    checkpoints = [first]
+    for fold in range(1, 5):
+        copy = classifier / f"fold_{fold}" / first.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(first, copy)
+        checkpoints.append(copy)
+    assemble_models(work / "models", *model_dirs, checkpoints, list(range(5)))
+
+
+def _untrained_fold_0(dataset: int, trainer: str, device: str) -> Path:
+    """Fold 0 of a dataset's U-Net as nnU-Net's trainer initialises it, saved as its final checkpoint."""
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    from renal_nnunet.nnunet.environment import training_environment
+    from renal_nnunet.trainers.registration import trainer_lookup
+
+    with trainer_lookup(), training_environment(device):
+        nnunet_trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer, "nnUNetPlans",
+                                               device=torch.device(device))
+        nnunet_trainer.initialize()
+        Path(nnunet_trainer.output_folder).mkdir(parents=True, exist_ok=True)
+        nnunet_trainer.save_checkpoint(str(Path(nnunet_trainer.output_folder) / "checkpoint_final.pth"))
+    return Path(nnunet_trainer.output_folder_base)
 
 
 def _compile_all(models) -> float:

@@ -236,14 +236,18 @@ def _to_source(grid_probabilities: np.ndarray, sidecar, crop_only: bool = False)
 
 def _to_source_labels(grid_probabilities: np.ndarray, sidecar) -> np.ndarray:
     """Argmax of the grid class probabilities resampled linearly onto the source voxels, one
-    channel at a time: the same labels as the argmax of :func:`_to_source`'s array (ties go to the
-    lower class), without holding every channel of a 512x512 CT at once."""
-    best = resample_from_grid(grid_probabilities[0], sidecar, "linear", 1.0)
+    channel at a time: the same labels as the argmax of :func:`_to_source`'s
+    array (ties go to the lower class), without holding every channel of a 512x512 CT at once.
+
+    When the box is the whole CT each channel is resampled straight onto it (``crop_only``: no
+    full-size fill and copy per channel); the labels are updated in place."""
+    whole_ct = tuple(sidecar.crop_start) == (0, 0, 0) and tuple(sidecar.crop_size) == tuple(sidecar.size)
+    best = resample_from_grid(grid_probabilities[0], sidecar, "linear", 1.0, crop_only=whole_ct)
     labels = np.zeros(best.shape, np.uint8)
     for label, channel in enumerate(grid_probabilities[1:], start=1):
-        probability = resample_from_grid(channel, sidecar, "linear", 0.0)
-        higher = probability > best
-        labels[higher] = label
+        probability = resample_from_grid(channel, sidecar, "linear", 0.0, crop_only=whole_ct)
+        higher = np.greater(probability, best, out=np.empty(best.shape, bool))
+        np.copyto(labels, np.uint8(label), where=higher)
         np.maximum(best, probability, out=best)
     return labels
 
