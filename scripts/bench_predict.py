@@ -148,6 +148,8 @@ def _train_fold_0_as_5_folds(folders, work: Path, args) -> None:
 
 def _untrained_fold_0(dataset: int, trainer: str, device: str) -> Path:
     """Fold 0 of a dataset's U-Net as nnU-Net's trainer initialises it, saved as its final checkpoint."""
+    import shutil
+
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
@@ -160,14 +162,39 @@ def _untrained_fold_0(dataset: int, trainer: str, device: str) -> Path:
         nnunet_trainer.initialize()
         Path(nnunet_trainer.output_folder).mkdir(parents=True, exist_ok=True)
         nnunet_trainer.save_checkpoint(str(Path(nnunet_trainer.output_folder) / "checkpoint_final.pth"))
-    return Path(nnunet_trainer.output_folder_base)
+    model_dir = Path(nnunet_trainer.output_folder_base)
+    # what nnU-Net's on_train_start writes beside the folds
+    (model_dir / "plans.json").write_text(json.dumps(nnunet_trainer.plans_manager.plans, indent=2))
+    (model_dir / "dataset.json").write_text(json.dumps(nnunet_trainer.dataset_json, indent=2))
+    shutil.copy(Path(nnunet_trainer.preprocessed_dataset_folder_base) / "dataset_fingerprint.json", model_dir)
+    return model_dir
 
 
 def _compile_all(models) -> float:
-    """Seconds to convert every network of the models folder to OpenVINO (0 when cached)."""
+    """Seconds to convert every network of the models folder to OpenVINO (0 when cached).
+
+    Folds 1-4 are copies of fold 0 (same checkpoint content, so the same cache name), so fold 0's
+    conversion is copied to them instead of being converted four more times."""
+    import shutil
+
+    from renal_nnunet.classification.predict import load_for_backend
+    from renal_nnunet.inference.openvino_backend import compiled_model_path
+    from renal_nnunet.inference.stage import compiled_fold_networks, fold_checkpoint
     from renal_nnunet.pipeline.compile_models import compile_models
+    from renal_nnunet.pipeline.models import load_models
 
     started = time.perf_counter()
+    manifest = load_models(models)
+    copies = []
+    for stage in (manifest.kidney, manifest.mass):
+        stage_dir = models / stage.path
+        compiled_fold_networks(stage_dir, (0,))
+        copies += [(fold_checkpoint(stage_dir, 0), fold_checkpoint(stage_dir, fold)) for fold in stage.folds[1:]]
+    load_for_backend(models / manifest.classifier[0], "cpu", "openvino")
+    copies += [(models / manifest.classifier[0], models / other) for other in manifest.classifier[1:]]
+    for source, copy in copies:
+        for suffix in (".bin", ".xml"):
+            shutil.copy(compiled_model_path(source).with_suffix(suffix), compiled_model_path(copy).with_suffix(suffix))
     compile_models(models)
     return time.perf_counter() - started
 
