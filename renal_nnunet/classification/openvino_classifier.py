@@ -68,10 +68,12 @@ class CompiledClassifier:
 
     def features_and_logits(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(layer4 feature maps (1, 512, d, h, w), logits (1, n_classes))`` of one forward pass."""
+        from renal_nnunet.inference.openvino_backend import run_once
+
         array = np.ascontiguousarray(volume.detach().cpu().numpy(), dtype=np.float32)
         with NETWORK_CLOCK.timing():
-            outputs = self.compiled(array)
-        return torch.from_numpy(outputs[0]), torch.from_numpy(outputs[1])
+            features, logits = run_once(self.compiled, array)
+        return torch.from_numpy(features), torch.from_numpy(logits)
 
     def __call__(self, volume: torch.Tensor) -> torch.Tensor:
         return self.features_and_logits(volume)[1]

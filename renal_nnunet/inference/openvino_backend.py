@@ -22,11 +22,9 @@ import openvino as ov
 import torch
 from torch import nn
 
-from renal_nnunet.inference.backends import NETWORK_CLOCK
-
 log = logging.getLogger(__name__)
 
-__all__ = ["compiled_model_path", "openvino_model", "compile_on_cpu", "OpenVinoNetwork"]
+__all__ = ["compiled_model_path", "openvino_model", "compile_on_cpu", "run_once", "OpenVinoNetwork"]
 
 COMPILED_SUFFIX = ".openvino-"
 _HASH_CHARS = 16
@@ -95,6 +93,18 @@ def _save_atomically(model, xml: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def run_once(compiled, array: np.ndarray) -> list[np.ndarray]:
+    """Every output of one inference, copied out of a fresh infer request.
+
+    A compiled model's own ``__call__`` keeps its infer request, and with it the intermediate
+    buffers of the whole network (about 0.6 GB for a 128^3 U-Net): with 15 networks of a cascade
+    compiled that is 10 GB held. A request per call frees them when it is done.
+    """
+    request = compiled.create_infer_request()
+    request.infer(array)
+    return [request.get_output_tensor(index).data.copy() for index in range(len(compiled.outputs))]
+
+
 def compile_on_cpu(model):
     """An OpenVINO model compiled for the CPU in fp32, tuned for one input at a time."""
     return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
@@ -110,6 +120,4 @@ class OpenVinoNetwork(nn.Module):
 
     def forward(self, patch: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(patch.detach().cpu().numpy(), dtype=np.float32)
-        with NETWORK_CLOCK.timing():
-            output = self.compiled(array)[0]
-        return torch.from_numpy(output)
+        return torch.from_numpy(run_once(self.compiled, array)[0])
