@@ -56,15 +56,14 @@ class CompiledClassifier:
     """
 
     def __init__(self, model: nn.Module, checkpoint: str | os.PathLike, grid: int) -> None:
-        from renal_nnunet.inference.openvino_backend import compile_on_cpu, openvino_model
+        from renal_nnunet.inference.openvino_backend import openvino_model
 
         model = model.cpu().eval()
         for parameter in model.parameters():  # the CAM needs gradients of the features only
             parameter.requires_grad_(False)
         self.head = _HeadOnFeatures(model)
         example_input = torch.zeros((1, 1, grid, grid, grid))
-        self.compiled = compile_on_cpu(openvino_model(checkpoint, lambda: (_FeaturesAndLogits(model).eval(),
-                                                                           example_input)))
+        self.model = openvino_model(checkpoint, lambda: (_FeaturesAndLogits(model).eval(), example_input))
 
     def features_and_logits(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(layer4 feature maps (1, 512, d, h, w), logits (1, n_classes))`` of one forward pass."""
@@ -72,7 +71,7 @@ class CompiledClassifier:
 
         array = np.ascontiguousarray(volume.detach().cpu().numpy(), dtype=np.float32)
         with NETWORK_CLOCK.timing():
-            features, logits = run_once(self.compiled, array)
+            features, logits = run_once(self.model, array)
         return torch.from_numpy(features), torch.from_numpy(logits)
 
     def __call__(self, volume: torch.Tensor) -> torch.Tensor:

@@ -150,7 +150,7 @@ def _openvino_networks(model_dir: str, folds: tuple, checkpoint_stamps: tuple) -
     cached next to it), in fold order; cached like :func:`_predictor`."""
     import torch
 
-    from renal_nnunet.inference.openvino_backend import OpenVinoNetwork, compile_on_cpu, openvino_model
+    from renal_nnunet.inference.openvino_backend import OpenVinoNetwork, openvino_model
 
     predictor = _predictor(model_dir, folds, "cpu", checkpoint_stamps)
     channels = len(predictor.dataset_json["channel_names"])
@@ -160,8 +160,7 @@ def _openvino_networks(model_dir: str, folds: tuple, checkpoint_stamps: tuple) -
         predictor.network.load_state_dict(parameters)
         return predictor.network.eval(), example_input
 
-    return tuple(OpenVinoNetwork(compile_on_cpu(openvino_model(fold_checkpoint(model_dir, fold),
-                                                               functools.partial(build, parameters))))
+    return tuple(OpenVinoNetwork(openvino_model(fold_checkpoint(model_dir, fold), functools.partial(build, parameters)))
                  for fold, parameters in zip(folds, predictor.list_of_parameters))
 
 
