@@ -3,7 +3,8 @@
 ``-i/--input`` is what a command reads, ``-o/--output`` what it writes, ``-m/--models`` the
 trained model(s) it runs, ``-f/--folds`` the nnU-Net folds it ensembles, ``-d/--dataset`` an
 nnU-Net dataset (as in nnU-Net, and nothing else), and ``--device`` (also nnU-Net's ``-device``)
-the torch device, which defaults to :func:`default_device`. Importing this module stays light
+the torch device, which defaults to :func:`default_device`, and ``--backend`` what runs the networks'
+forward passes. Importing this module stays light
 (no torch) so ``--help`` is fast.
 """
 
@@ -17,7 +18,7 @@ from typing import Sequence
 from renal_nnunet.settings import PAPER
 
 __all__ = ["DEVICES", "PAPER_FOLDS", "default_device", "resolve_device", "add_input", "add_output", "add_models", "add_folds",
-           "add_dataset", "add_device", "nnunet_folds", "print_batch_report"]
+           "add_dataset", "add_device", "add_backend", "nnunet_folds", "print_batch_report"]
 
 DEVICES: tuple[str, ...] = ("cuda", "cpu", "mps")
 """Devices a ``--device`` flag accepts (nnU-Net's choices)."""
@@ -77,6 +78,14 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     """``--device`` (or nnU-Net's ``-device``): torch device; None until :func:`resolve_device`."""
     parser.add_argument("--device", "-device", dest="device", default=None, choices=DEVICES,
                         help="torch device (default: cuda if available, else cpu)")
+
+
+def add_backend(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: what runs the networks' forward passes (``args.backend``, default ``auto``)."""
+    from renal_nnunet.inference.backends import BACKENDS
+
+    parser.add_argument("--backend", dest="backend", default="auto", choices=BACKENDS,
+                        help="forward passes on torch or openvino (default auto: openvino on the CPU, torch on a GPU)")
 
 
 def nnunet_folds(folds: Sequence[str]) -> tuple[int | str, ...]:

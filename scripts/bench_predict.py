@@ -1,15 +1,25 @@
-"""Benchmark: the cascade of `renal-nnunet predict` (grid 128, 5 folds per stage) against stock
-`nnUNetv2_predict` of the 3d_fullres baseline on one synthetic 512x512x150 CT, in one run.
+"""Benchmark: the cascade of `renal-nnunet predict` (grid 128, 5 folds per stage) on each inference
+backend (PyTorch and OpenVINO), and against stock `nnUNetv2_predict` of the 3d_fullres baseline, on
+one synthetic 512x512x150 CT, in one run.
 
 What it does (everything in --work):
 1. a small synthetic cohort at the benchmark CT's geometry (512x512 in-plane, 150 slices,
    0.78 x 0.78 x 2.5 mm), converted with grid 128 by the project's converter;
-2. stock planning/preprocessing, then 5 folds each of the kidney and mass models, the native
-   one-stage baseline's folds (fold 0 only with --baseline-one-fold), trained for 1 epoch x 5
-   iterations (the ``_CPUsmoke`` trainer variants), and the classifier for one epoch per fold. The
-   weights are for timing only;
+2. stock planning/preprocessing, then fold 0 of the kidney and mass models as nnU-Net's trainer
+   initialises them (random weights, saved by its own ``save_checkpoint``; no training) and copied
+   as folds 1-4, and one classifier fold trained for one epoch and copied as the other four: the
+   weights are for timing only, and the work of a fold does not depend on them (a 128^3 training
+   iteration alone takes about 90 s on 2 cores).
+   The native one-stage baseline's folds (fold 0 only with --baseline-one-fold) are trained only
+   when its side is timed. Every network
+   is then converted to OpenVINO once (``compile_models``, its time reported as ``compile_s``), as
+   a first ``predict`` on the CPU or ``renal-nnunet compile-models`` would;
 3. a held-out synthetic CT of the same geometry with its reference labels, predicted by each side
    in a child process: wall time and peak resident memory (os.wait4) of each, and the ratios.
+   Each backend's cascade runs in its own child; ``network_s`` is the time inside the forward
+   passes (nnU-Net's sliding window per fold and the classifier's passes), ``stages_s`` the wall
+   time of each stage. The cascade children run with nnU-Net's default thread limit (both
+   backends use every core).
 
 Cascade side: the stages ``predict`` runs (kidney model on the whole CT, mass-model ensemble per
 kidney box, classifier ensemble with Grad-CAM per mass, seg and Grad-CAM NIfTIs written), with the
@@ -24,7 +34,10 @@ fixed + 5 x 8 x network (on a CPU the default itself takes many hours). nnUNetv2
 preprocessing/export workers are separate processes, so its peak memory is that of the main process.
 
 Usage: python scripts/bench_predict.py --work /tmp/renal_bench [--device cpu] [--baseline-one-fold]
-       [--build-only] [--sides cascade baseline]
+       [--build-only] [--sides cascade baseline] [--json PATH]
+
+``--json PATH`` writes ``{"backends": {"torch": {"wall_s", "peak_rss_gb", "stages_s", "network_s"},
+"openvino": {...}}, "ratios": {...}}``; every row also goes to ``WORK/bench_predict.json``.
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ BENCH_SHAPE_ZYX = (150, 512, 512)
 BENCH_SPACING_ZYX_MM = (2.5, 0.78, 0.78)
 BASELINE_TRAINER = "nnUNetTrainer_CPUsmoke"
 """Stock nnU-Net for 1 epoch x 5 iterations (timing only), a named variant of this package."""
+BENCH_BACKENDS = ("torch", "openvino")
 
 
 def _run_measured(command: list[str], env: dict, log_path: Path) -> tuple[float, float, int]:
@@ -67,21 +81,22 @@ def _build_models(work: Path, args) -> dict:
     from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
     from renal_nnunet.nnunet.commands import plan
     from renal_nnunet.nnunet.environment import NnunetFolders, nnunet_environment, nnunet_output_to
-    from renal_nnunet.pipeline.training import CascadeTrainingConfig, train_cascade, train_stage
-    from renal_nnunet.synthetic import make_phantom, write_synthetic_kits
+    from renal_nnunet.pipeline.training import train_stage
+    from renal_nnunet.synthetic import write_synthetic_kits
 
     folders = NnunetFolders.under(work / "nnunet")
     geometry = {"shape_zyx": BENCH_SHAPE_ZYX, "spacing_zyx_mm": BENCH_SPACING_ZYX_MM}
     if not (work / "models").exists():
-        # every case with masses: each of the 5 classifier folds needs lesions to validate on
-        src = write_synthetic_kits(work / "synthetic", args.cases, seed=11, mass_free_every=None, **geometry)
-        convert_kits(src, folders.raw, ConversionConfig(first_id=args.first_id, grid=128))
+        if not (folders.raw / "RenalLesions" / "lesions.csv").is_file():
+            # every case with masses: the classifier fold needs lesions to validate on
+            src = write_synthetic_kits(work / "synthetic", args.cases, seed=11, mass_free_every=None, **geometry)
+            convert_kits(src, folders.raw, ConversionConfig(first_id=args.first_id, grid=128))
         with nnunet_output_to(work / "nnunet_output.log"):
-            train_cascade(folders, work / "models", CascadeTrainingConfig(
-                kidney_dataset=args.first_id, mass_dataset=args.first_id + 1, folds=tuple(range(5)),
-                trainer="nnUNetTrainerRenalPaper_CPUsmoke", classifier_epochs=1, classifier_folds=tuple(range(5)),
-                device=args.device), work / "classifier_work")
+            _train_fold_0_as_5_folds(folders, work, args)
     native = args.first_id + 3
+    compile_s = _compile_all(work / "models")
+    if "baseline" not in args.sides:
+        return {"folders": folders, "native": native, "compile_s": compile_s, **_test_case(work, geometry)}
     with nnunet_environment(folders), nnunet_output_to(work / "nnunet_output.log"):
         results = folders.results
         baseline = next(results.glob(f"Dataset{native:03d}_*/{BASELINE_TRAINER}__nnUNetPlans__3d_fullres"), None)
@@ -93,6 +108,101 @@ def _build_models(work: Path, args) -> dict:
                 plan(native, verify=False)
             for fold in native_folds:
                 train_stage(native, fold, BASELINE_TRAINER, args.device)
+    return {"folders": folders, "native": native, "compile_s": compile_s, **_test_case(work, geometry)}
+
+
+def _train_fold_0_as_5_folds(folders, work: Path, args) -> None:
+    """Fold 0 of each U-Net and one classifier fold, trained briefly and copied as folds 1-4 (what
+    is timed does not depend on the weights), assembled into ``work/models``. Steps already done
+    (planned dataset, trained fold) are kept."""
+    import shutil
+
+    from renal_nnunet.classification.train import ClassifierTrainConfig, train_classifier
+    from renal_nnunet.nnunet.commands import plan
+    from renal_nnunet.nnunet.environment import nnunet_environment
+    from renal_nnunet.pipeline.models import assemble_models
+
+    trainer, model_dirs = "nnUNetTrainerRenalPaper_CPUsmoke", []
+    with nnunet_environment(folders):
+        for dataset in (args.first_id, args.first_id + 1):
+            if not list(folders.preprocessed.glob(f"Dataset{dataset:03d}_*/nnUNetPlans.json")):
+                plan(dataset, verify=False)
+            model_dir = next(folders.results.glob(f"Dataset{dataset:03d}_*/{trainer}__nnUNetPlans__3d_fullres"), None)
+            if model_dir is None or not (model_dir / "fold_0" / "checkpoint_final.pth").is_file():
+                model_dir = _untrained_fold_0(dataset, trainer, args.device)
+            for fold in range(1, 5):
+                if not (model_dir / f"fold_{fold}").exists():
+                    shutil.copytree(model_dir / "fold_0", model_dir / f"fold_{fold}")
+            model_dirs.append(model_dir)
+    classifier = work / "classifier_work" / "classifier"
+    first = train_classifier(folders.raw / "RenalLesions", classifier,
+                             ClassifierTrainConfig(fold=0, epochs=1, device=args.device))
+    checkpoints = [first]
+    for fold in range(1, 5):
+        copy = classifier / f"fold_{fold}" / first.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(first, copy)
+        checkpoints.append(copy)
+    assemble_models(work / "models", *model_dirs, checkpoints, list(range(5)))
+
+
+def _untrained_fold_0(dataset: int, trainer: str, device: str) -> Path:
+    """Fold 0 of a dataset's U-Net as nnU-Net's trainer initialises it, saved as its final checkpoint."""
+    import shutil
+
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    from renal_nnunet.nnunet.environment import training_environment
+    from renal_nnunet.trainers.registration import trainer_lookup
+
+    with trainer_lookup(), training_environment(device):
+        nnunet_trainer = get_trainer_from_args(str(dataset), "3d_fullres", 0, trainer, "nnUNetPlans",
+                                               device=torch.device(device))
+        nnunet_trainer.initialize()
+        Path(nnunet_trainer.output_folder).mkdir(parents=True, exist_ok=True)
+        nnunet_trainer.save_checkpoint(str(Path(nnunet_trainer.output_folder) / "checkpoint_final.pth"))
+    model_dir = Path(nnunet_trainer.output_folder_base)
+    # what nnU-Net's on_train_start writes beside the folds
+    (model_dir / "plans.json").write_text(json.dumps(nnunet_trainer.plans_manager.plans, indent=2))
+    (model_dir / "dataset.json").write_text(json.dumps(nnunet_trainer.dataset_json, indent=2))
+    shutil.copy(Path(nnunet_trainer.preprocessed_dataset_folder_base) / "dataset_fingerprint.json", model_dir)
+    return model_dir
+
+
+def _compile_all(models) -> float:
+    """Seconds to convert every network of the models folder to OpenVINO (0 when cached).
+
+    Folds 1-4 are copies of fold 0 (same checkpoint content, so the same cache name), so fold 0's
+    conversion is copied to them instead of being converted four more times."""
+    import shutil
+
+    from renal_nnunet.classification.predict import load_for_backend
+    from renal_nnunet.inference.openvino_backend import compiled_model_path
+    from renal_nnunet.inference.stage import compiled_fold_networks, fold_checkpoint
+    from renal_nnunet.pipeline.compile_models import compile_models
+    from renal_nnunet.pipeline.models import load_models
+
+    started = time.perf_counter()
+    manifest = load_models(models)
+    copies = []
+    for stage in (manifest.kidney, manifest.mass):
+        stage_dir = models / stage.path
+        compiled_fold_networks(stage_dir, (0,))
+        copies += [(fold_checkpoint(stage_dir, 0), fold_checkpoint(stage_dir, fold)) for fold in stage.folds[1:]]
+    load_for_backend(models / manifest.classifier[0], "cpu", "openvino")
+    copies += [(models / manifest.classifier[0], models / other) for other in manifest.classifier[1:]]
+    for source, copy in copies:
+        for suffix in (".bin", ".xml"):
+            shutil.copy(compiled_model_path(source).with_suffix(suffix), compiled_model_path(copy).with_suffix(suffix))
+    compile_models(models)
+    return time.perf_counter() - started
+
+
+def _test_case(work: Path, geometry: dict) -> dict:
+    """The held-out CT and its reference labels (made once)."""
+    from renal_nnunet.synthetic import make_phantom
+
     test_dir, reference = work / "test_ct", work / "test_reference" / "bench.nii.gz"
     if not reference.is_file():
         import SimpleITK as sitk
@@ -102,16 +212,17 @@ def _build_models(work: Path, args) -> dict:
         phantom = make_phantom(424242, masses_per_kidney=(1, 2), **geometry)
         sitk.WriteImage(phantom.ct, str(test_dir / "bench_0000.nii.gz"), True)
         sitk.WriteImage(phantom.labels, str(reference), True)
-    return {"folders": folders, "native": native, "test_dir": test_dir, "reference": reference}
+    return {"test_dir": test_dir, "reference": reference}
 
 
-def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, out_dir: Path) -> dict:
+def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, backend: str, out_dir: Path) -> dict:
     """The cascade's stages as ``predict`` runs them: the kidney model on the whole CT, its
     post-processing, the mass stage on the kidneys' boxes and the classifier (with Grad-CAM) on
     the masses, then the seg and CAM NIfTIs written; kidneys and masses are the reference's.
     Models trained for a few iterations segment nonsense (whole halves of the CT, hundreds of
     blobs); the work per box and per mass does not depend on the weights, so this is the cost of
-    a CT with its real number of kidneys and masses. Returns seconds per stage."""
+    a CT with its real number of kidneys and masses. Returns seconds per stage and inside the
+    forward passes (``network_s``)."""
     import numpy as np
     import SimpleITK as sitk
 
@@ -121,6 +232,7 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, out
     from renal_nnunet.anatomy.sides import paper_kidney_sides
     from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
     from renal_nnunet.classification.predict import classify_lesions
+    from renal_nnunet.inference.backends import NETWORK_CLOCK
     from renal_nnunet.inference.cascade import kidney_boxes, kidneys_from_labels, segment_masses
     from renal_nnunet.inference.stage import predict_stage_labels
     from renal_nnunet.io import read_image, read_label_map, write_image
@@ -133,7 +245,7 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, out
     kits = sitk.GetArrayFromImage(read_label_map(work / "test_reference" / "bench.nii.gz", reference=ct))
     seconds["read"] = time.perf_counter() - started
     started = time.perf_counter()
-    predict_stage_labels(ct, models / manifest.kidney.path, manifest.kidney.folds, device=device)
+    predict_stage_labels(ct, models / manifest.kidney.path, manifest.kidney.folds, device=device, backend=backend)
     seconds["kidney"] = time.perf_counter() - started
     reference_kidneys = paper_kidney_sides(ct, kits, SINUS_CLOSING_RADIUS_MM)
     started = time.perf_counter()
@@ -141,19 +253,20 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, out
     seconds["kidney"] += time.perf_counter() - started
     started = time.perf_counter()
     segment_masses(ct, kidney_boxes(kidneys, manifest.margin_mm), models / manifest.mass.path, manifest.mass.folds,
-                   device)
+                   device, backend)
     seconds["mass"] = time.perf_counter() - started
     components = lesion_components(image_like(np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"])).astype(np.uint8),
                                               ct))
     started = time.perf_counter()
-    classified = classify_lesions(ct, components, [models / p for p in manifest.classifier], cam=True, device=device)
+    classified = classify_lesions(ct, components, [models / p for p in manifest.classifier], cam=True, device=device,
+                                  backend=backend)
     seconds["classification"] = time.perf_counter() - started
     started = time.perf_counter()
     write_image(kidneys, out_dir / "bench_seg.nii.gz")
     for result in classified:
         write_image(paste_on_grid(result.cam, ct), out_dir / f"bench_lesion{result.lesion_id}_gradcam.nii.gz")
     seconds["write"] = time.perf_counter() - started
-    return {"stage_seconds": seconds, "lesions": len(classified)}
+    return {"stage_seconds": seconds, "network_s": NETWORK_CLOCK.seconds, "lesions": len(classified)}
 
 
 def main() -> int:
@@ -167,12 +280,14 @@ def main() -> int:
     parser.add_argument("--build-only", action="store_true", help="make the data and models, then stop")
     parser.add_argument("--sides", nargs="+", choices=("cascade", "baseline"), default=["cascade", "baseline"],
                         help="which side(s) to time now; results are merged into bench_predict.json")
+    parser.add_argument("--json", type=Path, default=None, help="also write the backends' figures here")
     parser.add_argument("--cascade-child", type=int, nargs="+", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--backend", choices=BENCH_BACKENDS, default="openvino", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.cascade_child is not None:  # the measured child process of a cascade row
-        result = _cascade_on_reference_regions(args.work, args.cascade_child, args.device, args.child_out)
+        result = _cascade_on_reference_regions(args.work, args.cascade_child, args.device, args.backend, args.child_out)
         (args.child_out / "stages.json").write_text(json.dumps(result))
         return 0
     built = _build_models(args.work, args)
@@ -186,9 +301,9 @@ def main() -> int:
     env["nnUNet_extTrainer"] = ext_trainer_search_path(env.get("nnUNet_extTrainer"))
     bin_dir = Path(sys.executable).parent
 
-    def cascade(name: str, folds: list[str]) -> list[str]:
+    def cascade(name: str, folds: list[str], backend: str) -> list[str]:
         return [sys.executable, __file__, "--work", str(args.work), "--device", args.device, "--cascade-child",
-                *folds, "--child-out", str(args.work / name)]
+                *folds, "--child-out", str(args.work / name), "--backend", backend]
 
     def baseline(name: str, folds: list[str], tta: bool) -> list[str]:
         return [str(bin_dir / "nnUNetv2_predict"), "-i", str(built["test_dir"]), "-o", str(args.work / name), "-d",
@@ -197,8 +312,11 @@ def main() -> int:
 
     runs = {}
     if "cascade" in args.sides:
-        runs["cascade_5_folds"] = cascade("cascade_5_folds", ["0", "1", "2", "3", "4"])
-        runs["cascade_fold_0"] = cascade("cascade_fold_0", ["0"])
+        for backend in BENCH_BACKENDS:
+            runs[f"cascade_5_folds_{backend}"] = cascade(f"cascade_5_folds_{backend}", ["0", "1", "2", "3", "4"],
+                                                         backend)
+    if "cascade" in args.sides and "baseline" in args.sides:
+        runs["cascade_fold_0"] = cascade("cascade_fold_0", ["0"], "openvino")
     if "baseline" in args.sides and args.baseline_one_fold:
         runs["nnunet_3d_fullres_fold_0_no_tta"] = baseline("nnunet_fold_0", ["0"], tta=False)
     elif "baseline" in args.sides:
@@ -206,12 +324,13 @@ def main() -> int:
     result_path = args.work / "bench_predict.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {"rows": {}}
     result.update(ct_shape_zyx=BENCH_SHAPE_ZYX, spacing_zyx_mm=BENCH_SPACING_ZYX_MM, device=args.device,
-                  cpu_count=os.cpu_count())
+                  cpu_count=os.cpu_count(), compile_s=built["compile_s"])
+    cascade_env = {k: v for k, v in env.items() if k != "nnUNet_def_n_proc"}
     rows = result["rows"]
     for name, command in runs.items():
         (args.work / name).mkdir(parents=True, exist_ok=True)
         log_path = args.work / f"{name}.log"
-        seconds, peak_gb, code = _run_measured(command, env, log_path)
+        seconds, peak_gb, code = _run_measured(command, cascade_env if name.startswith("cascade") else env, log_path)
         rows[name] = {"seconds": seconds, "peak_rss_gb": peak_gb, "exit_code": code, "command": " ".join(command),
                       "log": str(log_path)}
         if name.startswith("cascade") and code == 0:
@@ -224,7 +343,31 @@ def main() -> int:
         result_path.write_text(json.dumps(result, indent=2))  # each row as soon as it is measured
     _summarise(result, rows)
     result_path.write_text(json.dumps(result, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps(_backends_json(result, rows), indent=2))
     return 0
+
+
+def _backends_json(result: dict, rows: dict) -> dict:
+    """The ``--json`` file: each backend's cascade figures and their ratios."""
+    backends = {}
+    for backend in BENCH_BACKENDS:
+        row = rows.get(f"cascade_5_folds_{backend}")
+        if row and row["exit_code"] == 0:
+            backends[backend] = {"wall_s": row["seconds"], "peak_rss_gb": row["peak_rss_gb"],
+                                 "stages_s": row["stage_seconds"], "network_s": row["network_s"],
+                                 "lesions": row["lesions"]}
+    summary = {"backends": backends, "compile_s": result.get("compile_s"), "cpu_count": result["cpu_count"],
+               "ct_shape_zyx": list(BENCH_SHAPE_ZYX)}
+    if len(backends) == 2:
+        torch_row, openvino_row = backends["torch"], backends["openvino"]
+        summary["ratios"] = {"network_s_openvino_over_torch": openvino_row["network_s"] / torch_row["network_s"],
+                             "wall_s_openvino_over_torch": openvino_row["wall_s"] / torch_row["wall_s"]}
+        print(f"openvino / torch: network {summary['ratios']['network_s_openvino_over_torch']:.2f}x "
+              f"(target <= 0.5), wall {summary['ratios']['wall_s_openvino_over_torch']:.2f}x; cascade with openvino "
+              f"{openvino_row['wall_s']:.0f} s (target <= 45 s), peak {openvino_row['peak_rss_gb']:.2f} GB "
+              "(target <= 3 GB)")
+    return summary
 
 
 def _summarise(result: dict, rows: dict) -> None:
@@ -242,7 +385,7 @@ def _summarise(result: dict, rows: dict) -> None:
             print(f"speedup, fold 0 without mirroring on both sides: {result['speedup_fold_0_no_mirroring']:.1f}x")
     baseline_default = result.get("baseline_5_folds_tta_estimated_s") or rows.get(
         "nnunet_3d_fullres_5_folds", {}).get("seconds")
-    cascade = rows.get("cascade_5_folds")
+    cascade = rows.get("cascade_5_folds_openvino")
     if baseline_default and cascade:
         result["speedup_5_folds_default"] = baseline_default / cascade["seconds"]
         print(f"speedup, cascade 5 folds vs baseline 5 folds with default mirroring: "

@@ -42,7 +42,15 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 def test_the_parser_has_every_stage():
     assert {"convert kits", "convert manifest", "env", "plan", "train", "predict-dataset", "predict-stage", "map-back",
             "classifier train", "classifier predict", "evaluate", "predict", "assemble-models", "export-models",
-            "import-models", "demo", "compare"} <= set(SUBCOMMANDS)
+            "import-models", "compile-models", "demo", "compare"} <= set(SUBCOMMANDS)
+
+
+def test_the_commands_that_predict_choose_the_backend_the_same_way():
+    with_backend = {c for c in SUBCOMMANDS if "--backend" in _options(SUBCOMMANDS[c])}
+    assert with_backend == {"predict", "predict-stage", "compare"}
+    for command in with_backend:
+        action = _options(SUBCOMMANDS[command])["--backend"]
+        assert action.default == "auto" and tuple(action.choices) == ("auto", "torch", "openvino")
 
 
 @pytest.mark.parametrize("command", sorted(SUBCOMMANDS))

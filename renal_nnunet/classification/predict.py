@@ -5,6 +5,8 @@ Each lesion is cut out exactly like a training crop
 resized to the checkpoint's grid), every fold model gives softmax probabilities, and the ensemble
 is their mean. The Grad-CAM of the ensemble's class is the mean of the fold models' maps, mapped
 from the crop's grid back onto the CT's voxels of the lesion's box through the crop's sidecar.
+The forward passes run on torch or, with the openvino backend, on each checkpoint compiled by
+OpenVINO (:mod:`renal_nnunet.classification.openvino_classifier`, Grad-CAM included).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.classification.data import crop_to_input
 from renal_nnunet.classification.gradcam import ExplainedForward
 from renal_nnunet.classification.train import load_classifier
+from renal_nnunet.inference.backends import NETWORK_CLOCK, resolve_backend
 from renal_nnunet.io import InputError, check_same_geometry
 
-__all__ = ["LesionClassification", "classify_lesions", "classify_lesion_files", "lesions_touching_border", "lesion_ids_of"]
+__all__ = ["LesionClassification", "classify_lesions", "load_for_backend", "classify_lesion_files", "lesions_touching_border", "lesion_ids_of"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ def classify_lesions(
     cam: bool = True,
     lesion_ids: Sequence[int] | None = None,
     device: str = "cpu",
+    backend: str = "auto",
 ) -> list[LesionClassification]:
     """Classify every lesion (or ``lesion_ids``) of a lesion mask with a fold ensemble.
 
@@ -91,6 +95,7 @@ def classify_lesions(
         cam: also compute each lesion's Grad-CAM in the CT's geometry.
         lesion_ids: classify only these ids (default: all).
         device: torch device for the models.
+        backend: ``auto``, ``torch`` or ``openvino`` (the forward passes only).
 
     Returns:
         One :class:`LesionClassification` per lesion, in ascending id order.
@@ -117,8 +122,29 @@ def classify_lesions(
     if cut_off:
         raise InputError(None, f"lesions {cut_off} touch the image border, so they are probably cut off by the "
                                "field of view and their crops incomplete; leave them out (lesion_ids=...)")
-    models = [load_classifier(path, device) for path in checkpoints]
+    models = [load_for_backend(path, device, resolve_backend(backend, device)) for path in checkpoints]
     return [_classify_one(ct, lesion_mask, lesion_id, models, cam, device) for lesion_id in wanted]
+
+
+def load_for_backend(checkpoint: str | os.PathLike, device: str, backend: str) -> tuple:
+    """``(model, checkpoint info)`` of a classifier checkpoint: the torch model (``backend``
+    ``torch``) or it compiled by OpenVINO (``openvino``; converted once and cached next to it)."""
+    model, info = load_classifier(checkpoint, device)
+    if backend == "openvino":
+        from renal_nnunet.classification.openvino_classifier import CompiledClassifier
+
+        model = CompiledClassifier(model, checkpoint, int(info["grid"]))
+    return model, info
+
+
+def _explained_forward(model, volume: torch.Tensor):
+    """The forward pass of ``model`` whose Grad-CAM can be taken afterwards, for either backend."""
+    from renal_nnunet.classification.openvino_classifier import CompiledClassifier, CompiledExplainedForward
+
+    if isinstance(model, CompiledClassifier):
+        return CompiledExplainedForward(model, volume)
+    with NETWORK_CLOCK.timing():
+        return ExplainedForward(model, volume)
 
 
 def _classify_one(ct: sitk.Image, lesion_mask: sitk.Image, lesion_id: int, models: list, cam: bool,
@@ -133,10 +159,10 @@ def _classify_one(ct: sitk.Image, lesion_mask: sitk.Image, lesion_id: int, model
                 crop, sidecar = lesion_crop(ct, lesion_mask, grid, lesion_id)
                 crops[grid] = (crop_to_input(crop)[None].to(device), sidecar)
             if cam:
-                forwards.append((stack.enter_context(ExplainedForward(model, crops[grid][0])), crops[grid][1]))
+                forwards.append((stack.enter_context(_explained_forward(model, crops[grid][0])), crops[grid][1]))
                 logits = forwards[-1][0].logits.detach()
             else:
-                with torch.no_grad():
+                with torch.no_grad(), NETWORK_CLOCK.timing():
                     logits = model(crops[grid][0])
             fold_probabilities.append(torch.softmax(logits, dim=1)[0].cpu().numpy())
         fold_probabilities = np.stack(fold_probabilities)

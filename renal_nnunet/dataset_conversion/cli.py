@@ -31,6 +31,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
                         help=f"margin around each kidney crop, mm (default {PAPER.kidney_margin_mm:g}, the paper's)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--num-parts", type=int, default=1,
+                        help="split the cases into this many parts, e.g. one per array job (as nnUNetv2_predict)")
+    parser.add_argument("--part-id", type=int, default=0,
+                        help="which part this run converts (0-based); the splits, dataset.json and lesion table "
+                             "wait for --finalize")
+    parser.add_argument("--finalize", action="store_true",
+                        help="after every part: write the splits, dataset.json files and lesion table (fails "
+                             "while a part is missing)")
 
 
 def _config(args):
@@ -40,15 +48,29 @@ def _config(args):
 
 
 def _run_kits(args) -> int:
-    from renal_nnunet.dataset_conversion.convert import convert_kits
+    from renal_nnunet.dataset_conversion.kits import find_kits_cases
 
-    return _finish(convert_kits(args.src, args.output, _config(args)))
+    return _finish(_convert(find_kits_cases(args.src), args))
 
 
 def _run_manifest(args) -> int:
-    from renal_nnunet.dataset_conversion.manifest import convert_manifest
+    from renal_nnunet.dataset_conversion.manifest import read_manifest
 
-    return _finish(convert_manifest(args.csv, args.output, _config(args)))
+    return _finish(_convert(read_manifest(args.csv), args))
+
+
+def _convert(cases, args):
+    """The whole cohort at once, one part of it, or the finishing step after the parts."""
+    from renal_nnunet.dataset_conversion.convert import convert_cases
+    from renal_nnunet.dataset_conversion.parts import convert_part, finalize_parts
+
+    if args.finalize:
+        if args.num_parts != 1 or args.part_id != 0:
+            raise ValueError("--finalize takes the same options as the parts, without --num-parts/--part-id")
+        return finalize_parts(cases, args.output, _config(args))
+    if args.num_parts > 1:
+        return convert_part(cases, args.output, _config(args), args.num_parts, args.part_id)
+    return convert_cases(cases, args.output, _config(args))
 
 
 def _finish(report) -> int:

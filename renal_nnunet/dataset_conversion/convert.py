@@ -50,8 +50,8 @@ from renal_nnunet.io import InputError, atomic_path, write_image, write_json
 from renal_nnunet.nnunet.splits import patient_folds, write_splits
 from renal_nnunet.settings import PAPER
 
-__all__ = ["ConversionConfig", "ConversionReport", "convert_kits", "convert_cases", "convert_case", "finalize",
-           "RECORDS_DIR"]
+__all__ = ["ConversionConfig", "ConversionReport", "convert_kits", "convert_cases", "convert_batch", "convert_case",
+           "finalize", "require_unique_case_ids", "RECORDS_DIR"]
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,24 @@ def convert_cases(cases: list[SourceCase], out_raw: str | Path, config: Conversi
     """Convert ``cases`` (each on its own; failures are collected), then :func:`finalize`."""
     started = time.perf_counter()
     out_raw = Path(out_raw)
-    _require_writable(out_raw)
+    report = convert_batch(cases, out_raw, config)
+    finalize(out_raw, config, report)
+    report.seconds = time.perf_counter() - started
+    log.debug(report.summary())  # the CLI prints it; a library caller has the report
+    return report
+
+
+def require_unique_case_ids(cases: list[SourceCase]) -> None:
+    """Raise ``InputError`` if two source cases share a case id."""
     duplicates = sorted({c.case_id for c in cases if sum(d.case_id == c.case_id for d in cases) > 1})
     if duplicates:
         raise InputError(None, f"case ids occur more than once: {duplicates}")
+
+
+def convert_batch(cases: list[SourceCase], out_raw: Path, config: ConversionConfig) -> ConversionReport:
+    """Convert each of ``cases`` (records and files, no dataset-wide files); failures are collected."""
+    _require_writable(out_raw)
+    require_unique_case_ids(cases)
     report = ConversionReport()
     if config.workers == 1:
         results = ((case, _convert_case_safely(case, out_raw, config)) for case in cases)
@@ -141,9 +155,6 @@ def convert_cases(cases: list[SourceCase], out_raw: str | Path, config: Conversi
             futures = {pool.submit(_convert_case_safely, case, out_raw, config): case for case in cases}
             done = ((futures[f], f.result()) for f in as_completed(futures))
             _collect(tqdm(done, total=len(cases), desc="convert", unit="case"), report)
-    finalize(out_raw, config, report)
-    report.seconds = time.perf_counter() - started
-    log.debug(report.summary())  # the CLI prints it; a library caller has the report
     return report
 
 

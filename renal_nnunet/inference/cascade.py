@@ -139,13 +139,14 @@ def _touches_border(mask: np.ndarray) -> bool:
 
 
 def segment_kidneys(
-    ct: sitk.Image, model_dir: Path, folds: Sequence[int], device: str = "cpu"
+    ct: sitk.Image, model_dir: Path, folds: Sequence[int], device: str = "cpu", backend: str = "auto",
 ) -> KidneyResult:
     """Run the kidney model on the whole CT and return right/left kidney labels on its grid
     (post-processed by :func:`kidneys_from_labels`)."""
     from renal_nnunet.inference.stage import predict_stage_labels
 
-    return kidneys_from_labels(predict_stage_labels(ct, model_dir, folds=tuple(folds), device=device), ct)
+    return kidneys_from_labels(predict_stage_labels(ct, model_dir, folds=tuple(folds), device=device, backend=backend),
+                               ct)
 
 
 def kidneys_from_labels(labels: sitk.Image, ct: sitk.Image) -> KidneyResult:
@@ -204,6 +205,7 @@ def kidney_boxes(kidneys: sitk.Image, margin_mm: float) -> dict[str, Box]:
 
 def segment_masses(
     ct: sitk.Image, boxes: dict[str, Box], model_dir: Path, folds: Sequence[int], device: str = "cpu",
+    backend: str = "auto",
 ) -> MassResult:
     """Run the mass-model ensemble on each kidney's box and paste back (boxes of :func:`kidney_boxes`).
 
@@ -225,7 +227,7 @@ def segment_masses(
     spread = np.zeros(probability.shape[1:], np.float32)
     for side, (start, size) in boxes.items():
         box_result = predict_stage_probabilities(ct, model_dir, folds=tuple(folds), crop_start=start, crop_size=size,
-                                                 device=device, per_fold=True, crop_only=True)
+                                                 device=device, per_fold=True, crop_only=True, backend=backend)
         box_probability = box_result.ensemble[1:]
         box_spread = (np.std(np.stack([fold[1] for fold in box_result.per_fold]), axis=0)
                       if len(box_result.per_fold) > 1

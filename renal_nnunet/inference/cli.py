@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from renal_nnunet.cli_options import (
+    add_backend,
     add_device,
     add_folds,
     add_input,
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stage.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
                        help=f"crop margin around each box, mm (default {PAPER.kidney_margin_mm:g}, the paper's)")
     add_device(stage)
+    add_backend(stage)
     stage.set_defaults(func=_run_predict_stage)
 
     back = subparsers.add_parser("map-back", help="map grid predictions (e.g. from nnUNetv2_predict) onto the source CTs")
@@ -44,7 +46,7 @@ def _run_predict_stage(args) -> int:
 
     written, failures = predict_stage_files(args.input, args.output, args.models, folds=nnunet_folds(args.folds),
                                             crop_from=args.crop_from, margin_mm=args.margin_mm,
-                                            device=resolve_device(args.device))
+                                            device=resolve_device(args.device), backend=args.backend)
     return print_batch_report(written, failures)
 
 

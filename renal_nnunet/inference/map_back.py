@@ -67,7 +67,7 @@ def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str 
                         model_dir: str | os.PathLike, folds: Sequence[int | str] = PAPER.folds,
                         crop_from: Sequence[str | os.PathLike] | None = None,
                         margin_mm: float = PAPER.kidney_margin_mm,
-                        device: str = "cpu") -> tuple[list[Path], list[str]]:
+                        device: str = "cpu", backend: str = "auto") -> tuple[list[Path], list[str]]:
     """Run one stage on CT files (NIfTI or DICOM folders) and write ``CASE.nii.gz`` label maps in
     each CT's own geometry (CASE by :func:`renal_nnunet.io.case_id_from_path`); a failing case is
     reported and the batch goes on.
@@ -81,6 +81,7 @@ def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str 
             nonzero label's box grown by ``margin_mm`` is predicted separately (the mass stage).
         margin_mm: crop margin, mm.
         device: torch device name.
+        backend: ``auto``, ``torch`` or ``openvino`` (the forward passes only).
 
     Returns:
         The written files and one message per failed case.
@@ -100,7 +101,7 @@ def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str 
                 boxes = crop_boxes_from_labels(crop_labels, margin_mm)
                 if not boxes:
                     raise InputError(crop_from[index], "is empty: no box to predict in")
-            labels = predict_stage_labels(ct, model_dir, folds, boxes, device)
+            labels = predict_stage_labels(ct, model_dir, folds, boxes, device, backend)
             written.append(write_image(labels, Path(output_folder) / f"{case_id_from_path(path)}.nii.gz"))
             log.info("%s -> %s", path, written[-1])
         except (InputError, ValueError) as err:

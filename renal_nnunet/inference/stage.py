@@ -11,7 +11,8 @@ probability is 1.
 
 The network itself runs in :func:`run_network` only (each fold's logits on preprocessed data);
 the grid, the crops, nnU-Net's preprocessing, the fold averaging and everything after stay outside
-it, so a second inference backend replaces that one function. Overlapping crop boxes merge by one
+it, so the backend (:mod:`renal_nnunet.inference.backends`: PyTorch, or OpenVINO on the CPU)
+changes that one function's forward passes and nothing else. Overlapping crop boxes merge by one
 rule, :func:`keep_higher_foreground`.
 
 Arrays are numpy (z, y, x), channels first; crop boxes are ITK (x, y, z) voxel start/size.
@@ -31,6 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import bounding_box_with_margin, box_slices, image_like, resample_from_grid
+from renal_nnunet.inference.backends import NETWORK_CLOCK, resolve_backend
 from renal_nnunet.io import InputError
 from renal_nnunet.settings import PAPER
 from renal_nnunet.trainers.registration import trainer_lookup
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FoldProbabilities",
     "model_grid_size",
+    "fold_checkpoint",
+    "compiled_fold_networks",
     "run_network",
     "predict_grid_probabilities",
     "predict_stage_probabilities",
@@ -108,11 +112,16 @@ def model_grid_size(model_dir: str | os.PathLike) -> int:
     return sizes.pop()
 
 
+def fold_checkpoint(model_dir: str | os.PathLike, fold: int | str) -> Path:
+    """The final checkpoint of one fold of an nnU-Net trained-model folder."""
+    return Path(model_dir) / f"fold_{fold}" / CHECKPOINT_NAME
+
+
 def _checkpoint_stamps(model_dir: Path, folds: tuple) -> tuple[int, ...]:
     """Modification times of the folds' final checkpoints (part of the predictor cache key)."""
     stamps = []
     for fold in folds:
-        checkpoint = model_dir / f"fold_{fold}" / CHECKPOINT_NAME
+        checkpoint = fold_checkpoint(model_dir, fold)
         if not checkpoint.is_file():
             raise InputError(checkpoint, f"checkpoint missing: fold {fold} of this model is not trained (or still "
                              "training); train it or choose other folds")
@@ -135,6 +144,34 @@ def _predictor(model_dir: str, folds: tuple, device: str, checkpoint_stamps: tup
     return predictor
 
 
+@functools.lru_cache(maxsize=2)
+def _openvino_networks(model_dir: str, folds: tuple, checkpoint_stamps: tuple) -> tuple:
+    """Each fold's network compiled by OpenVINO for the CPU (converted once per checkpoint and
+    cached next to it), in fold order; cached like :func:`_predictor`."""
+    import torch
+
+    from renal_nnunet.inference.openvino_backend import OpenVinoNetwork, openvino_model
+
+    predictor = _predictor(model_dir, folds, "cpu", checkpoint_stamps)
+    channels = len(predictor.dataset_json["channel_names"])
+    example_input = torch.zeros((1, channels, *predictor.configuration_manager.patch_size))
+
+    def build(parameters: dict):
+        predictor.network.load_state_dict(parameters)
+        return predictor.network.eval(), example_input
+
+    return tuple(OpenVinoNetwork(openvino_model(fold_checkpoint(model_dir, fold), functools.partial(build, parameters)))
+                 for fold, parameters in zip(folds, predictor.list_of_parameters))
+
+
+def compiled_fold_networks(model_dir: str | os.PathLike, folds: Sequence[int | str]) -> tuple:
+    """Each fold's network of a trained-model folder compiled by OpenVINO for the CPU, in fold
+    order (converted the first time and cached next to each checkpoint)."""
+    model_dir = Path(model_dir).resolve()
+    folds = tuple(f if f == "all" else int(f) for f in folds)
+    return _openvino_networks(str(model_dir), folds, _checkpoint_stamps(model_dir, folds))
+
+
 def _preprocess(predictor, grid_ct: sitk.Image) -> tuple:
     """nnU-Net's own preprocessing of one grid image (as ``nnUNetv2_predict`` runs it)."""
     import torch
@@ -147,24 +184,36 @@ def _preprocess(predictor, grid_ct: sitk.Image) -> tuple:
     return torch.from_numpy(np.ascontiguousarray(data)).float(), properties
 
 
-def run_network(predictor, data) -> list:
+def run_network(predictor, data, compiled: Sequence = ()) -> list:
     """Each fold's sliding-window logits on preprocessed data: the only place a network runs.
+
+    nnU-Net's sliding window runs either way; with ``compiled`` its ``network(patch)`` calls go to
+    each fold's OpenVINO network instead of the torch one. The time spent here is added to
+    :data:`renal_nnunet.inference.backends.NETWORK_CLOCK`.
 
     Args:
         predictor: nnU-Net's predictor with the folds' weights loaded (:func:`_predictor`).
         data: preprocessed float tensor (channels, z, y, x).
+        compiled: one OpenVINO network per fold, in the predictor's fold order (the openvino
+            backend); empty runs the predictor's torch network.
 
     Returns:
         One logits tensor (C, z, y, x) per fold, in the predictor's fold order.
     """
-    all_parameters = predictor.list_of_parameters
+    all_parameters, torch_network = predictor.list_of_parameters, predictor.network
     logits = []
     try:
-        for parameters in all_parameters:
-            predictor.list_of_parameters = [parameters]
-            logits.append(predictor.predict_logits_from_preprocessed_data(data))
+        with NETWORK_CLOCK.timing():
+            if compiled:
+                for fold_network in compiled:
+                    predictor.network = fold_network
+                    logits.append(predictor.predict_sliding_window_return_logits(data).to("cpu"))
+            else:
+                for parameters in all_parameters:
+                    predictor.list_of_parameters = [parameters]
+                    logits.append(predictor.predict_logits_from_preprocessed_data(data))
     finally:
-        predictor.list_of_parameters = all_parameters
+        predictor.list_of_parameters, predictor.network = all_parameters, torch_network
     return logits
 
 
@@ -215,6 +264,7 @@ def predict_grid_probabilities(
     folds: Sequence[int | str] = PAPER.folds,
     device: str = "cpu",
     per_fold: bool = False,
+    backend: str = "auto",
 ) -> FoldProbabilities:
     """Class probabilities on a grid image, exactly as ``nnUNetv2_predict -f ...`` computes them.
 
@@ -224,6 +274,7 @@ def predict_grid_probabilities(
         folds: folds whose logits are averaged before the softmax.
         device: ``cpu``, ``cuda`` or ``mps``.
         per_fold: also compute each fold's own probabilities.
+        backend: ``auto``, ``torch`` or ``openvino`` (:func:`renal_nnunet.inference.backends.resolve_backend`).
 
     Returns:
         float32 (C, G, G, G) probabilities (numpy z, y, x) of the ensemble (and of each fold).
@@ -233,9 +284,11 @@ def predict_grid_probabilities(
     """
     model_dir = Path(model_dir).resolve()
     folds = tuple(f if f == "all" else int(f) for f in folds)
-    predictor = _predictor(str(model_dir), folds, device, _checkpoint_stamps(model_dir, folds))
+    stamps = _checkpoint_stamps(model_dir, folds)
+    predictor = _predictor(str(model_dir), folds, device, stamps)
+    compiled = _openvino_networks(str(model_dir), folds, stamps) if resolve_backend(backend, device) == "openvino" else ()
     data, properties = _preprocess(predictor, grid_ct)
-    fold_logits = run_network(predictor, data)
+    fold_logits = run_network(predictor, data, compiled)
     mean_logits = sum(fold_logits[1:], fold_logits[0]) / len(fold_logits)  # nnU-Net's fold ensemble
     ensemble = _grid_probabilities(predictor, mean_logits, properties)
     if not per_fold:
@@ -253,6 +306,7 @@ def predict_stage_probabilities(
     device: str = "cpu",
     per_fold: bool = False,
     crop_only: bool = False,
+    backend: str = "auto",
 ) -> FoldProbabilities:
     """Class probabilities of one trained stage on ``ct``'s own voxels.
 
@@ -269,6 +323,7 @@ def predict_stage_probabilities(
         per_fold: also return each fold's own probabilities (for the ensemble spread).
         crop_only: return the crop box's voxels only (C, z, y, x of ``crop_size``): a mass
             stage's box is a few percent of a 512x512 CT, so this saves most of the memory.
+        backend: ``auto``, ``torch`` or ``openvino`` (the forward passes only).
 
     Returns:
         float32 (C, Z, Y, X) probabilities in ``ct``'s geometry (C = the model's classes, in its
@@ -283,7 +338,7 @@ def predict_stage_probabilities(
 
     grid_ct, sidecar = prepare_grid_ct(ct, model_grid_size(model_dir), crop_start, crop_size)
     log.debug("stage %s, box start %s size %s, folds %s", model_dir, sidecar.crop_start, sidecar.crop_size, folds)
-    grid = predict_grid_probabilities(grid_ct, model_dir, folds, device, per_fold)
+    grid = predict_grid_probabilities(grid_ct, model_dir, folds, device, per_fold, backend)
     return FoldProbabilities(_to_source(grid.ensemble, sidecar, crop_only),
                              tuple(_to_source(fold, sidecar, crop_only) for fold in grid.per_fold))
 
@@ -350,6 +405,7 @@ def predict_stage_labels(
     folds: Sequence[int | str] = PAPER.folds,
     crop_boxes: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
     device: str = "cpu",
+    backend: str = "auto",
 ) -> sitk.Image:
     """Label map of one stage in ``ct``'s geometry: argmax of the ensemble probabilities.
 
@@ -360,6 +416,7 @@ def predict_stage_labels(
         crop_boxes: ``(start, size)`` boxes (ITK x, y, z) predicted separately and merged with
             :func:`keep_higher_foreground`; None predicts the whole CT.
         device: torch device name.
+        backend: ``auto``, ``torch`` or ``openvino`` (the forward passes only).
 
     Returns:
         uint8 label image with exactly ``ct``'s size, spacing, origin and direction.
@@ -368,14 +425,14 @@ def predict_stage_labels(
         from renal_nnunet.anatomy.grid import prepare_grid_ct
 
         grid_ct, sidecar = prepare_grid_ct(ct, model_grid_size(model_dir))
-        return image_like(_to_source_labels(predict_grid_probabilities(grid_ct, model_dir, folds, device).ensemble,
-                                            sidecar), ct)
+        grid = predict_grid_probabilities(grid_ct, model_dir, folds, device, backend=backend)
+        return image_like(_to_source_labels(grid.ensemble, sidecar), ct)
     if len(crop_boxes) == 0:
         raise ValueError("crop_boxes is empty: nothing to predict (is the kidney segmentation empty?)")
     foreground = None
     for start, size in crop_boxes:
         box_probabilities = predict_stage_probabilities(ct, model_dir, folds, start, size, device,
-                                                        crop_only=True).ensemble
+                                                        crop_only=True, backend=backend).ensemble
         if foreground is None:
             foreground = np.zeros((len(box_probabilities) - 1, *reversed(ct.GetSize())), np.float32)
         keep_higher_foreground(foreground, box_probabilities[1:], box_slices(start, size))

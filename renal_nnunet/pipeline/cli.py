@@ -7,7 +7,15 @@ import argparse
 import json
 from pathlib import Path
 
-from renal_nnunet.cli_options import add_device, add_folds, add_input, add_models, add_output, resolve_device
+from renal_nnunet.cli_options import (
+    add_backend,
+    add_device,
+    add_folds,
+    add_input,
+    add_models,
+    add_output,
+    resolve_device,
+)
 from renal_nnunet.settings import PAPER
 
 
@@ -25,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_models(predict, "models folder (with manifest.json)", type=Path)
     add_folds(predict, all_shipped=True)
     add_device(predict)
+    add_backend(predict)
     predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
     predict.add_argument("--no-report", action="store_true", help="skip the report PNG")
     predict.add_argument("--min-diameter-mm", type=float, default=None,
@@ -70,7 +79,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="symlink the files instead of copying them (export-models still packs real files)")
     assemble.set_defaults(func=_assemble)
 
-    export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share")
+    compile_parser = subparsers.add_parser(
+        "compile-models", help="convert every network of a models folder to OpenVINO now (predict on the CPU "
+                               "otherwise does it on first use); the files are cached next to each checkpoint")
+    add_models(compile_parser, "models folder (with manifest.json)", type=Path)
+    add_folds(compile_parser, all_shipped=True)
+    compile_parser.set_defaults(func=_compile_models)
+
+    export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share "
+                                                         "(with the OpenVINO files compile-models wrote)")
     add_models(export, "models folder to pack", type=Path)
     add_output(export, "zip file to write", type=Path)
     export.set_defaults(func=_export)
@@ -110,6 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output(compare, "folder for each method's predictions, evaluations and comparison.csv", type=Path)
     add_folds(compare, all_shipped=True)
     add_device(compare)
+    add_backend(compare)
     compare.set_defaults(func=_compare)
 
 
@@ -120,7 +138,7 @@ def _predict(args: argparse.Namespace) -> int:
         folds=folds_argument(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
-        dicom_seg=args.dicom_seg,
+        dicom_seg=args.dicom_seg, backend=args.backend,
         **{name: getattr(args, name) for name in ("review_below_probability", "review_below_agreement")
            if getattr(args, name) is not None},
     )
@@ -155,6 +173,15 @@ def _assemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compile_models(args: argparse.Namespace) -> int:
+    from renal_nnunet.pipeline.compile_models import compile_models
+    from renal_nnunet.pipeline.predict import folds_argument
+
+    for path in compile_models(args.models, folds_argument(args.folds)):
+        print(path)
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.models import export_models
 
@@ -186,7 +213,7 @@ def _compare(args: argparse.Namespace) -> int:
     table = compare_methods(args.input, args.references, args.output, cascade_models=args.models,
                             one_stage_model=args.one_stage_model, fullres_model=args.fullres_model,
                             folds=folds_argument(args.folds), device=resolve_device(args.device),
-                            ref_format=args.ref_format, ref_kidney=args.ref_kidney)
+                            ref_format=args.ref_format, ref_kidney=args.ref_kidney, backend=args.backend)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"table written to {args.output / 'comparison.csv'}")
     return 0

@@ -17,6 +17,7 @@ against the same references; the table also gives the mean inference time per ca
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -71,7 +72,8 @@ def one_stage_to_output_labels(labels: np.ndarray, ct: sitk.Image) -> sitk.Image
     return image_like(out.astype(np.uint8), ct)
 
 
-def _predict_grid_one_stage(cases: list[CaseInput], out: Path, model_dir: Path, folds, device: str) -> float:
+def _predict_grid_one_stage(cases: list[CaseInput], out: Path, model_dir: Path, folds, device: str,
+                            backend: str) -> float:
     from renal_nnunet.inference.stage import predict_stage_labels
 
     seconds = 0.0
@@ -79,7 +81,8 @@ def _predict_grid_one_stage(cases: list[CaseInput], out: Path, model_dir: Path, 
         ct = read_series_or_image(case.path)
         started = time.perf_counter()
         # labels channel by channel: no full-size (C, z, y, x) float stack or int64 argmax of the whole CT
-        labels = sitk.GetArrayViewFromImage(predict_stage_labels(ct, model_dir, folds=folds, device=device))
+        labels = sitk.GetArrayViewFromImage(predict_stage_labels(ct, model_dir, folds=folds, device=device,
+                                                                backend=backend))
         seg = one_stage_to_output_labels(labels, ct)
         seconds += time.perf_counter() - started
         write_image(seg, out / f"{case.case_id}_seg.nii.gz")
@@ -128,6 +131,7 @@ def compare_methods(
     device: str = "cpu",
     ref_format: str = "pipeline",
     ref_kidney: str = "paper",
+    backend: str = "auto",
 ) -> pd.DataFrame:
     """Predict the test CTs with each method, evaluate, and write ``comparison.csv``/``.json``.
 
@@ -144,6 +148,8 @@ def compare_methods(
             (0 background, 1 kidney, 2 tumour, 3 cyst).
         ref_kidney: a KiTS reference's kidney: ``paper`` (sinus filled) or ``kits`` (see
             :class:`~renal_nnunet.evaluation.evaluate.EvaluationConfig`).
+        backend: forward passes of the cascade and the one-stage grid model (``auto``, ``torch``,
+            ``openvino``); stock 3d_fullres always runs nnU-Net's own torch predictor.
 
     Returns:
         One row per method: the metrics of :data:`COMPARISON_COLUMNS` and ``seconds_per_case``.
@@ -159,9 +165,9 @@ def compare_methods(
     started = time.perf_counter()
     results = predict(images, output / "cascade", cascade_models,
                       PredictConfig(folds=folds, device=device, cam=False, report=False,
-                                    min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM))
+                                    min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM, backend=backend))
     seconds["cascade"] = (time.perf_counter() - started) / max(len(results), 1)
-    baselines = (("one_stage_grid", one_stage_model, _predict_grid_one_stage),
+    baselines = (("one_stage_grid", one_stage_model, functools.partial(_predict_grid_one_stage, backend=backend)),
                  ("nnunet_3d_fullres", fullres_model, _predict_stock_fullres))
     for name, model_dir, run in baselines:
         if model_dir is not None:

@@ -82,6 +82,8 @@ class PredictConfig:
             below this (default 0.8: with 5 folds, 3 of 5 agreeing is flagged).
         dicom_seg: for a DICOM series input, also write ``<case>_seg.dcm`` (DICOM SEG) and
             ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.pipeline.dicom_export``.
+        backend: what runs the forward passes: ``auto`` (OpenVINO on the CPU, torch elsewhere),
+            ``torch`` or ``openvino``; the results agree to the figures in the README.
     """
 
     folds: tuple[int, ...] | None = None
@@ -97,6 +99,7 @@ class PredictConfig:
     dicom_seg: bool = False
     review_below_probability: float = 0.6
     review_below_agreement: float = 0.8
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ def _classify(ct: sitk.Image, components: sitk.Image, skip_ids: Sequence[int], c
     if not lesion_ids_of(to_classify):
         return {}
     return {c.lesion_id: c for c in classify_lesions(ct, to_classify, checkpoints, cam=config.cam,
-                                                     device=config.device)}
+                                                     device=config.device, backend=config.backend)}
 
 
 def analyse_ct(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest, config: PredictConfig) -> CaseAnalysis:
@@ -178,7 +181,8 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
     from renal_nnunet.classification.predict import lesions_touching_border
 
     clock = _StageClock()
-    kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device)
+    kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device,
+                              config.backend)
     clock.lap("kidney")
     out_of_view = kidney_level_problem(ct, kidneys.labels) if kidneys.found else None
     if not kidneys.found or out_of_view:
@@ -187,7 +191,8 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
                                                 *([out_of_view] if out_of_view else [])), False, clock)
     boxes = kidney_boxes(kidneys.labels, manifest.margin_mm)
     masses, off_kidney = keep_masses_on_kidneys(
-        segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device), kidneys.labels)
+        segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device, config.backend),
+        kidneys.labels)
     clock.lap("mass")
     components = lesion_components(masses.mask, connectivity=26)
     lesions = lesion_properties(components)
@@ -369,7 +374,10 @@ def predict(
     """
     from tqdm import tqdm
 
+    from renal_nnunet.inference.backends import resolve_backend
+
     models_dir, output_dir = Path(models_dir), Path(output_dir)
+    config = replace(config, backend=resolve_backend(config.backend, config.device))
     manifest = load_models(models_dir, config.folds)
     record = run_record(models_dir, manifest, config)
     for warning in _model_warnings(manifest):
@@ -390,7 +398,8 @@ def predict(
                 raise
             log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
             results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
-    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "run": record,
+    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
+                "run": record,
                 "cases": [_summary_row(r) for r in results]}, output_dir / "predict_summary.json")
     failed = [r.case_id for r in results if r.status == "failed"]
     log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")

@@ -1,0 +1,110 @@
+"""The lesion classifier on OpenVINO, Grad-CAM included.
+
+The compiled network returns the Grad-CAM layer's feature maps (``layer4``) with the logits, from
+one forward pass. The map of a class is then pytorch-grad-cam's own Grad-CAM taken on the head
+alone (global average pooling -> MLP, a few hundred kilobytes of weights, in torch): the class
+score's gradient with respect to those feature maps is all Grad-CAM needs, and the head is the
+only part of the network it flows through. So the map equals the PyTorch Grad-CAM up to the
+backends' difference in the features (tested to 1e-4), at the cost of the head's backward pass.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+from renal_nnunet.classification.gradcam import _FeatureResolutionGradCAM, cam_to_input_grid, feature_cells
+from renal_nnunet.inference.backends import NETWORK_CLOCK
+
+__all__ = ["CompiledClassifier", "CompiledExplainedForward"]
+
+
+class _FeaturesAndLogits(nn.Module):
+    """The classifier returning ``(layer4 feature maps, logits)``: what is converted to OpenVINO."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.forward_features(volume)
+        return features, self.model.forward_head(features)
+
+
+class _HeadOnFeatures(nn.Module):
+    """The classifier's head on given feature maps, behind an identity layer for Grad-CAM's hooks."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.features = nn.Identity()
+        self.model = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.features(features))
+
+
+class CompiledClassifier:
+    """A classifier checkpoint compiled by OpenVINO for the CPU (converted once, cached next to
+    the checkpoint by :func:`renal_nnunet.inference.openvino_backend.openvino_model`).
+
+    Called on a (1, 1, D, H, W) float tensor it returns the (1, n_classes) logits, as the torch
+    model does.
+    """
+
+    def __init__(self, model: nn.Module, checkpoint: str | os.PathLike, grid: int) -> None:
+        from renal_nnunet.inference.openvino_backend import openvino_model
+
+        model = model.cpu().eval()
+        for parameter in model.parameters():  # the CAM needs gradients of the features only
+            parameter.requires_grad_(False)
+        self.head = _HeadOnFeatures(model)
+        self.cells = feature_cells(model)  # where layer4's cells sit on the input, as the torch CAM places them
+        example_input = torch.zeros((1, 1, grid, grid, grid))
+        self.model = openvino_model(checkpoint, lambda: (_FeaturesAndLogits(model).eval(), example_input))
+
+    def features_and_logits(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(layer4 feature maps (1, 512, d, h, w), logits (1, n_classes))`` of one forward pass."""
+        from renal_nnunet.inference.openvino_backend import run_once
+
+        array = np.ascontiguousarray(volume.detach().cpu().numpy(), dtype=np.float32)
+        with NETWORK_CLOCK.timing():
+            features, logits = run_once(self.model, array)
+        return torch.from_numpy(features), torch.from_numpy(logits)
+
+    def __call__(self, volume: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(volume)[1]
+
+
+class CompiledExplainedForward:
+    """:class:`renal_nnunet.classification.gradcam.ExplainedForward` for a :class:`CompiledClassifier`:
+    one forward pass whose Grad-CAM can then be taken for any class.
+
+    Attributes:
+        logits: (1, n_classes) tensor of the forward pass.
+    """
+
+    def __init__(self, classifier: CompiledClassifier, volume: torch.Tensor) -> None:
+        self._head = classifier.head
+        self._cells = classifier.cells
+        self._shape = tuple(volume.shape[-3:])
+        self._features, self.logits = classifier.features_and_logits(volume)
+
+    def cam(self, target_class: int) -> np.ndarray:
+        """Grad-CAM of ``target_class`` at the input's resolution, float32 (D, H, W) in [0, 1]."""
+        grad_cam = _FeatureResolutionGradCAM(model=self._head, target_layers=[self._head.features])
+        try:
+            features = self._features.detach().requires_grad_(True)  # Grad-CAM's hooks need a graph from here
+            raw = grad_cam(features, [ClassifierOutputTarget(int(target_class))])[0]
+        finally:
+            grad_cam.activations_and_grads.release()
+        return cam_to_input_grid(raw, self._shape, self._cells)
+
+    def __enter__(self) -> "CompiledExplainedForward":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._features = None

@@ -1,0 +1,141 @@
+"""The OpenVINO backend against PyTorch on the tiny demo's trained models: same logits (1e-3), same
+labels (>= 99.9 % of voxels), same lesion classes, same Grad-CAM (1e-4), and a changed checkpoint
+is converted again instead of being served stale."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from renal_nnunet.anatomy.crops import lesion_crop
+from renal_nnunet.anatomy.grid import prepare_grid_ct
+from renal_nnunet.anatomy.labels import OUTPUT_LABELS
+from renal_nnunet.anatomy.lesions import lesion_components
+from renal_nnunet.classification.data import crop_to_input
+from renal_nnunet.classification.gradcam import grad_cam
+from renal_nnunet.classification.openvino_classifier import CompiledExplainedForward
+from renal_nnunet.classification.predict import load_for_backend
+from renal_nnunet.inference.openvino_backend import compiled_model_path
+from renal_nnunet.inference.stage import (
+    _predictor,
+    _preprocess,
+    compiled_fold_networks,
+    fold_checkpoint,
+    model_grid_size,
+    predict_stage_labels,
+)
+from renal_nnunet.io import read_image
+from renal_nnunet.pipeline.models import load_models
+from renal_nnunet.pipeline.predict import PredictConfig, predict
+
+
+@pytest.fixture(scope="module")
+def held_out(tiny_demo):
+    out_dir, _ = tiny_demo
+    return sorted((out_dir / "test_images").glob("*.nii.gz"))
+
+
+@pytest.fixture(scope="module")
+def both_backends(tiny_demo, held_out, tmp_path_factory):
+    """``predict`` on the held-out cases with each backend: (results, output folder) by backend."""
+    out_dir, _ = tiny_demo
+    work = tmp_path_factory.mktemp("backends")
+    for case in held_out:
+        shutil.copy(case, work / case.name)
+    return {backend: (predict(work, work / f"out_{backend}", out_dir / "models", PredictConfig(backend=backend,
+                                                                                             report=False)),
+                      work / f"out_{backend}")
+            for backend in ("torch", "openvino")}
+
+
+def test_compiled_networks_give_the_torch_logits(tiny_demo, held_out):
+    out_dir, _ = tiny_demo
+    models = out_dir / "models"
+    manifest = load_models(models)
+    for stage in (manifest.kidney, manifest.mass):
+        model_dir = (models / stage.path).resolve()
+        predictor = _predictor(str(model_dir), stage.folds, "cpu", tuple(
+            fold_checkpoint(model_dir, f).stat().st_mtime_ns for f in stage.folds))
+        compiled = compiled_fold_networks(model_dir, stage.folds)
+        for path in held_out:
+            grid_ct, _ = prepare_grid_ct(read_image(path), model_grid_size(model_dir))
+            data, _ = _preprocess(predictor, grid_ct)
+            for parameters, network in zip(predictor.list_of_parameters, compiled):
+                predictor.network.load_state_dict(parameters)
+                with torch.no_grad():
+                    expected = predictor.network.eval()(data[None]).numpy()
+                assert np.abs(network(data[None]).numpy() - expected).max() < 1e-3
+            ct = read_image(path)
+            labels = {backend: sitk.GetArrayFromImage(predict_stage_labels(ct, model_dir, stage.folds, backend=backend))
+                      for backend in ("torch", "openvino")}
+            assert np.mean(labels["torch"] == labels["openvino"]) >= 0.999, (stage.path, path.name)
+
+
+def test_predict_gives_the_same_lesions_and_grad_cams_on_both_backends(both_backends):
+    results = {backend: {r.case_id: r for r in rows} for backend, (rows, _) in both_backends.items()}
+    assert results["torch"].keys() == results["openvino"].keys()
+    lesions = 0
+    for case_id, torch_result in results["torch"].items():
+        openvino_result = results["openvino"][case_id]
+        assert torch_result.status == openvino_result.status == "ok"
+        assert [x.lesion_class for x in torch_result.lesions] == [x.lesion_class for x in openvino_result.lesions]
+        seg = {backend: sitk.GetArrayFromImage(read_image(results[backend][case_id].files["seg"]))
+               for backend in results}
+        assert np.mean(seg["torch"] == seg["openvino"]) >= 0.999
+        for kind in (k for k in torch_result.files if k.startswith("cam_")):
+            cams = [sitk.GetArrayFromImage(read_image(results[b][case_id].files[kind])) for b in results]
+            assert np.abs(cams[0] - cams[1]).max() < 1e-4, (case_id, kind)
+            lesions += 1
+    assert lesions > 0, "no lesion was classified: the Grad-CAM comparison did not run"
+    for backend, (_, out) in both_backends.items():
+        assert json.loads((out / "predict_summary.json").read_text())["backend"] == backend
+
+
+def test_the_compiled_classifier_s_grad_cam_equals_pytorch_grad_cam_for_every_class(tiny_demo, held_out):
+    out_dir, _ = tiny_demo
+    models = out_dir / "models"
+    checkpoint = models / load_models(models).classifier[0]
+    torch_model, info = load_for_backend(checkpoint, "cpu", "torch")
+    compiled, _ = load_for_backend(checkpoint, "cpu", "openvino")
+    ct = read_image(held_out[0])
+    reference = read_image(out_dir / "test_references" / held_out[0].name)
+    components = lesion_components(reference >= OUTPUT_LABELS["AML"])  # the reference's largest mass
+    crop, _ = lesion_crop(ct, components, int(info["grid"]), 1)
+    volume = crop_to_input(crop)[None]
+    with CompiledExplainedForward(compiled, volume) as forward:
+        with torch.no_grad():
+            assert np.abs(forward.logits.numpy() - torch_model(volume).numpy()).max() < 1e-3
+        maps = 0
+        for target_class in range(forward.logits.shape[1]):
+            expected = grad_cam(torch_model, volume, target_class)
+            assert np.abs(forward.cam(target_class) - expected).max() < 1e-4
+            maps += expected.max() > 0
+    assert maps > 0, "every class map is empty: nothing was compared"
+
+
+def test_a_changed_checkpoint_is_converted_again(tiny_demo, tmp_path):
+    out_dir, _ = tiny_demo
+    models = out_dir / "models"
+    source = (models / load_models(models).kidney.path).resolve()
+    model_dir = tmp_path / source.name
+    shutil.copytree(source, model_dir, ignore=shutil.ignore_patterns("*.openvino-*"))
+    checkpoint = fold_checkpoint(model_dir, 0)
+    first = compiled_fold_networks(model_dir, (0,))[0]
+    cached = compiled_model_path(checkpoint)
+    assert cached.is_file() and cached.with_suffix(".bin").is_file()
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    weights = saved["network_weights"]
+    last_bias = [name for name in weights if name.endswith(".bias")][-1]
+    weights[last_bias] = weights[last_bias] + 1.0  # the retrained fold: every logit moves by 1
+    torch.save(saved, checkpoint)
+    second = compiled_fold_networks(model_dir, (0,))[0]
+    assert compiled_model_path(checkpoint) != cached and compiled_model_path(checkpoint).is_file()
+    assert not cached.exists(), "the stale conversion is left behind"
+    patch = torch.randn(1, 1, *[model_grid_size(model_dir)] * 3)
+    assert np.allclose(second(patch).numpy(), first(patch).numpy() + 1.0, atol=1e-3)
