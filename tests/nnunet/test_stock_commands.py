@@ -92,10 +92,11 @@ def test_stock_predict_then_map_back_lands_on_the_ct(stock_model, heldout_cases,
                 offset_mm = patient_left_mm(ct, np.argwhere(predicted == label)).mean() - midline_mm
                 assert side_sign * offset_mm > 25, (case, label, offset_mm)
 
-        # in-process, the same grid image gives nnUNetv2_predict's labels (same preprocessing, same
-        # fold-logit averaging); mapped back, probabilities cover the CT and sum to 1
+        # in-process on torch, as nnUNetv2_predict runs, the same grid image gives its labels (same
+        # preprocessing, same fold-logit averaging); mapped back, probabilities cover the CT and sum to 1
         grid_image = read_image(heldout_cases["grid_images"] / f"{case}_0000.nii.gz")
-        grid_labels = np.argmax(predict_grid_probabilities(grid_image, model_dir, folds=(0, 1)).ensemble, axis=0)
+        grid_labels = np.argmax(predict_grid_probabilities(grid_image, model_dir, folds=(0, 1), backend="torch").ensemble,
+                                axis=0)
         stock_grid_labels = sitk.GetArrayFromImage(read_image(predictions / f"{case}.nii.gz"))
         assert np.mean(grid_labels == stock_grid_labels) > 0.999
         probabilities = predict_stage_probabilities(ct, model_dir, folds=(0, 1)).ensemble
