@@ -119,7 +119,9 @@ def test_tiny_trainer_repeats_exactly(planned_tiny_kidney, use_env, tmp_path):
 
     from renal_nnunet.pipeline.training import train_stage
 
-    use_env({**planned_tiny_kidney, "nnUNet_results": str(tmp_path / "results")})
+    # augmentation in the training process (the CPU default when nnUNet_n_proc_DA is unset): worker
+    # processes would deliver batches in a nondeterministic order
+    use_env({**planned_tiny_kidney, "nnUNet_results": str(tmp_path / "results"), "nnUNet_n_proc_DA": "0"})
     runs = []
     for _ in range(2):
         model_dir = train_stage(FIRST_ID, 3, SMOKE)
