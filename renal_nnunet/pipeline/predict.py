@@ -345,8 +345,13 @@ def _write_dicom_objects(analysis: CaseAnalysis, case: CaseInput, output_dir: Pa
     if not case.path.is_dir():
         return {}, ["not a DICOM series input: no DICOM SEG or SR written"]
     components = sitk.GetArrayFromImage(analysis.components) if analysis.components is not None else None
-    return write_dicom_outputs(analysis.seg, components, analysis.lesions,
-                               dicom_series_files(case.path, config.series_uid), output_dir, case.case_id, record)
+    try:
+        return write_dicom_outputs(analysis.seg, components, analysis.lesions,
+                                   dicom_series_files(case.path, config.series_uid), output_dir, case.case_id, record)
+    except ValueError as err:  # highdicom refuses a source series the SEG/SR cannot reference (nothing is written)
+        message = f"no DICOM SEG or SR written: the series in {case.path} cannot be referenced ({err})"
+        log.warning(message)
+        return {}, [message]
 
 
 def predict(
