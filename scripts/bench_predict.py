@@ -25,7 +25,8 @@ Cascade side: the stages ``predict`` runs (kidney model on the whole CT, mass-mo
 kidney box, classifier ensemble with Grad-CAM per mass, seg and Grad-CAM NIfTIs written), with the
 kidney boxes and masses taken from the reference: models trained for a few CPU iterations segment
 nonsense (whole halves of the CT, hundreds of blobs), while the work per box and per mass does not
-depend on the weights. Timed with 5 folds per stage (the target) and with fold 0 alone.
+depend on the weights. The reference's kidneys and sides are made once with the test CT (the
+converter's work, not ``predict``'s). Timed with 5 folds per stage (the target) and with fold 0 alone.
 
 Baseline side: with --baseline-one-fold, fold 0 without mirroring; its sliding-window time (from
 nnU-Net's own progress bar) is the network time of one fold pass, the rest of its wall time the
@@ -200,19 +201,32 @@ def _compile_all(models) -> float:
 
 
 def _test_case(work: Path, geometry: dict) -> dict:
-    """The held-out CT and its reference labels (made once)."""
+    """The held-out CT, its reference labels and the reference's kidneys with their sides, as the
+    converter makes them (made once: that is not work of ``predict``)."""
+    import SimpleITK as sitk
+
+    from renal_nnunet.anatomy.sides import paper_kidney_sides
+    from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
+    from renal_nnunet.io import write_image
     from renal_nnunet.synthetic import make_phantom
 
     test_dir, reference = work / "test_ct", work / "test_reference" / "bench.nii.gz"
     if not reference.is_file():
-        import SimpleITK as sitk
-
         test_dir.mkdir(parents=True, exist_ok=True)
         reference.parent.mkdir(parents=True, exist_ok=True)
         phantom = make_phantom(424242, masses_per_kidney=(1, 2), **geometry)
         sitk.WriteImage(phantom.ct, str(test_dir / "bench_0000.nii.gz"), True)
         sitk.WriteImage(phantom.labels, str(reference), True)
+    kidneys = _reference_kidneys_path(work)
+    if not kidneys.is_file():
+        ct = sitk.ReadImage(str(test_dir / "bench_0000.nii.gz"))
+        write_image(paper_kidney_sides(ct, sitk.GetArrayFromImage(sitk.ReadImage(str(reference))),
+                                       SINUS_CLOSING_RADIUS_MM), kidneys)
     return {"test_dir": test_dir, "reference": reference}
+
+
+def _reference_kidneys_path(work: Path) -> Path:
+    return work / "test_reference" / "bench_kidneys.nii.gz"
 
 
 def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, backend: str, out_dir: Path) -> dict:
@@ -229,8 +243,6 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, bac
     from renal_nnunet.anatomy.geometry import image_like, paste_on_grid
     from renal_nnunet.anatomy.labels import KITS_LABELS
     from renal_nnunet.anatomy.lesions import lesion_components
-    from renal_nnunet.anatomy.sides import paper_kidney_sides
-    from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
     from renal_nnunet.classification.predict import classify_lesions
     from renal_nnunet.inference.backends import NETWORK_CLOCK
     from renal_nnunet.inference.cascade import kidney_boxes, kidneys_from_labels, segment_masses
@@ -247,7 +259,7 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, bac
     started = time.perf_counter()
     predict_stage_labels(ct, models / manifest.kidney.path, manifest.kidney.folds, device=device, backend=backend)
     seconds["kidney"] = time.perf_counter() - started
-    reference_kidneys = paper_kidney_sides(ct, kits, SINUS_CLOSING_RADIUS_MM)
+    reference_kidneys = read_label_map(_reference_kidneys_path(work), reference=ct)
     started = time.perf_counter()
     kidneys = kidneys_from_labels(reference_kidneys, ct).labels  # segment_kidneys' post-processing
     seconds["kidney"] += time.perf_counter() - started

@@ -279,9 +279,14 @@ def resample_from_grid(
     expected = (sidecar.grid,) * 3
     if array.shape[-3:] != expected or array.ndim not in (3, 4):
         raise ValueError(f"array of shape {array.shape} does not match grid {expected} (optionally channels first)")
-    if array.ndim == 4:
-        return np.stack([resample_from_grid(channel, sidecar, interpolation, fill_value, crop_only, region)
-                         for channel in array])
+    if array.ndim == 4:  # channel by channel into one array: no list of channels beside their stack
+        out = None
+        for index, channel in enumerate(array):
+            back = resample_from_grid(channel, sidecar, interpolation, fill_value, crop_only, region)
+            if out is None:
+                out = np.empty((len(array), *back.shape), back.dtype)
+            out[index] = back
+        return out
     grid_image = image_like(array, grid_image_physical(sidecar))
     start, extent = np.asarray(sidecar.crop_start), np.asarray(sidecar.crop_size)
     wanted_start, wanted_size = (start, extent) if region is None else map(np.asarray, region)

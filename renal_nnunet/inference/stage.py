@@ -21,6 +21,7 @@ Arrays are numpy (z, y, x), channels first; crop boxes are ITK (x, y, z) voxel s
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -31,7 +32,14 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import bounding_box_with_margin, box_slices, image_like, resample_from_grid
+from renal_nnunet.anatomy.geometry import (
+    bounding_box_with_margin,
+    box_slices,
+    grid_image_physical,
+    image_like,
+    nonzero_box,
+    resample_from_grid,
+)
 from renal_nnunet.inference.backends import NETWORK_CLOCK, resolve_backend
 from renal_nnunet.io import InputError
 from renal_nnunet.settings import PAPER
@@ -129,10 +137,8 @@ def _checkpoint_stamps(model_dir: Path, folds: tuple) -> tuple[int, ...]:
     return tuple(stamps)
 
 
-@functools.lru_cache(maxsize=2)
-def _predictor(model_dir: str, folds: tuple, device: str, checkpoint_stamps: tuple):
-    """nnU-Net's predictor with the folds' weights loaded; cached (the mass stage runs once per
-    kidney), keyed on the checkpoints' modification times so a retrained model is reloaded."""
+def _new_predictor(model_dir: str, folds: tuple, device: str):
+    """nnU-Net's predictor with the folds' weights loaded (``nnUNetv2_predict``'s initialisation)."""
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
@@ -145,23 +151,42 @@ def _predictor(model_dir: str, folds: tuple, device: str, checkpoint_stamps: tup
 
 
 @functools.lru_cache(maxsize=2)
-def _openvino_networks(model_dir: str, folds: tuple, checkpoint_stamps: tuple) -> tuple:
-    """Each fold's network compiled by OpenVINO for the CPU (converted once per checkpoint and
-    cached next to it), in fold order; cached like :func:`_predictor`."""
+def _predictor(model_dir: str, folds: tuple, device: str, checkpoint_stamps: tuple):
+    """:func:`_new_predictor`, cached (the mass stage runs once per kidney), keyed on the
+    checkpoints' modification times so a retrained model is reloaded."""
+    return _new_predictor(model_dir, folds, device)
+
+
+@functools.lru_cache(maxsize=2)
+def _openvino_stage(model_dir: str, folds: tuple, checkpoint_stamps: tuple) -> tuple:
+    """``(predictor, networks)``: nnU-Net's predictor for the plans, preprocessing and sliding
+    window, holding no torch weights, and each fold's network compiled by OpenVINO for the CPU
+    (converted once per checkpoint and cached next to it), in fold order; cached like :func:`_predictor`.
+
+    The predictor is initialised from the first fold alone (nnU-Net reads the trainer, the
+    configuration and the mirroring axes from a checkpoint); the other checkpoints are read only
+    when their conversion is not cached. So a run neither reads nor holds five folds of torch
+    weights per stage (66 MB each for the paper's U-Net, three times that with a trained fold's
+    optimizer state) beside the OpenVINO ones.
+    """
     import torch
 
     from renal_nnunet.inference.openvino_backend import OpenVinoNetwork, openvino_model
 
-    predictor = _predictor(model_dir, folds, "cpu", checkpoint_stamps)
+    predictor = _new_predictor(model_dir, folds[:1], "cpu")
+    template = predictor.network
     channels = len(predictor.dataset_json["channel_names"])
     example_input = torch.zeros((1, channels, *predictor.configuration_manager.patch_size))
 
-    def build(parameters: dict):
-        predictor.network.load_state_dict(parameters)
-        return predictor.network.eval(), example_input
+    def build(fold):
+        checkpoint = torch.load(fold_checkpoint(model_dir, fold), map_location="cpu", weights_only=False)
+        template.load_state_dict(checkpoint["network_weights"])
+        return template.eval(), example_input
 
-    return tuple(OpenVinoNetwork(openvino_model(fold_checkpoint(model_dir, fold), functools.partial(build, parameters)))
-                 for fold, parameters in zip(folds, predictor.list_of_parameters))
+    networks = tuple(OpenVinoNetwork(openvino_model(fold_checkpoint(model_dir, fold), functools.partial(build, fold)))
+                     for fold in folds)
+    predictor.network, predictor.list_of_parameters = None, []
+    return predictor, networks
 
 
 def compiled_fold_networks(model_dir: str | os.PathLike, folds: Sequence[int | str]) -> tuple:
@@ -169,7 +194,7 @@ def compiled_fold_networks(model_dir: str | os.PathLike, folds: Sequence[int | s
     order (converted the first time and cached next to each checkpoint)."""
     model_dir = Path(model_dir).resolve()
     folds = tuple(f if f == "all" else int(f) for f in folds)
-    return _openvino_networks(str(model_dir), folds, _checkpoint_stamps(model_dir, folds))
+    return _openvino_stage(str(model_dir), folds, _checkpoint_stamps(model_dir, folds))[1]
 
 
 def _preprocess(predictor, grid_ct: sitk.Image) -> tuple:
@@ -192,7 +217,8 @@ def run_network(predictor, data, compiled: Sequence = ()) -> list:
     :data:`renal_nnunet.inference.backends.NETWORK_CLOCK`.
 
     Args:
-        predictor: nnU-Net's predictor with the folds' weights loaded (:func:`_predictor`).
+        predictor: nnU-Net's predictor with the folds' weights loaded (:func:`_predictor`), or
+            without them when ``compiled`` is given (:func:`_openvino_stage`).
         data: preprocessed float tensor (channels, z, y, x).
         compiled: one OpenVINO network per fold, in the predictor's fold order (the openvino
             backend); empty runs the predictor's torch network.
@@ -227,9 +253,14 @@ def _grid_probabilities(predictor, logits, properties) -> np.ndarray:
 
 
 def _to_source(grid_probabilities: np.ndarray, sidecar, crop_only: bool = False) -> np.ndarray:
-    """Grid class probabilities onto the source voxels (or the crop box's); background 1 outside the box."""
-    background = resample_from_grid(grid_probabilities[0], sidecar, "linear", 1.0, crop_only)
+    """Grid class probabilities onto the source voxels (or the crop box's); background 1 outside the box.
+
+    The foreground channels are resampled linearly and background is 1 minus their sum, as in
+    :func:`labels_from_foreground`: linear interpolation keeps the sum of the channels, so
+    resampling background too would cost a full resample for the same values (up to rounding).
+    """
     foreground = resample_from_grid(grid_probabilities[1:], sidecar, "linear", 0.0, crop_only)
+    background = np.clip(1 - foreground.sum(axis=0), 0, None)
     return np.concatenate([background[None], foreground]).astype(np.float32, copy=False)
 
 
@@ -238,23 +269,53 @@ SLAB_VOXELS = 2**24
 labels never need a full-size float array per channel."""
 
 
+LABEL_MARGIN = 1e-3
+"""Rounding margin of :func:`_labelled_region` on the grid's foreground sum (probabilities in [0, 1])."""
+
+
+def _labelled_region(grid_probabilities: np.ndarray, sidecar) -> tuple[tuple, tuple] | None:
+    """The source voxels (ITK x, y, z start and size, inside the crop box) outside which every
+    label of :func:`_to_source_labels` is background; None when there is no foreground at all.
+
+    A class beats background (1 minus the foreground sum) only where the interpolated foreground
+    sum exceeds 1/2, and linear interpolation mixes the 8 grid voxels around a point: so outside
+    the grid voxels whose foreground sum exceeds 1/2 (less a rounding margin), grown by one grid
+    voxel, nothing is labelled. The kidneys are a few percent of a whole CT.
+    """
+    near = grid_probabilities[1:].sum(axis=0) > 0.5 - LABEL_MARGIN
+    if not near.any():
+        return None
+    box = nonzero_box(near)
+    low = [axis.start - 1 for axis in reversed(box)]  # ITK (x, y, z) continuous grid indices
+    high = [axis.stop for axis in reversed(box)]
+    grid, source = grid_image_physical(sidecar), sidecar.reference_image()
+    corners = np.array([source.TransformPhysicalPointToContinuousIndex(
+        grid.TransformContinuousIndexToPhysicalPoint([float(c) for c in corner]))
+        for corner in itertools.product(*zip(low, high))])
+    crop_start = np.asarray(sidecar.crop_start)
+    crop_stop = crop_start + np.asarray(sidecar.crop_size)
+    start = np.clip(np.floor(corners.min(axis=0)).astype(int) - 1, crop_start, crop_stop)
+    stop = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 2, crop_start, crop_stop)
+    if (stop <= start).any():
+        return None
+    return tuple(int(v) for v in start), tuple(int(v) for v in stop - start)
+
+
 def _to_source_labels(grid_probabilities: np.ndarray, sidecar) -> np.ndarray:
-    """Argmax of the grid class probabilities resampled linearly onto the source voxels, slab by
-    slab of source slices and one channel at a time: the same labels as the argmax of
-    :func:`_to_source`'s array (ties go to the lower class; background outside the crop box)."""
+    """Labels of the grid class probabilities resampled linearly onto the source voxels
+    (:func:`labels_from_foreground` of :func:`_to_source`'s foreground: the same labels), on
+    :func:`_labelled_region` only and slab by slab of source slices: a 700-slice CT's labels never
+    need a full-size float array, and the background far from the kidneys is not resampled."""
     labels = np.zeros(tuple(reversed(sidecar.size)), np.uint8)
-    (x0, y0, z0), (nx, ny, nz) = sidecar.crop_start, sidecar.crop_size
+    region = _labelled_region(grid_probabilities, sidecar)
+    if region is None:
+        return labels
+    (x0, y0, z0), (nx, ny, nz) = region
     depth = max(1, SLAB_VOXELS // (nx * ny))
     for z in range(z0, z0 + nz, depth):
         slab = ((x0, y0, z), (nx, ny, min(depth, z0 + nz - z)))
-        best = resample_from_grid(grid_probabilities[0], sidecar, "linear", region=slab)
-        slab_labels = np.zeros(best.shape, np.uint8)
-        for label, channel in enumerate(grid_probabilities[1:], start=1):
-            probability = resample_from_grid(channel, sidecar, "linear", region=slab)
-            higher = probability > best
-            slab_labels[higher] = label
-            np.maximum(best, probability, out=best)
-        labels[box_slices(*slab)] = slab_labels
+        labels[box_slices(*slab)] = labels_from_foreground(
+            resample_from_grid(grid_probabilities[1:], sidecar, "linear", region=slab))
     return labels
 
 
@@ -285,8 +346,10 @@ def predict_grid_probabilities(
     model_dir = Path(model_dir).resolve()
     folds = tuple(f if f == "all" else int(f) for f in folds)
     stamps = _checkpoint_stamps(model_dir, folds)
-    predictor = _predictor(str(model_dir), folds, device, stamps)
-    compiled = _openvino_networks(str(model_dir), folds, stamps) if resolve_backend(backend, device) == "openvino" else ()
+    if resolve_backend(backend, device) == "openvino":
+        predictor, compiled = _openvino_stage(str(model_dir), folds, stamps)
+    else:
+        predictor, compiled = _predictor(str(model_dir), folds, device, stamps), ()
     data, properties = _preprocess(predictor, grid_ct)
     fold_logits = run_network(predictor, data, compiled)
     mean_logits = sum(fold_logits[1:], fold_logits[0]) / len(fold_logits)  # nnU-Net's fold ensemble
@@ -377,7 +440,8 @@ def labels_from_foreground(foreground: np.ndarray) -> np.ndarray:
     """
     if len(foreground) == 1:  # argmax(1 - p, p): in float32 1 - p is exact for p >= 0.5, so this is p > 0.5
         return (foreground[0] > 0.5).astype(np.uint8)
-    best = 1 - foreground.sum(axis=0)
+    best = foreground.sum(axis=0)
+    np.subtract(1, best, out=best)
     labels = np.zeros(best.shape, np.uint8)
     for label, channel in enumerate(foreground, start=1):
         higher = channel > best

@@ -158,6 +158,33 @@ def test_channel_by_channel_argmax_equals_the_argmax_of_all_probabilities(slab_v
     np.testing.assert_array_equal(labels, expected)
 
 
+@pytest.mark.parametrize("blob_zyx", [(slice(6, 9), slice(3, 6), slice(9, 12)), (slice(0, 2), slice(14, 16), slice(0, 3))])
+def test_labels_are_resampled_near_the_foreground_only_and_equal_the_full_argmax(blob_zyx):
+    """The kidney stage maps back only the source voxels near grid foreground (a whole CT's
+    kidneys are a few percent of it); the labels everywhere equal the argmax of the full-size
+    probabilities, also for foreground at the grid's edge and a reoriented CT."""
+    from renal_nnunet.anatomy.geometry import resample_to_grid
+    from renal_nnunet.inference.stage import _labelled_region, _to_source, _to_source_labels
+
+    ct = sitk.GetImageFromArray(np.zeros((30, 48, 40), np.float32))
+    ct.SetSpacing((0.8, 0.7, 2.5))
+    ct.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
+    _, sidecar = resample_to_grid(ct, 16, "linear", (3, 4, 2), (34, 40, 26))
+    logits = np.random.default_rng(1).normal(scale=0.3, size=(3, 16, 16, 16)).astype(np.float32)
+    logits[0] += 3.0  # background everywhere but in the blob
+    logits[(slice(1, 3), *blob_zyx)] += 6.0
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
+    start, size = _labelled_region(probabilities, sidecar)
+    assert np.prod(size) < 0.15 * np.prod(sidecar.crop_size)
+    labels = _to_source_labels(probabilities, sidecar)
+    assert set(np.unique(labels)) >= {0, 1}
+    np.testing.assert_array_equal(labels, np.argmax(_to_source(probabilities, sidecar), axis=0))
+    background_only = np.zeros_like(probabilities)
+    background_only[0] = 1.0
+    assert _labelled_region(background_only, sidecar) is None
+    assert not _to_source_labels(background_only, sidecar).any()
+
+
 def test_labels_of_a_long_ct_need_no_full_size_float_array(monkeypatch):
     """Mapping the kidney stage back costs the uint8 labels plus one slab, not ~12 bytes a voxel
     per channel (a 512 x 512 x 700 CT: 2.2 GB per channel)."""
