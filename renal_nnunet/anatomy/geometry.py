@@ -95,6 +95,13 @@ class ImageGeometry:
         low, high = self.patient_bounds_mm()
         return (low + high) / 2
 
+    def box(self, start: Sequence[int], size: Sequence[int]) -> "ImageGeometry":
+        """The geometry of a box of this grid (ITK (x, y, z) voxel start and size): the same
+        spacing and direction, the origin at the box's first voxel."""
+        origin = np.asarray(self.origin_mm, float) + self.index_to_patient @ np.asarray(start, float)
+        return ImageGeometry(tuple(int(s) for s in size), self.spacing_mm, tuple(float(o) for o in origin),
+                             self.direction)
+
     def reference_image(self) -> sitk.Image:
         """An empty (uint8) image on this grid, to resample onto or copy information from."""
         ref = sitk.Image([int(s) for s in self.size], sitk.sitkUInt8)
@@ -292,8 +299,7 @@ def resample_from_grid(
     wanted_start, wanted_size = (start, extent) if region is None else map(np.asarray, region)
     if (wanted_start < start).any() or (wanted_start + wanted_size > start + extent).any():
         raise ValueError(f"region {region} is not inside the crop box (start {start.tolist()}, size {extent.tolist()})")
-    crop_ref = sidecar.reference_image()
-    crop_ref = sitk.RegionOfInterest(crop_ref, [int(e) for e in wanted_size], [int(s) for s in wanted_start])
+    crop_ref = sidecar.box(wanted_start, wanted_size).reference_image()  # not the whole CT's
     back = sitk.Resample(grid_image, crop_ref, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0,
                          grid_image.GetPixelID(), True)
     if crop_only or region is not None:

@@ -308,9 +308,10 @@ def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Mo
     checkpoint = _read_checkpoint(path)
     if list(checkpoint["classes"]) != list(LESION_CLASSES):
         raise InputError(path, f"classifier classes {checkpoint['classes']} differ from {list(LESION_CLASSES)}")
-    model = build_classifier(len(LESION_CLASSES), bool(checkpoint["dilated"]))
+    with torch.device("meta"):  # no random initialisation of weights that are replaced at once
+        model = build_classifier(len(LESION_CLASSES), bool(checkpoint["dilated"]))
     try:
-        model.load_state_dict(checkpoint["model_state"])
+        model.load_state_dict(checkpoint["model_state"], assign=True)
     except RuntimeError as err:
         raise InputError(path, f"weights do not fit the classifier: {str(err).splitlines()[0]}") from None
     info = {k: v for k, v in checkpoint.items() if k not in ("model_state", "optimizer_state", "history")}

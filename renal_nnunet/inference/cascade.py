@@ -280,9 +280,7 @@ def keep_masses_on_kidneys(masses: MassResult, kidneys: sitk.Image,
 
 def _sub_grid(ct: sitk.Image, start: Sequence[int], size: Sequence[int]) -> sitk.Image:
     """An empty image on a box of ``ct``'s grid (ITK (x, y, z) voxel start and size)."""
-    geometry = ImageGeometry.of(ct)
-    origin = ct.TransformIndexToPhysicalPoint([int(s) for s in start])
-    return replace(geometry, size=tuple(int(s) for s in size), origin_mm=tuple(origin)).reference_image()
+    return ImageGeometry.of(ct).box(start, size).reference_image()
 
 
 def lesion_sides(components: sitk.Image, kidneys: sitk.Image, boxes: dict[str, Box]) -> dict[int, str]:

@@ -8,6 +8,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import (
     GridSidecar,
+    ImageGeometry,
     bounding_box_with_margin,
     grid_image_physical,
     paste_on_grid,
@@ -146,3 +147,16 @@ def test_one_geometry_type_for_images_sidecars_and_phantoms(tmp_path):
     assert ImageGeometry.of(again) == ImageGeometry.of(ct)
     with pytest.raises(ValueError, match="not on the grid"):
         image_like(np.zeros((8, 7, 6), np.float32), ct)
+
+
+def test_a_box_of_a_grid_starts_at_its_first_voxel_in_patient_space():
+    """A box's geometry (what map-back resamples onto) is the region ITK would cut, reoriented CT included."""
+    image = sitk.Image((40, 30, 20), sitk.sitkUInt8)
+    image.SetSpacing((0.7, 0.8, 2.5))
+    image.SetOrigin((-12.0, 40.5, 300.0))
+    image.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
+    start, size = (3, 7, 11), (10, 12, 5)
+    expected = sitk.RegionOfInterest(image, size, start)
+    box = ImageGeometry.of(image).box(start, size)
+    assert box.size == size and box.spacing_mm == expected.GetSpacing() and box.direction == expected.GetDirection()
+    np.testing.assert_allclose(box.origin_mm, expected.GetOrigin(), atol=1e-9)
