@@ -38,7 +38,10 @@ Usage: python scripts/bench_predict.py --work /tmp/renal_bench [--device cpu] [-
        [--build-only] [--sides cascade baseline] [--json PATH]
 
 ``--json PATH`` writes ``{"backends": {"torch": {"wall_s", "peak_rss_gb", "stages_s", "network_s"},
-"openvino": {...}}, "ratios": {...}}``; every row also goes to ``WORK/bench_predict.json``.
+"openvino": {...}}, "ratios": {...}, "forward_passes": {...}}``; every row also goes to
+``WORK/bench_predict.json``. ``forward_passes`` (measured in the parent after the children) holds
+one U-Net and one classifier pass per backend and the cascade's network floor: the time its
+forward passes alone take, which no work around the network can cut.
 """
 
 from __future__ import annotations
@@ -281,6 +284,46 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, bac
     return {"stage_seconds": seconds, "network_s": NETWORK_CLOCK.seconds, "lesions": len(classified)}
 
 
+def _forward_pass_seconds(work: Path, lesions: int, repeats: int = 3) -> dict:
+    """Best-of-``repeats`` seconds of one forward pass of fold 0's kidney U-Net and of a classifier
+    fold on each backend (random input at each model's grid; OpenVINO compiling for the pass as
+    the cascade does), and the cascade's network floor from them: its 15 U-Net passes (5 folds x
+    kidney, right box, left box) and 5 classifier passes per mass, with nothing else done."""
+    import numpy as np
+    import torch
+
+    from renal_nnunet.classification.predict import load_for_backend
+    from renal_nnunet.inference.stage import _checkpoint_stamps, _predictor, compiled_fold_networks, model_grid_size
+    from renal_nnunet.pipeline.models import load_models
+
+    models = work / "models"
+    manifest = load_models(models)
+    kidney_dir = (models / manifest.kidney.path).resolve()
+    classifier = models / manifest.classifier[0]
+    predictor = _predictor(str(kidney_dir), (0,), "cpu", _checkpoint_stamps(kidney_dir, (0,)))
+    torch_classifier, info = load_for_backend(classifier, "cpu", "torch")
+    networks = {"torch": {"unet": predictor.network.eval(), "classifier": torch_classifier},
+                "openvino": {"unet": compiled_fold_networks(kidney_dir, (0,))[0],
+                             "classifier": load_for_backend(classifier, "cpu", "openvino")[0]}}
+    grids = {"unet": model_grid_size(kidney_dir), "classifier": int(info["grid"])}
+    rng = np.random.default_rng(0)
+    seconds = {}
+    for backend, pair in networks.items():
+        seconds[backend] = {}
+        for name, network in pair.items():
+            volume = torch.from_numpy(rng.random((1, 1, *[grids[name]] * 3), np.float32))
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                with torch.no_grad():
+                    network(volume)
+                times.append(time.perf_counter() - started)
+            seconds[backend][f"{name}_pass_s"] = min(times)
+        seconds[backend]["network_floor_s"] = (15 * seconds[backend]["unet_pass_s"]
+                                               + 5 * lesions * seconds[backend]["classifier_pass_s"])
+    return seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/renal_bench"))
@@ -353,6 +396,12 @@ def main() -> int:
               f"{ {k: v for k, v in rows[name].items() if k in ('stage_seconds', 'lesions', 'sliding_window_s')} }",
               flush=True)
         result_path.write_text(json.dumps(result, indent=2))  # each row as soon as it is measured
+    cascade_row = rows.get("cascade_5_folds_openvino") or rows.get("cascade_5_folds_torch")
+    if "cascade" in args.sides and cascade_row and cascade_row["exit_code"] == 0:
+        result["forward_passes"] = _forward_pass_seconds(args.work, cascade_row["lesions"])
+        for backend, passes in result["forward_passes"].items():
+            print(f"{backend}: one U-Net pass {passes['unet_pass_s']:.2f} s, one classifier pass "
+                  f"{passes['classifier_pass_s']:.2f} s; the cascade's passes alone {passes['network_floor_s']:.0f} s")
     _summarise(result, rows)
     result_path.write_text(json.dumps(result, indent=2))
     if args.json is not None:
@@ -370,7 +419,7 @@ def _backends_json(result: dict, rows: dict) -> dict:
                                  "stages_s": row["stage_seconds"], "network_s": row["network_s"],
                                  "lesions": row["lesions"]}
     summary = {"backends": backends, "compile_s": result.get("compile_s"), "cpu_count": result["cpu_count"],
-               "ct_shape_zyx": list(BENCH_SHAPE_ZYX)}
+               "ct_shape_zyx": list(BENCH_SHAPE_ZYX), "forward_passes": result.get("forward_passes")}
     if len(backends) == 2:
         torch_row, openvino_row = backends["torch"], backends["openvino"]
         summary["ratios"] = {"network_s_openvino_over_torch": openvino_row["network_s"] / torch_row["network_s"],
