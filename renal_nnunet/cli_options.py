@@ -18,7 +18,7 @@ from typing import Sequence
 from renal_nnunet.settings import PAPER
 
 __all__ = ["DEVICES", "PAPER_FOLDS", "default_device", "resolve_device", "add_input", "add_output", "add_models", "add_folds",
-           "add_dataset", "add_device", "add_backend", "nnunet_folds", "print_batch_report"]
+           "add_dataset", "add_device", "add_backend", "nnunet_folds", "shipped_folds", "runtime_of", "print_batch_report"]
 
 DEVICES: tuple[str, ...] = ("cuda", "cpu", "mps")
 """Devices a ``--device`` flag accepts (nnU-Net's choices)."""
@@ -82,15 +82,38 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 def add_backend(parser: argparse.ArgumentParser) -> None:
     """``--backend``: what runs the networks' forward passes (``args.backend``, default ``auto``)."""
-    from renal_nnunet.inference.backends import BACKENDS
+    from renal_nnunet.runtime.backends import BACKENDS
 
     parser.add_argument("--backend", dest="backend", default="auto", choices=BACKENDS,
                         help="forward passes on torch or openvino (default auto: openvino on the CPU, torch on a GPU)")
 
 
 def nnunet_folds(folds: Sequence[str]) -> tuple[int | str, ...]:
-    """``-f`` values as nnU-Net takes them: integers, and ``all`` for the model trained on every case."""
-    return tuple(f if f == "all" else int(f) for f in folds)
+    """``-f`` values as nnU-Net takes them: integers, and ``all`` for the model trained on every case.
+
+    Raises:
+        ValueError: a value that is neither (named as ``-f/--folds``).
+    """
+    from renal_nnunet.nnunet.layout import parse_folds
+
+    try:
+        return parse_folds(folds)
+    except ValueError as err:
+        raise ValueError(f"-f/--folds: {err}") from None
+
+
+def shipped_folds(folds: Sequence[str] | None) -> tuple[int | str, ...] | None:
+    """``-f`` values of a command that runs a models folder: None (every fold it ships) for none or ``all``."""
+    if not folds or list(folds) == ["all"]:
+        return None
+    return nnunet_folds(folds)
+
+
+def runtime_of(args: argparse.Namespace):
+    """The :class:`~renal_nnunet.runtime.backends.Runtime` of ``--backend`` and ``--device``."""
+    from renal_nnunet.runtime.backends import Runtime
+
+    return Runtime.resolve(args.backend, resolve_device(args.device))
 
 
 def print_batch_report(written: Sequence[Path], failures: Sequence[str]) -> int:

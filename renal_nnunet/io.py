@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import os
 import uuid
@@ -26,6 +27,7 @@ __all__ = [
     "write_image",
     "atomic_path",
     "write_json",
+    "file_sha256",
     "read_series_or_image",
     "dicom_series_files",
     "check_same_geometry",
@@ -219,6 +221,15 @@ def write_json(obj, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (hex): what names a model file's content (provenance, caches)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _json_default(value):

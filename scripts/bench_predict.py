@@ -181,20 +181,23 @@ def _compile_all(models) -> float:
     conversion is copied to them instead of being converted four more times."""
     import shutil
 
-    from renal_nnunet.classification.predict import load_for_backend
-    from renal_nnunet.inference.openvino_backend import compiled_model_path
-    from renal_nnunet.inference.stage import compiled_fold_networks, fold_checkpoint
+    from renal_nnunet.classification.ensemble import ClassifierEnsemble
+    from renal_nnunet.inference.ensemble import FoldEnsemble
+    from renal_nnunet.nnunet.layout import fold_checkpoint
     from renal_nnunet.pipeline.compile_models import compile_models
     from renal_nnunet.pipeline.models import load_models
+    from renal_nnunet.runtime.backends import Runtime
+    from renal_nnunet.runtime.openvino import compiled_model_path
 
     started = time.perf_counter()
     manifest = load_models(models)
+    openvino = Runtime("openvino", "cpu")
     copies = []
     for stage in (manifest.kidney, manifest.mass):
         stage_dir = models / stage.path
-        compiled_fold_networks(stage_dir, (0,))
+        FoldEnsemble(stage_dir, (0,), openvino)
         copies += [(fold_checkpoint(stage_dir, 0), fold_checkpoint(stage_dir, fold)) for fold in stage.folds[1:]]
-    load_for_backend(models / manifest.classifier[0], "cpu", "openvino")
+    ClassifierEnsemble([models / manifest.classifier[0]], openvino).load_folds()
     copies += [(models / manifest.classifier[0], models / other) for other in manifest.classifier[1:]]
     for source, copy in copies:
         for suffix in (".bin", ".xml"):
@@ -247,34 +250,36 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, bac
     from renal_nnunet.anatomy.labels import KITS_LABELS
     from renal_nnunet.anatomy.lesions import lesion_components
     from renal_nnunet.classification.predict import classify_lesions
-    from renal_nnunet.inference.backends import NETWORK_CLOCK
     from renal_nnunet.inference.cascade import kidney_boxes, kidneys_from_labels, segment_masses
-    from renal_nnunet.inference.stage import predict_stage_labels
+    from renal_nnunet.inference.grid_to_ct import predict_stage_labels
     from renal_nnunet.io import read_image, read_label_map, write_image
     from renal_nnunet.pipeline.models import load_models
+    from renal_nnunet.pipeline.predict import CascadeNetworks
+    from renal_nnunet.runtime.backends import NETWORK_CLOCK, Runtime
 
     models = work / "models"
     manifest = load_models(models, tuple(folds))
     seconds, started = {}, time.perf_counter()
+    networks = CascadeNetworks.load(models, manifest, Runtime.resolve(backend, device))
+    seconds["load"] = time.perf_counter() - started
+    started = time.perf_counter()
     ct = read_image(work / "test_ct" / "bench_0000.nii.gz")
     kits = sitk.GetArrayFromImage(read_label_map(work / "test_reference" / "bench.nii.gz", reference=ct))
     seconds["read"] = time.perf_counter() - started
     started = time.perf_counter()
-    predict_stage_labels(ct, models / manifest.kidney.path, manifest.kidney.folds, device=device, backend=backend)
+    predict_stage_labels(ct, networks.kidney)
     seconds["kidney"] = time.perf_counter() - started
     reference_kidneys = read_label_map(_reference_kidneys_path(work), reference=ct)
     started = time.perf_counter()
     kidneys = kidneys_from_labels(reference_kidneys, ct).labels  # segment_kidneys' post-processing
     seconds["kidney"] += time.perf_counter() - started
     started = time.perf_counter()
-    segment_masses(ct, kidney_boxes(kidneys, manifest.margin_mm), models / manifest.mass.path, manifest.mass.folds,
-                   device, backend)
+    segment_masses(ct, kidney_boxes(kidneys, manifest.margin_mm), networks.mass)
     seconds["mass"] = time.perf_counter() - started
     components = lesion_components(image_like(np.isin(kits, (KITS_LABELS["tumor"], KITS_LABELS["cyst"])).astype(np.uint8),
                                               ct))
     started = time.perf_counter()
-    classified = classify_lesions(ct, components, [models / p for p in manifest.classifier], cam=True, device=device,
-                                  backend=backend)
+    classified = classify_lesions(ct, components, networks.classifier, cam=True)
     seconds["classification"] = time.perf_counter() - started
     started = time.perf_counter()
     write_image(kidneys, out_dir / "bench_seg.nii.gz")
@@ -292,20 +297,21 @@ def _forward_pass_seconds(work: Path, lesions: int, repeats: int = 3) -> dict:
     import numpy as np
     import torch
 
-    from renal_nnunet.classification.predict import load_for_backend
-    from renal_nnunet.inference.stage import _checkpoint_stamps, _predictor, compiled_fold_networks, model_grid_size
+    from renal_nnunet.classification.ensemble import ClassifierEnsemble
+    from renal_nnunet.inference.ensemble import FoldEnsemble
     from renal_nnunet.pipeline.models import load_models
+    from renal_nnunet.runtime.backends import Runtime
 
     models = work / "models"
     manifest = load_models(models)
-    kidney_dir = (models / manifest.kidney.path).resolve()
-    classifier = models / manifest.classifier[0]
-    predictor = _predictor(str(kidney_dir), (0,), "cpu", _checkpoint_stamps(kidney_dir, (0,)))
-    torch_classifier, info = load_for_backend(classifier, "cpu", "torch")
-    networks = {"torch": {"unet": predictor.network.eval(), "classifier": torch_classifier},
-                "openvino": {"unet": compiled_fold_networks(kidney_dir, (0,))[0],
-                             "classifier": load_for_backend(classifier, "cpu", "openvino")[0]}}
-    grids = {"unet": model_grid_size(kidney_dir), "classifier": int(info["grid"])}
+    networks, grids = {}, {}
+    for backend in ("torch", "openvino"):
+        runtime = Runtime(backend, "cpu")
+        unet = FoldEnsemble(models / manifest.kidney.path, (0,), runtime)
+        classifier, = ClassifierEnsemble([models / manifest.classifier[0]], runtime).load_folds()
+        networks[backend] = {"unet": unet.predictor.network.eval() if backend == "torch" else unet.predictor.fold_networks[0],
+                             "classifier": classifier.logits}
+        grids = {"unet": unet.grid, "classifier": classifier.grid}
     rng = np.random.default_rng(0)
     seconds = {}
     for backend, pair in networks.items():

@@ -47,7 +47,7 @@ def test_the_parser_has_every_stage():
 
 def test_the_commands_that_predict_choose_the_backend_the_same_way():
     with_backend = {c for c in SUBCOMMANDS if "--backend" in _options(SUBCOMMANDS[c])}
-    assert with_backend == {"predict", "predict-stage", "compare"}
+    assert with_backend == {"predict", "predict-stage", "compare", "classifier predict"}
     for command in with_backend:
         action = _options(SUBCOMMANDS[command])["--backend"]
         assert action.default == "auto" and tuple(action.choices) == ("auto", "torch", "openvino")

@@ -1,6 +1,7 @@
 """What every stage shares about a CT and its labels.
 
-One module per concept: ``geometry`` (patient coordinates, grid resampling and the grid sidecar),
+One module per concept: ``box`` (a box of voxels), ``geometry`` (patient coordinates, the
+networks' orientation, grid resampling and the grid sidecar),
 ``intensity`` (the paper's CT window), ``grid`` (the one grid-image preparation for training and
 inference), ``sides`` (body midline, left/right kidneys in patient coordinates), ``sinus`` (renal
 sinus filling), ``lesions`` (connected components, sizes), ``crops`` (the classifier's lesion
@@ -18,7 +19,7 @@ from renal_nnunet._lazy import lazy_exports
 _EXPORTS = {
     "ImageGeometry": "geometry", "GridSidecar": "geometry", "image_like": "geometry",
     "resample_to_grid": "geometry", "resample_from_grid": "geometry",
-    "physical_points_mm": "geometry", "bounding_box_with_margin": "geometry", "paste_on_grid": "geometry", "nonzero_box": "geometry",
+    "physical_points_mm": "geometry", "paste_on_grid": "geometry", "Box": "box", "bounding_box_with_margin": "box",
     "window_ct": "intensity", "prepare_grid_ct": "grid", "labels_to_grid": "grid",
     "body_midline_mm": "sides", "kidney_side_labels": "sides", "mass_side": "sides",
     "paper_kidney_sides": "sides", "fill_renal_sinus": "sinus",

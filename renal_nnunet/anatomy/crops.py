@@ -9,12 +9,12 @@ the training crops (conversion) and the prediction-time crops (classification, p
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin, image_like, resample_to_grid
+from renal_nnunet.anatomy.box import bounding_box_with_margin
+from renal_nnunet.anatomy.geometry import GridSidecar, ImageGeometry, image_like, resample_to_grid
 from renal_nnunet.anatomy.intensity import PAPER_WINDOW_LEVEL_HU, PAPER_WINDOW_WIDTH_HU, window_ct
 from renal_nnunet.io import check_same_geometry
 from renal_nnunet.settings import PAPER
@@ -69,22 +69,14 @@ def lesion_crop(
     inside = mask_array != 0 if lesion_id is None else mask_array == lesion_id
     if not inside.any():
         raise ValueError(f"lesion {lesion_id if lesion_id is not None else '(nonzero)'} is empty")
-    start, size = bounding_box_with_margin(inside, ct.GetSpacing(), margin_mm)
+    box = bounding_box_with_margin(inside, ct.GetSpacing(), margin_mm)
     # Work on the box only: windowing and masking a whole 500-slice CT per lesion would dominate.
-    box_ct = sitk.RegionOfInterest(ct, size, start)
-    box_inside = np.ascontiguousarray(inside[start[2]:start[2] + size[2], start[1]:start[1] + size[1],
-                                             start[0]:start[0] + size[0]])
+    box_ct = sitk.RegionOfInterest(ct, box.size, box.start)
+    box_inside = np.ascontiguousarray(inside[box.slices])
     box_mask = image_like(box_inside.astype(np.uint8), box_ct)
     if not BELOW_WINDOW_HU <= outside_hu <= WINDOW_FLOOR_HU:
         raise ValueError(f"outside_hu must lie in [{BELOW_WINDOW_HU:g}, {WINDOW_FLOOR_HU:g}] HU, got {outside_hu:g}")
     masked = sitk.Mask(window_ct(box_ct), box_mask, outside_hu)
     crop, box_sidecar = resample_to_grid(masked, grid, "linear")
     crop.SetOrigin(ct.GetOrigin())
-    sidecar = dataclasses.replace(
-        box_sidecar,
-        size=tuple(int(s) for s in ct.GetSize()),
-        origin_mm=tuple(float(o) for o in ct.GetOrigin()),
-        crop_start=tuple(int(s) for s in start),
-        crop_size=tuple(int(s) for s in size),
-    )
-    return crop, sidecar
+    return crop, GridSidecar(ImageGeometry.of(ct), box, box_sidecar.grid)

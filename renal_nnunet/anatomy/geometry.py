@@ -1,93 +1,137 @@
-"""Fixed-grid resampling with exact mapping back, and patient coordinates.
+"""Patient coordinates, and fixed-grid resampling with exact mapping back.
 
 The paper resizes whole CTs (and kidney crops) to 128x128x128. This module does that resize in a
-way that can be undone exactly: a :class:`GridSidecar` records the source geometry and the crop box,
-and :func:`resample_from_grid` puts grid-space arrays (labels or class probabilities) back onto the
-source voxels.
+way that can be undone exactly: a :class:`GridSidecar` records the source geometry, the crop box
+and the grid, and :func:`resample_from_grid` puts grid-space arrays (labels or class
+probabilities) back onto the source voxels.
 
-Conventions:
-    * ITK index order (x, y, z) for ``crop_start``/``crop_size``/sizes in sidecars; numpy arrays
-      from SimpleITK are (z, y, x).
+Conventions (the one statement of them; other modules refer here):
+    * An image's geometry is one affine (:class:`ImageGeometry`): ITK voxel index (x, y, z) to
+      patient position in mm; spacing, origin and direction are derived from it, and every
+      index <-> mm conversion goes through :meth:`ImageGeometry.index_to_mm` /
+      :meth:`ImageGeometry.mm_to_index`.
     * Patient coordinates are ITK's LPS+: +x is the patient's LEFT, +y posterior, +z superior (mm).
+    * Boxes are :class:`~renal_nnunet.anatomy.box.Box` (ITK (x, y, z) voxel start and size);
+      numpy arrays from SimpleITK are (z, y, x).
+    * **Orientation the networks see:** the source's axes reordered and flipped to run closest to
+      patient L, P, S (:func:`canonical_axes`), whatever the storage order. Every grid image is
+      made that way (training and inference alike), and ``predict`` also reorients the whole CT to
+      :data:`CANONICAL_ORIENTATION` before the cascade (:func:`to_canonical_orientation`), so its
+      components, boxes and lesion numbers do not depend on the storage order either; outputs go
+      back with :func:`from_canonical_orientation`.
     * Grid voxel ``g`` (per axis) has its centre at source continuous index
       ``start - 0.5 + (g + 0.5) * size / grid`` (counted from the other end on a flipped axis):
       the grid tiles the crop box edge to edge.
-    * The grid's axes are the source's axes reordered/flipped to run closest to patient LPS, so the
-      networks see every CT in one anatomical orientation whatever its storage order.
     * A grid image written for nnU-Net keeps the source's origin and (reordered) direction cosines
       with a nominal 1 mm spacing, so stock planning does not resample it again; the true
-      geometry lives in the sidecar only.
+      geometry lives in the sidecar only (:meth:`GridSidecar.grid_geometry`).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.box import Box
 from renal_nnunet.io import InputError, write_json
 
 __all__ = [
     "ImageGeometry",
     "GridSidecar",
+    "CANONICAL_ORIENTATION",
+    "canonical_axes",
+    "to_canonical_orientation",
+    "from_canonical_orientation",
     "resample_to_grid",
     "resample_from_grid",
-    "grid_image_physical",
-    "canonical_axes",
     "physical_points_mm",
     "patient_left_mm",
-    "bounding_box_with_margin",
-    "box_slices",
     "paste_on_grid",
-    "nonzero_box",
     "image_like",
 ]
 
 Interpolation = Literal["nearest", "linear", "label"]
 
+CANONICAL_ORIENTATION = "LPS"
+"""DICOM orientation code of the axes the networks see (array x to the patient's left, y posterior,
+z superior): how DICOM axial series and the synthetic phantoms are stored (see the module docstring)."""
+
 
 @dataclass(frozen=True)
 class ImageGeometry:
-    """Voxel grid of an image, all in ITK (x, y, z) order: the one description of a geometry
-    (the grid sidecar extends it with the crop box; the synthetic phantoms paint on it).
+    """Voxel grid of an image: its size and one affine, from which spacing, origin and direction
+    are derived (as TorchIO derives them from ``image.affine``).
 
     Attributes:
-        size: image size in voxels.
-        spacing_mm: voxel spacing in mm.
-        origin_mm: centre of the first voxel (LPS mm).
-        direction: direction cosines, 9 values row-major.
+        size: image size in voxels, ITK (x, y, z).
+        affine: 4x4 matrix (row-major tuples) taking a homogeneous ITK voxel index (x, y, z, 1) to
+            the LPS position of that voxel's centre in mm.
     """
 
     size: tuple[int, int, int]
-    spacing_mm: tuple[float, float, float]
-    origin_mm: tuple[float, float, float]
-    direction: tuple[float, ...]
+    affine: tuple[tuple[float, float, float, float], ...]
+
+    @classmethod
+    def from_parts(cls, size: Sequence[int], spacing_mm: Sequence[float], origin_mm: Sequence[float],
+                   direction: Sequence[float]) -> "ImageGeometry":
+        """The geometry of ITK's description: spacing (mm), origin (LPS mm of the first voxel's
+        centre) and direction cosines (9 values row-major, columns are the index axes)."""
+        matrix = np.eye(4)
+        matrix[:3, :3] = np.asarray(direction, float).reshape(3, 3) * np.asarray(spacing_mm, float)
+        matrix[:3, 3] = np.asarray(origin_mm, float)
+        return cls(tuple(int(s) for s in size), tuple(tuple(float(v) for v in row) for row in matrix))
 
     @classmethod
     def of(cls, image: sitk.Image) -> "ImageGeometry":
         """The geometry of an image."""
-        return cls(tuple(int(s) for s in image.GetSize()), tuple(float(s) for s in image.GetSpacing()),
-                   tuple(float(o) for o in image.GetOrigin()), tuple(float(d) for d in image.GetDirection()))
+        return cls.from_parts(image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+
+    @property
+    def index_to_patient(self) -> np.ndarray:
+        """3x3 matrix mapping an ITK (x, y, z) index offset to an LPS offset in mm."""
+        return np.asarray(self.affine, float)[:3, :3]
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        """Voxel spacing in mm, ITK (x, y, z): the lengths of the affine's index columns."""
+        return tuple(float(v) for v in np.sqrt((self.index_to_patient ** 2).sum(axis=0)))
+
+    @property
+    def origin_mm(self) -> tuple[float, float, float]:
+        """LPS position (mm) of the first voxel's centre."""
+        return tuple(float(v) for v in np.asarray(self.affine, float)[:3, 3])
+
+    @property
+    def direction(self) -> tuple[float, ...]:
+        """Direction cosines, 9 values row-major (ITK's ``GetDirection``)."""
+        return tuple(float(v) for v in (self.index_to_patient / np.asarray(self.spacing_mm)).ravel())
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
         """The numpy array shape (z, y, x) of an image on this grid."""
         return tuple(reversed(self.size))
 
-    @property
-    def index_to_patient(self) -> np.ndarray:
-        """3x3 matrix mapping an ITK (x, y, z) index offset to an LPS offset in mm."""
-        return np.asarray(self.direction, float).reshape(3, 3) * np.asarray(self.spacing_mm, float)
+    def index_to_mm(self, indices_xyz: np.ndarray) -> np.ndarray:
+        """LPS positions (mm) of (possibly fractional) ITK (x, y, z) voxel indices, shape (N, 3)."""
+        indices = np.asarray(indices_xyz, float).reshape(-1, 3)
+        return np.asarray(self.origin_mm) + indices @ self.index_to_patient.T
+
+    def mm_to_index(self, points_mm: np.ndarray) -> np.ndarray:
+        """Continuous ITK (x, y, z) voxel indices of LPS positions in mm, shape (N, 3)."""
+        points = np.asarray(points_mm, float).reshape(-1, 3)
+        return np.linalg.solve(self.index_to_patient, (points - np.asarray(self.origin_mm)).T).T
 
     def patient_bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
         """LPS min and max corner (mm) of the box spanned by the voxel centres."""
         size = np.asarray(self.size) - 1
         corners = np.array([[i, j, k] for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])], float)
-        points = np.asarray(self.origin_mm) + corners @ self.index_to_patient.T
+        points = self.index_to_mm(corners)
         return points.min(0), points.max(0)
 
     def centre_mm(self) -> np.ndarray:
@@ -95,12 +139,12 @@ class ImageGeometry:
         low, high = self.patient_bounds_mm()
         return (low + high) / 2
 
-    def box(self, start: Sequence[int], size: Sequence[int]) -> "ImageGeometry":
-        """The geometry of a box of this grid (ITK (x, y, z) voxel start and size): the same
-        spacing and direction, the origin at the box's first voxel."""
-        origin = np.asarray(self.origin_mm, float) + self.index_to_patient @ np.asarray(start, float)
-        return ImageGeometry(tuple(int(s) for s in size), self.spacing_mm, tuple(float(o) for o in origin),
-                             self.direction)
+    def box(self, box: Box) -> "ImageGeometry":
+        """The geometry of a box of this grid: the same spacing and direction, the origin at the
+        box's first voxel (the region ``sitk.RegionOfInterest`` cuts)."""
+        matrix = np.asarray(self.affine, float).copy()
+        matrix[:3, 3] = self.index_to_mm(box.start)[0]
+        return ImageGeometry(box.size, tuple(tuple(float(v) for v in row) for row in matrix))
 
     def reference_image(self) -> sitk.Image:
         """An empty (uint8) image on this grid, to resample onto or copy information from."""
@@ -111,56 +155,9 @@ class ImageGeometry:
         return ref
 
 
-@dataclass(frozen=True)
-class GridSidecar(ImageGeometry):
-    """Source geometry (the :class:`ImageGeometry` fields) and crop box of a grid-resampled image,
-    all in ITK (x, y, z) order.
-
-    Attributes:
-        crop_start: first source voxel of the crop box.
-        crop_size: crop box size in source voxels (the whole image when not cropped).
-        grid: grid edge length in voxels (the grid is grid x grid x grid).
-    """
-
-    crop_start: tuple[int, int, int]
-    crop_size: tuple[int, int, int]
-    grid: int
-
-    @property
-    def grid_spacing_mm(self) -> np.ndarray:
-        """True physical spacing of the grid voxels in mm, (x, y, z)."""
-        return np.asarray(self.crop_size, float) * np.asarray(self.spacing_mm) / self.grid
-
-    def to_json(self, path: str | os.PathLike) -> Path:
-        """Write the sidecar atomically as JSON."""
-        return write_json(asdict(self), path)
-
-    @classmethod
-    def from_json(cls, path: str | os.PathLike) -> "GridSidecar":
-        """Read a sidecar written by :meth:`to_json`."""
-        import json
-
-        try:
-            data = json.loads(Path(path).read_text())
-            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-        except (OSError, ValueError, TypeError) as err:
-            raise InputError(path, f"not a valid grid sidecar: {err}") from None
-
-
-def _sidecar_for(image: sitk.Image, grid: int, crop_start, crop_size) -> GridSidecar:
-    size = tuple(int(s) for s in image.GetSize())
-    start = (0, 0, 0) if crop_start is None else tuple(int(s) for s in crop_start)
-    extent = size if crop_size is None else tuple(int(s) for s in crop_size)
-    for axis in range(3):
-        if extent[axis] < 1 or start[axis] < 0 or start[axis] + extent[axis] > size[axis]:
-            raise ValueError(f"crop box start {start} size {extent} lies outside the image of size {size}")
-    if grid < 2:
-        raise ValueError(f"grid must be at least 2 voxels, got {grid}")
-    return GridSidecar(**asdict(ImageGeometry.of(image)), crop_start=start, crop_size=extent, grid=int(grid))
-
-
 def canonical_axes(direction: Sequence[float]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """Which source axis (and sign) best matches each patient axis (LPS x, y, z).
+    """Which source axis (and sign) best matches each patient axis (LPS x, y, z): the orientation
+    the networks see (module docstring).
 
     Returns ``(source_axis, sign)`` per patient axis, so that the grid's axis ``k`` runs along
     source axis ``source_axis[k]`` in direction ``sign[k]``. For a direction that is not close to
@@ -174,31 +171,87 @@ def canonical_axes(direction: Sequence[float]) -> tuple[tuple[int, int, int], tu
     return source_axis, sign
 
 
-def grid_image_physical(sidecar: GridSidecar) -> sitk.Image:
-    """An empty grid image carrying the grid's true physical geometry (not the nominal 1 mm).
+def to_canonical_orientation(image: sitk.Image) -> sitk.Image:
+    """``image`` with its array axes permuted and flipped (losslessly) to
+    :data:`CANONICAL_ORIENTATION`, the orientation the networks see."""
+    return sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
 
-    The grid's axes are the source axes reordered and flipped to run closest to patient LPS x, y, z
-    (:func:`canonical_axes`): every CT, whatever its stored orientation, reaches the network with
-    the same anatomy along the same array axis, so a kidney model trained on KiTS (stored
-    inferior-posterior-left) also reads a DICOM series (stored left-posterior-superior) correctly.
+
+def from_canonical_orientation(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    """An image made on :func:`to_canonical_orientation` of ``reference`` (or on a box of it),
+    put back into ``reference``'s storage order."""
+    return sitk.DICOMOrient(image, sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
+        reference.GetDirection()))
+
+
+@dataclass(frozen=True)
+class GridSidecar:
+    """What maps a grid-resampled image back: the source image's geometry, the crop box of the
+    source that the grid tiles, and the grid edge.
+
+    Attributes:
+        source: geometry of the source image (the whole CT, not the box).
+        box: crop box in source voxels (the whole image when not cropped).
+        grid: grid edge length in voxels (the grid is grid x grid x grid).
     """
-    direction = np.asarray(sidecar.direction).reshape(3, 3)
-    spacing = np.asarray(sidecar.spacing_mm)
-    start, extent = np.asarray(sidecar.crop_start, float), np.asarray(sidecar.crop_size, float)
-    source_axis, sign = canonical_axes(sidecar.direction)
-    first_centre_index = np.empty(3)
-    grid_spacing, grid_direction = np.empty(3), np.empty((3, 3))
-    for k, (j, s) in enumerate(zip(source_axis, sign)):
-        half_cell = 0.5 * extent[j] / sidecar.grid
-        first_centre_index[j] = start[j] - 0.5 + half_cell if s > 0 else start[j] + extent[j] - 0.5 - half_cell
-        grid_spacing[k] = extent[j] * spacing[j] / sidecar.grid
-        grid_direction[:, k] = s * direction[:, j]
-    origin = np.asarray(sidecar.origin_mm) + direction @ (spacing * first_centre_index)
-    ref = sitk.Image([sidecar.grid] * 3, sitk.sitkUInt8)
-    ref.SetSpacing(tuple(grid_spacing))
-    ref.SetOrigin(tuple(origin))
-    ref.SetDirection(tuple(grid_direction.ravel()))
-    return ref
+
+    source: ImageGeometry
+    box: Box
+    grid: int
+
+    @classmethod
+    def for_image(cls, image: sitk.Image, grid: int, box: Box | None = None) -> "GridSidecar":
+        """The sidecar of ``image`` (or of ``box`` of it) resampled to ``grid``^3.
+
+        Raises:
+            ValueError: the box is empty or not inside the image, or the grid is under 2 voxels.
+        """
+        box = Box.whole(image.GetSize()) if box is None else box
+        if box.is_empty or not Box.whole(image.GetSize()).contains(box):
+            raise ValueError(f"crop box start {box.start} size {box.size} lies outside the image of size "
+                             f"{image.GetSize()}")
+        if grid < 2:
+            raise ValueError(f"grid must be at least 2 voxels, got {grid}")
+        return cls(ImageGeometry.of(image), box, int(grid))
+
+    @property
+    def grid_spacing_mm(self) -> np.ndarray:
+        """True physical spacing of the grid voxels in mm, (x, y, z) of the source axes."""
+        return np.asarray(self.box.size, float) * np.asarray(self.source.spacing_mm) / self.grid
+
+    def grid_geometry(self) -> ImageGeometry:
+        """The grid's true physical geometry (not the nominal 1 mm): the box's source axes
+        reordered and flipped by :func:`canonical_axes`, each tiled edge to edge by ``grid`` voxels."""
+        direction = np.asarray(self.source.direction).reshape(3, 3)
+        spacing = np.asarray(self.source.spacing_mm)
+        start, extent = np.asarray(self.box.start, float), np.asarray(self.box.size, float)
+        source_axis, sign = canonical_axes(self.source.direction)
+        first_centre_index = np.empty(3)
+        grid_spacing, grid_direction = np.empty(3), np.empty((3, 3))
+        for k, (j, s) in enumerate(zip(source_axis, sign)):
+            half_cell = 0.5 * extent[j] / self.grid
+            first_centre_index[j] = start[j] - 0.5 + half_cell if s > 0 else start[j] + extent[j] - 0.5 - half_cell
+            grid_spacing[k] = extent[j] * spacing[j] / self.grid
+            grid_direction[:, k] = s * direction[:, j]
+        return ImageGeometry.from_parts((self.grid,) * 3, grid_spacing, self.source.index_to_mm(first_centre_index)[0],
+                                        grid_direction.ravel())
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write the sidecar atomically as JSON (flat fields: the source's size, spacing_mm,
+        origin_mm and direction, then crop_start, crop_size and grid)."""
+        return write_json({"size": self.source.size, "spacing_mm": self.source.spacing_mm,
+                           "origin_mm": self.source.origin_mm, "direction": self.source.direction,
+                           "crop_start": self.box.start, "crop_size": self.box.size, "grid": self.grid}, path)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "GridSidecar":
+        """Read a sidecar written by :meth:`to_json`."""
+        try:
+            data = json.loads(Path(path).read_text())
+            source = ImageGeometry.from_parts(data["size"], data["spacing_mm"], data["origin_mm"], data["direction"])
+            return cls(source, Box(data["crop_start"], data["crop_size"]), int(data["grid"]))
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise InputError(path, f"not a valid grid sidecar: {err}") from None
 
 
 _ITK_INTERPOLATORS = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear, "label": sitk.sitkLabelGaussian}
@@ -208,8 +261,7 @@ def resample_to_grid(
     image: sitk.Image,
     grid: int,
     interpolation: Interpolation = "linear",
-    crop_start: Sequence[int] | None = None,
-    crop_size: Sequence[int] | None = None,
+    box: Box | None = None,
     intensity_map: Callable[[sitk.Image], sitk.Image] | None = None,
 ) -> tuple[sitk.Image, GridSidecar]:
     """Resample ``image`` (or a crop box of it) to a ``grid``^3 image.
@@ -218,22 +270,21 @@ def resample_to_grid(
         image: source image (CT in HU, or a label map).
         grid: edge length of the cubic output grid, in voxels (the paper uses 128).
         interpolation: ``linear`` for CT, ``nearest`` or ``label`` (smooth label-Gaussian) for labels.
-        crop_start: first voxel of the crop box, ITK (x, y, z) order; default the whole image.
-        crop_size: crop box size in voxels, ITK (x, y, z) order.
+        box: the crop box of the source to resample; default the whole image.
         intensity_map: a voxel-wise map (e.g. the CT window) applied to the source before
             resampling; with a crop box only the voxels the interpolation reads are mapped, so a
             kidney box of a 700-slice CT never makes a full-size float copy.
 
     Returns:
         The grid image (what nnU-Net is given): the source's origin, the source's direction
-        cosines reordered to run closest to LPS (see :func:`grid_image_physical`) and a nominal
-        1 mm spacing; and the sidecar that maps it back.
+        cosines reordered to run closest to LPS (see :meth:`GridSidecar.grid_geometry`) and a
+        nominal 1 mm spacing; and the sidecar that maps it back.
     """
-    sidecar = _sidecar_for(image, grid, crop_start, crop_size)
-    reference = grid_image_physical(sidecar)
+    sidecar = GridSidecar.for_image(image, grid, box)
+    reference = sidecar.grid_geometry().reference_image()
     source = image
     if interpolation != "label":  # the label-Gaussian kernel reads further than one voxel
-        source = _interpolation_region(image, sidecar.crop_start, sidecar.crop_size)
+        source = _interpolation_region(image, sidecar.box)
     if intensity_map is not None:
         source = intensity_map(source)
     resampled = sitk.Resample(
@@ -245,15 +296,14 @@ def resample_to_grid(
     return resampled, sidecar
 
 
-def _interpolation_region(image: sitk.Image, start: Sequence[int], size: Sequence[int]) -> sitk.Image:
+def _interpolation_region(image: sitk.Image, box: Box) -> sitk.Image:
     """The crop box grown by one voxel per side (clipped to the image): every voxel that linear or
     nearest interpolation reads at grid centres inside the box (they lie at most half a voxel
     beyond the box's outer voxel centres). The whole image when the box is (nearly) all of it."""
-    low = np.maximum(np.asarray(start, int) - 1, 0)
-    high = np.minimum(np.asarray(start, int) + np.asarray(size, int) + 1, image.GetSize())
-    if np.array_equal(low, 0) and np.array_equal(high, image.GetSize()):
+    region = box.grow(1).clipped_to(image.GetSize())
+    if region == Box.whole(image.GetSize()):
         return image
-    return sitk.RegionOfInterest(image, [int(v) for v in high - low], [int(v) for v in low])
+    return sitk.RegionOfInterest(image, region.size, region.start)
 
 
 def resample_from_grid(
@@ -262,7 +312,7 @@ def resample_from_grid(
     interpolation: Interpolation = "linear",
     fill_value: float = 0.0,
     crop_only: bool = False,
-    region: tuple[Sequence[int], Sequence[int]] | None = None,
+    region: Box | None = None,
 ) -> np.ndarray:
     """Map a grid-space array back onto the source voxels.
 
@@ -271,12 +321,11 @@ def resample_from_grid(
             e.g. nnU-Net class probabilities.
         sidecar: the sidecar written when the grid image was made.
         interpolation: ``nearest`` for labels, ``linear`` for probabilities or intensities.
-        fill_value: value outside the crop box (for probabilities pass per-channel handling by
-            calling once per channel, or use 0 and renormalise).
+        fill_value: value outside the crop box.
         crop_only: return only the crop box's voxels (saves memory when the box is a small part
             of a large CT).
-        region: ``(start, size)`` in ITK (x, y, z) source voxels, inside the crop box: return only
-            these voxels (as ``crop_only`` does for the box), e.g. a slab of a long CT.
+        region: source voxels inside the crop box: return only these (as ``crop_only`` does for
+            the box), e.g. a slab of a long CT.
 
     Returns:
         An array in the source's (z, y, x) shape, the crop box's with ``crop_only``, or the
@@ -294,20 +343,16 @@ def resample_from_grid(
                 out = np.empty((len(array), *back.shape), back.dtype)
             out[index] = back
         return out
-    grid_image = image_like(array, grid_image_physical(sidecar))
-    start, extent = np.asarray(sidecar.crop_start), np.asarray(sidecar.crop_size)
-    wanted_start, wanted_size = (start, extent) if region is None else map(np.asarray, region)
-    if (wanted_start < start).any() or (wanted_start + wanted_size > start + extent).any():
-        raise ValueError(f"region {region} is not inside the crop box (start {start.tolist()}, size {extent.tolist()})")
-    crop_ref = sidecar.box(wanted_start, wanted_size).reference_image()  # not the whole CT's
-    back = sitk.Resample(grid_image, crop_ref, sitk.Transform(), _ITK_INTERPOLATORS[interpolation], 0.0,
-                         grid_image.GetPixelID(), True)
+    grid_image = image_like(array, sidecar.grid_geometry().reference_image())
+    wanted = sidecar.box if region is None else region
+    if not sidecar.box.contains(wanted):
+        raise ValueError(f"region {region} is not inside the crop box {sidecar.box}")
+    back = sitk.Resample(grid_image, sidecar.source.box(wanted).reference_image(), sitk.Transform(),
+                         _ITK_INTERPOLATORS[interpolation], 0.0, grid_image.GetPixelID(), True)
     if crop_only or region is not None:
         return sitk.GetArrayFromImage(back)
-    out = np.full(tuple(reversed(sidecar.size)), fill_value, dtype=array.dtype)
-    out[start[2]:start[2] + extent[2], start[1]:start[1] + extent[1], start[0]:start[0] + extent[0]] = (
-        sitk.GetArrayFromImage(back)
-    )
+    out = np.full(sidecar.source.shape_zyx, fill_value, dtype=array.dtype)
+    out[sidecar.box.slices] = sitk.GetArrayFromImage(back)
     return out
 
 
@@ -321,61 +366,12 @@ def physical_points_mm(image: sitk.Image, indices_zyx: np.ndarray) -> np.ndarray
     Returns:
         (N, 3) array of LPS coordinates in mm (x: +left, y: +posterior, z: +superior).
     """
-    indices_xyz = np.asarray(indices_zyx, float).reshape(-1, 3)[:, ::-1]
-    direction = np.asarray(image.GetDirection()).reshape(3, 3)
-    return np.asarray(image.GetOrigin()) + (indices_xyz * np.asarray(image.GetSpacing())) @ direction.T
+    return ImageGeometry.of(image).index_to_mm(np.asarray(indices_zyx, float).reshape(-1, 3)[:, ::-1])
 
 
 def patient_left_mm(image: sitk.Image, indices_zyx: np.ndarray) -> np.ndarray:
     """Position along the patient's right-to-left axis (LPS x, mm; larger = further LEFT)."""
     return physical_points_mm(image, indices_zyx)[:, 0]
-
-
-def bounding_box_with_margin(
-    mask_zyx: np.ndarray, spacing_xyz_mm: Sequence[float], margin_mm: float
-) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """Bounding box of a boolean mask grown by ``margin_mm`` on every side, clipped to the image.
-
-    Args:
-        mask_zyx: boolean mask in numpy (z, y, x) order.
-        spacing_xyz_mm: voxel spacing in ITK (x, y, z) order, mm.
-        margin_mm: margin added on each side, mm.
-
-    Returns:
-        ``(start, size)`` in ITK (x, y, z) order, ready for :func:`resample_to_grid`.
-
-    Raises:
-        ValueError: the mask is empty.
-    """
-    if not mask_zyx.any():
-        raise ValueError("cannot take the bounding box of an empty mask")
-    shape_xyz = np.asarray(mask_zyx.shape[::-1])
-    coords = np.nonzero(mask_zyx)
-    low = np.array([c.min() for c in coords])[::-1]
-    high = np.array([c.max() for c in coords])[::-1] + 1
-    pad = np.ceil(margin_mm / np.asarray(spacing_xyz_mm, float)).astype(int)
-    low = np.maximum(low - pad, 0)
-    high = np.minimum(high + pad, shape_xyz)
-    return tuple(int(v) for v in low), tuple(int(v) for v in high - low)
-
-
-def box_slices(start: Sequence[int], size: Sequence[int]) -> tuple[slice, slice, slice]:
-    """Numpy (z, y, x) slices of a box given as ITK (x, y, z) voxel ``start`` and ``size``.
-
-    >>> box_slices((1, 2, 3), (4, 5, 6))
-    (slice(3, 9, None), slice(2, 7, None), slice(1, 5, None))
-    """
-    return tuple(slice(int(s), int(s) + int(n)) for s, n in zip(reversed(start), reversed(size)))
-
-
-def nonzero_box(array: np.ndarray) -> tuple[slice, ...]:
-    """Numpy slices of the smallest box holding every nonzero voxel of an array (an empty box for
-    none): work on a long CT's kidneys or masses there, not on full-size arrays."""
-    slices = []
-    for axis in range(array.ndim):
-        hits = np.flatnonzero(array.any(axis=tuple(a for a in range(array.ndim) if a != axis)))
-        slices.append(slice(int(hits[0]), int(hits[-1]) + 1) if len(hits) else slice(0, 0))
-    return tuple(slices)
 
 
 def image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -405,9 +401,8 @@ def paste_on_grid(region: sitk.Image, reference: sitk.Image) -> sitk.Image:
     Raises:
         ValueError: ``region`` is not a sub-grid of ``reference``.
     """
-    region = sitk.DICOMOrient(region, sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
-        reference.GetDirection()))
-    index = np.asarray(reference.TransformPhysicalPointToContinuousIndex(region.GetOrigin()))
+    region = from_canonical_orientation(region, reference)
+    index = ImageGeometry.of(reference).mm_to_index(region.GetOrigin())[0]
     start = np.round(index).astype(int)
     if (not np.allclose(region.GetSpacing(), reference.GetSpacing(), rtol=1e-5)
             or not np.allclose(region.GetDirection(), reference.GetDirection(), atol=1e-5)

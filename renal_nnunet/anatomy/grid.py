@@ -1,15 +1,14 @@
 """The one CT preparation used for every grid dataset and at inference: window, then resize.
 
-Training images (conversion) and inference inputs (``renal_nnunet.inference.stage``) both go
+Training images (conversion) and inference inputs (``renal_nnunet.inference.grid_to_ct``) both go
 through :func:`prepare_grid_ct`, so the network sees identically prepared intensities.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.geometry import GridSidecar, resample_to_grid
 from renal_nnunet.anatomy.intensity import window_ct
 
@@ -25,29 +24,26 @@ min 0.955 / mean 0.968, 'label' (label-Gaussian) min 0.958 / mean 0.970, 61 kidn
 def prepare_grid_ct(
     ct: sitk.Image,
     grid: int,
-    crop_start: Sequence[int] | None = None,
-    crop_size: Sequence[int] | None = None,
+    box: Box | None = None,
 ) -> tuple[sitk.Image, GridSidecar]:
     """Window a CT with the paper's window (level 30, width 300 HU) and resample it to ``grid``^3.
 
     Args:
         ct: CT in HU (any orientation; geometry is read from the image).
         grid: grid edge in voxels (paper: 128).
-        crop_start: first voxel of the crop box, ITK (x, y, z) order; default the whole CT.
-        crop_size: crop box size in voxels, ITK (x, y, z) order.
+        box: the crop box to resample (e.g. a kidney's box); default the whole CT.
 
     Returns:
         The float32 grid image in windowed HU ([-120, 180]) with the source's origin and direction
         and nominal 1 mm spacing, and the sidecar mapping it back to ``ct``'s voxels.
     """
-    return resample_to_grid(ct, grid, "linear", crop_start, crop_size, intensity_map=window_ct)
+    return resample_to_grid(ct, grid, "linear", box, intensity_map=window_ct)
 
 
 def labels_to_grid(
     labels: sitk.Image,
     grid: int,
-    crop_start: Sequence[int] | None = None,
-    crop_size: Sequence[int] | None = None,
+    box: Box | None = None,
 ) -> tuple[sitk.Image, GridSidecar]:
     """Resample an integer label map to ``grid``^3 the way the grid datasets are written (uint8)."""
-    return resample_to_grid(sitk.Cast(labels, sitk.sitkUInt8), grid, LABEL_GRID_INTERPOLATION, crop_start, crop_size)
+    return resample_to_grid(sitk.Cast(labels, sitk.sitkUInt8), grid, LABEL_GRID_INTERPOLATION, box)

@@ -18,7 +18,8 @@ import cc3d
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import image_like, nonzero_box, physical_points_mm
+from renal_nnunet.anatomy.box import Box
+from renal_nnunet.anatomy.geometry import image_like, physical_points_mm
 
 __all__ = ["LesionProperties", "lesion_components", "average_diameter_mm", "lesion_properties"]
 
@@ -33,8 +34,7 @@ class LesionProperties:
         volume_ml: volume in ml.
         average_diameter_mm: see the module docstring.
         centroid_mm: centroid in patient LPS mm (x: +left, y: +posterior, z: +superior).
-        bbox_start: first voxel of the bounding box, ITK (x, y, z) order.
-        bbox_size: bounding box size in voxels, ITK (x, y, z) order.
+        bbox: the lesion's bounding box (ITK x, y, z voxels).
     """
 
     lesion_id: int
@@ -42,8 +42,7 @@ class LesionProperties:
     volume_ml: float
     average_diameter_mm: float
     centroid_mm: tuple[float, float, float]
-    bbox_start: tuple[int, int, int]
-    bbox_size: tuple[int, int, int]
+    bbox: Box
 
 
 def lesion_components(mask: sitk.Image, connectivity: int = 26) -> sitk.Image:
@@ -61,19 +60,19 @@ def lesion_components(mask: sitk.Image, connectivity: int = 26) -> sitk.Image:
     """
     array = sitk.GetArrayViewFromImage(mask) != 0
     # Masses fill a small box of a CT: label that box, not a full-size uint32 array per step.
-    box = nonzero_box(array)
-    components, count = cc3d.connected_components(array[box], connectivity=connectivity, return_N=True)
+    box = Box.of_nonzero(array)
+    components, count = cc3d.connected_components(array[box.slices], connectivity=connectivity, return_N=True)
     dtype = np.uint16 if count < 2**16 else np.uint32
     if count:
         stats = cc3d.statistics(components)
-        offset_zyx = np.array([b.start for b in box], float)
+        offset_zyx = np.array(box.start[::-1], float)
         centroids_mm = physical_points_mm(mask, stats["centroids"][1:] + offset_zyx)
         order = np.lexsort((centroids_mm[:, 2], centroids_mm[:, 1], centroids_mm[:, 0], -stats["voxel_counts"][1:]))
         new_ids = np.zeros(count + 1, dtype)
         new_ids[order + 1] = np.arange(1, count + 1)
         components = new_ids[components]
     labelled = np.zeros(array.shape, dtype)
-    labelled[box] = components
+    labelled[box.slices] = components
     return image_like(labelled, mask)
 
 
@@ -123,7 +122,6 @@ def lesion_properties(components: sitk.Image) -> list[LesionProperties]:
             volume_ml=len(voxels) * voxel_ml,
             average_diameter_mm=_average_diameter_from_indices(components, voxels),
             centroid_mm=tuple(float(v) for v in physical_points_mm(components, voxels.mean(axis=0, keepdims=True))[0]),
-            bbox_start=tuple(int(v) for v in low[::-1]),
-            bbox_size=tuple(int(v) for v in (high - low)[::-1]),
+            bbox=Box(low[::-1], (high - low)[::-1]),
         ))
     return properties

@@ -18,6 +18,7 @@ _EXPORTS = {
     "train_classifier": "train",
     "load_classifier": "train",
     "LesionClassification": "predict",
+    "ClassifierEnsemble": "ensemble",
     "classify_lesions": "predict",
     "classify_lesion_files": "predict",
     "lesions_touching_border": "predict",

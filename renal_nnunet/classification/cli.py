@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from renal_nnunet.cli_options import add_device, add_input, add_output, resolve_device
+from renal_nnunet.cli_options import add_backend, add_device, add_input, add_output, resolve_device, runtime_of
 from renal_nnunet.settings import PAPER
 
 
@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output(predict, "folder for lesions.json and the Grad-CAM NIfTI/PNG files")
     predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
     add_device(predict)
+    add_backend(predict)
     predict.set_defaults(func=_run_predict)
 
 
@@ -92,9 +93,10 @@ def _run_calibrate(args) -> int:
 
 
 def _run_predict(args) -> int:
+    from renal_nnunet.classification.ensemble import ClassifierEnsemble
     from renal_nnunet.classification.predict import classify_lesion_files
 
-    written = classify_lesion_files(args.input, args.lesions, args.checkpoints, args.output, cam=not args.no_cam,
-                                    device=resolve_device(args.device))
+    written = classify_lesion_files(args.input, args.lesions, ClassifierEnsemble(args.checkpoints, runtime_of(args)),
+                                    args.output, cam=not args.no_cam)
     print(f"wrote {written}")
     return 0

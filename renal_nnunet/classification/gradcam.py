@@ -22,10 +22,10 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-__all__ = ["ExplainedForward", "grad_cam", "FeatureCells", "feature_cells", "cam_to_input_grid"]
+__all__ = ["FeatureResolutionGradCAM", "ExplainedForward", "grad_cam", "FeatureCells", "feature_cells", "cam_to_input_grid"]
 
 
-class _FeatureResolutionGradCAM(GradCAM):
+class FeatureResolutionGradCAM(GradCAM):
     """pytorch-grad-cam's GradCAM returning the ReLU'd map at feature resolution (no resizing)."""
 
     def compute_cam_per_layer(self, input_tensor, targets, eigen_smooth):
@@ -60,7 +60,7 @@ class ExplainedForward:
         layer = target_layer if target_layer is not None else model.layer4
         self._cells = feature_cells(model, layer)
         with torch.enable_grad(), _backward_stops_at(model, layer):
-            self._cam = _FeatureResolutionGradCAM(model=model, target_layers=[layer])  # puts the model in eval mode
+            self._cam = FeatureResolutionGradCAM(model=model, target_layers=[layer])  # puts the model in eval mode
             try:
                 self.logits = self._cam.activations_and_grads(self._input)
             except BaseException:

@@ -17,10 +17,11 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from renal_nnunet.classification.gradcam import _FeatureResolutionGradCAM, cam_to_input_grid, feature_cells
-from renal_nnunet.inference.backends import NETWORK_CLOCK
+from renal_nnunet.classification.gradcam import FeatureResolutionGradCAM, cam_to_input_grid, feature_cells
+from renal_nnunet.runtime.backends import NETWORK_CLOCK
+from renal_nnunet.runtime.openvino import openvino_model, run_once
 
-__all__ = ["CompiledClassifier", "CompiledExplainedForward"]
+__all__ = ["OpenVinoClassifierFold", "CompiledExplainedForward"]
 
 
 class _FeaturesAndLogits(nn.Module):
@@ -47,17 +48,16 @@ class _HeadOnFeatures(nn.Module):
         return self.model.forward_head(self.features(features))
 
 
-class CompiledClassifier:
+class OpenVinoClassifierFold:
     """A classifier checkpoint compiled by OpenVINO for the CPU (converted once, cached next to
-    the checkpoint by :func:`renal_nnunet.inference.openvino_backend.openvino_model`).
-
-    Called on a (1, 1, D, H, W) float tensor it returns the (1, n_classes) logits, as the torch
-    model does.
+    the checkpoint by :func:`renal_nnunet.runtime.openvino.openvino_model`): a
+    :class:`~renal_nnunet.classification.ensemble.ClassifierFold`.
     """
 
-    def __init__(self, model: nn.Module, checkpoint: str | os.PathLike, grid: int) -> None:
-        from renal_nnunet.inference.openvino_backend import openvino_model
+    device = "cpu"
 
+    def __init__(self, model: nn.Module, checkpoint: str | os.PathLike, grid: int) -> None:
+        self.grid = grid
         model = model.cpu().eval()
         for parameter in model.parameters():  # the CAM needs gradients of the features only
             parameter.requires_grad_(False)
@@ -68,26 +68,29 @@ class CompiledClassifier:
 
     def features_and_logits(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(layer4 feature maps (1, 512, d, h, w), logits (1, n_classes))`` of one forward pass."""
-        from renal_nnunet.inference.openvino_backend import run_once
-
         array = np.ascontiguousarray(volume.detach().cpu().numpy(), dtype=np.float32)
         with NETWORK_CLOCK.timing():
             features, logits = run_once(self.model, array)
         return torch.from_numpy(features), torch.from_numpy(logits)
 
-    def __call__(self, volume: torch.Tensor) -> torch.Tensor:
+    def logits(self, volume: torch.Tensor) -> torch.Tensor:
+        """(1, n_classes) logits of a (1, 1, D, H, W) crop, as the torch model returns them."""
         return self.features_and_logits(volume)[1]
+
+    def explained_forward(self, volume: torch.Tensor) -> "CompiledExplainedForward":
+        """The forward pass whose Grad-CAM can then be taken for any class."""
+        return CompiledExplainedForward(self, volume)
 
 
 class CompiledExplainedForward:
-    """:class:`renal_nnunet.classification.gradcam.ExplainedForward` for a :class:`CompiledClassifier`:
+    """:class:`renal_nnunet.classification.gradcam.ExplainedForward` for an :class:`OpenVinoClassifierFold`:
     one forward pass whose Grad-CAM can then be taken for any class.
 
     Attributes:
         logits: (1, n_classes) tensor of the forward pass.
     """
 
-    def __init__(self, classifier: CompiledClassifier, volume: torch.Tensor) -> None:
+    def __init__(self, classifier: OpenVinoClassifierFold, volume: torch.Tensor) -> None:
         self._head = classifier.head
         self._cells = classifier.cells
         self._shape = tuple(volume.shape[-3:])
@@ -95,7 +98,7 @@ class CompiledExplainedForward:
 
     def cam(self, target_class: int) -> np.ndarray:
         """Grad-CAM of ``target_class`` at the input's resolution, float32 (D, H, W) in [0, 1]."""
-        grad_cam = _FeatureResolutionGradCAM(model=self._head, target_layers=[self._head.features])
+        grad_cam = FeatureResolutionGradCAM(model=self._head, target_layers=[self._head.features])
         try:
             features = self._features.detach().requires_grad_(True)  # Grad-CAM's hooks need a graph from here
             raw = grad_cam(features, [ClassifierOutputTarget(int(target_class))])[0]

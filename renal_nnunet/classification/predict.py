@@ -5,8 +5,9 @@ Each lesion is cut out exactly like a training crop
 resized to the checkpoint's grid), every fold model gives softmax probabilities, and the ensemble
 is their mean. The Grad-CAM of the ensemble's class is the mean of the fold models' maps, mapped
 from the crop's grid back onto the CT's voxels of the lesion's box through the crop's sidecar.
-The forward passes run on torch or, with the openvino backend, on each checkpoint compiled by
-OpenVINO (:mod:`renal_nnunet.classification.openvino_classifier`, Grad-CAM included).
+The forward passes run on the ensemble's runtime
+(:class:`~renal_nnunet.classification.ensemble.ClassifierEnsemble`: torch, or each checkpoint
+compiled by OpenVINO, Grad-CAM included).
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ from renal_nnunet.anatomy.crops import lesion_crop
 from renal_nnunet.anatomy.geometry import image_like, paste_on_grid, resample_from_grid
 from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.classification.data import crop_to_input
-from renal_nnunet.classification.gradcam import ExplainedForward
-from renal_nnunet.classification.train import load_classifier
-from renal_nnunet.inference.backends import NETWORK_CLOCK, resolve_backend
+from renal_nnunet.classification.ensemble import ClassifierEnsemble, ClassifierFold
 from renal_nnunet.io import InputError, check_same_geometry
 
-__all__ = ["LesionClassification", "classify_lesions", "load_for_backend", "classify_lesion_files", "lesions_touching_border", "lesion_ids_of"]
+__all__ = ["LesionClassification", "classify_lesions", "classify_lesion_files", "lesions_touching_border", "lesion_ids_of"]
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +78,9 @@ def lesions_touching_border(lesion_mask: sitk.Image) -> list[int]:
 def classify_lesions(
     ct: sitk.Image,
     lesion_mask: sitk.Image,
-    checkpoints: Sequence[str | os.PathLike],
+    ensemble: ClassifierEnsemble,
     cam: bool = True,
     lesion_ids: Sequence[int] | None = None,
-    device: str = "cpu",
-    backend: str = "auto",
 ) -> list[LesionClassification]:
     """Classify every lesion (or ``lesion_ids``) of a lesion mask with a fold ensemble.
 
@@ -91,23 +88,19 @@ def classify_lesions(
         ct: CT in HU.
         lesion_mask: integer label image on ``ct``'s grid, one id per lesion, 0 background
             (e.g. from ``renal_nnunet.anatomy.lesions.lesion_components``).
-        checkpoints: classifier checkpoints (one per fold) from ``train_classifier``.
+        ensemble: the classifier's folds on a runtime.
         cam: also compute each lesion's Grad-CAM in the CT's geometry.
         lesion_ids: classify only these ids (default: all).
-        device: torch device for the models.
-        backend: ``auto``, ``torch`` or ``openvino`` (the forward passes only).
 
     Returns:
         One :class:`LesionClassification` per lesion, in ascending id order.
 
     Raises:
-        InputError: no checkpoints or a bad one, non-integer or empty lesion mask, mask geometry
+        InputError: a bad checkpoint, non-integer or empty lesion mask, mask geometry
             different from the CT's, a requested id absent from the mask, or a lesion touching
             the image border (cut off by the field of view: its crop would be incomplete;
             leave such lesions out with ``lesion_ids``, see :func:`lesions_touching_border`).
     """
-    if not checkpoints:
-        raise InputError(None, "no classifier checkpoints given")
     check_same_geometry(ct, lesion_mask, "the CT", "the lesion mask")
     if not np.issubdtype(sitk.GetArrayViewFromImage(lesion_mask).dtype, np.integer):
         raise InputError(None, f"lesion mask must hold integer lesion ids, got {lesion_mask.GetPixelIDTypeAsString()}")
@@ -122,48 +115,26 @@ def classify_lesions(
     if cut_off:
         raise InputError(None, f"lesions {cut_off} touch the image border, so they are probably cut off by the "
                                "field of view and their crops incomplete; leave them out (lesion_ids=...)")
-    models = [load_for_backend(path, device, resolve_backend(backend, device)) for path in checkpoints]
-    return [_classify_one(ct, lesion_mask, lesion_id, models, cam, device) for lesion_id in wanted]
+    folds = ensemble.load_folds()
+    return [_classify_one(ct, lesion_mask, lesion_id, folds, cam) for lesion_id in wanted]
 
 
-def load_for_backend(checkpoint: str | os.PathLike, device: str, backend: str) -> tuple:
-    """``(model, checkpoint info)`` of a classifier checkpoint: the torch model (``backend``
-    ``torch``) or it compiled by OpenVINO (``openvino``; converted once and cached next to it)."""
-    model, info = load_classifier(checkpoint, device)
-    if backend == "openvino":
-        from renal_nnunet.classification.openvino_classifier import CompiledClassifier
-
-        model = CompiledClassifier(model, checkpoint, int(info["grid"]))
-    return model, info
-
-
-def _explained_forward(model, volume: torch.Tensor):
-    """The forward pass of ``model`` whose Grad-CAM can be taken afterwards, for either backend."""
-    from renal_nnunet.classification.openvino_classifier import CompiledClassifier, CompiledExplainedForward
-
-    if isinstance(model, CompiledClassifier):
-        return CompiledExplainedForward(model, volume)
-    with NETWORK_CLOCK.timing():
-        return ExplainedForward(model, volume)
-
-
-def _classify_one(ct: sitk.Image, lesion_mask: sitk.Image, lesion_id: int, models: list, cam: bool,
-                  device: str) -> LesionClassification:
+def _classify_one(ct: sitk.Image, lesion_mask: sitk.Image, lesion_id: int, folds: list[ClassifierFold],
+                  cam: bool) -> LesionClassification:
     crops = {}  # by grid: the fold models may have been trained at different grids
     fold_probabilities = []
     with contextlib.ExitStack() as stack:
         forwards = []  # with cam: each fold's pass, kept until the ensemble has chosen the class
-        for model, info in models:
-            grid = int(info["grid"])
-            if grid not in crops:
-                crop, sidecar = lesion_crop(ct, lesion_mask, grid, lesion_id)
-                crops[grid] = (crop_to_input(crop)[None].to(device), sidecar)
+        for fold in folds:
+            if fold.grid not in crops:
+                crop, sidecar = lesion_crop(ct, lesion_mask, fold.grid, lesion_id)
+                crops[fold.grid] = (crop_to_input(crop)[None].to(fold.device), sidecar)
+            volume, sidecar = crops[fold.grid]
             if cam:
-                forwards.append((stack.enter_context(_explained_forward(model, crops[grid][0])), crops[grid][1]))
+                forwards.append((stack.enter_context(fold.explained_forward(volume)), sidecar))
                 logits = forwards[-1][0].logits.detach()
             else:
-                with torch.no_grad(), NETWORK_CLOCK.timing():
-                    logits = model(crops[grid][0])
+                logits = fold.logits(volume)
             fold_probabilities.append(torch.softmax(logits, dim=1)[0].cpu().numpy())
         fold_probabilities = np.stack(fold_probabilities)
         mean = fold_probabilities.mean(axis=0)
@@ -186,23 +157,23 @@ def _ensemble_cam(ct: sitk.Image, forwards: list, target_class: int) -> sitk.Ima
     Only the box is kept: a full-size float map per lesion would not fit in memory for a kidney
     with dozens of cysts on a 512x512 CT.
     """
-    boxes = {(sidecar.crop_start, sidecar.crop_size) for _, sidecar in forwards}
+    boxes = {sidecar.box for _, sidecar in forwards}
     if len(boxes) != 1:
-        raise ValueError(f"the fold crops of one lesion cover different boxes: {sorted(boxes)}")
-    (start, size), = boxes
+        raise ValueError(f"the fold crops of one lesion cover different boxes: {sorted(boxes, key=str)}")
+    box, = boxes
     total = sum(resample_from_grid(forward.cam(target_class), sidecar, "linear", 0.0, crop_only=True)
                 for forward, sidecar in forwards)
     peak = float(total.max())
-    return image_like((total / peak if peak > 0 else total).astype(np.float32), sitk.RegionOfInterest(ct, size, start))
+    return image_like((total / peak if peak > 0 else total).astype(np.float32),
+                      sitk.RegionOfInterest(ct, box.size, box.start))
 
 
 def classify_lesion_files(
     ct_path: str | os.PathLike,
     lesion_mask_path: str | os.PathLike,
-    checkpoints: Sequence[str | os.PathLike],
+    ensemble: ClassifierEnsemble,
     out_dir: str | os.PathLike,
     cam: bool = True,
-    device: str = "cpu",
 ) -> Path:
     """Classify the lesions of a label file and write the results into ``out_dir``.
 
@@ -219,7 +190,7 @@ def classify_lesion_files(
     ct = read_series_or_image(ct_path)
     lesion_mask = read_label_map(lesion_mask_path, reference=ct, reference_path=ct_path)
     out_dir = Path(out_dir)
-    results = classify_lesions(ct, lesion_mask, checkpoints, cam=cam, device=device)
+    results = classify_lesions(ct, lesion_mask, ensemble, cam=cam)
     records = []
     for result in results:
         record = {"lesion_id": result.lesion_id, "predicted_class": result.predicted_class,
@@ -233,4 +204,4 @@ def classify_lesion_files(
                                                      out_dir / f"{stem}.png").name
         records.append(record)
     return write_json({"ct": str(ct_path), "lesion_mask": str(lesion_mask_path),
-                       "checkpoints": [str(c) for c in checkpoints], "lesions": records}, out_dir / "lesions.json")
+                       "checkpoints": [str(c) for c in ensemble.checkpoints], "lesions": records}, out_dir / "lesions.json")

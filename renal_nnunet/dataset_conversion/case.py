@@ -12,7 +12,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.crops import lesion_crop
-from renal_nnunet.anatomy.geometry import GridSidecar, bounding_box_with_margin, box_slices, image_like
+from renal_nnunet.anatomy.box import bounding_box_with_margin
+from renal_nnunet.anatomy.geometry import GridSidecar, image_like
 from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, KITS_LABELS, ONE_STAGE_LABELS
 from renal_nnunet.anatomy.lesion_classes import lesion_class
@@ -103,10 +104,10 @@ def build_case_outputs(case: SourceCase, grid: int, margin_mm: float, sinus_radi
         kidney = side_array == side_value
         if not kidney.any():
             continue
-        start, size = bounding_box_with_margin(kidney, ct.GetSpacing(), margin_mm)
-        crop_ct, crop_sidecar = prepare_grid_ct(ct, grid, start, size)
+        box = bounding_box_with_margin(kidney, ct.GetSpacing(), margin_mm)
+        crop_ct, crop_sidecar = prepare_grid_ct(ct, grid, box)
         name = f"{case.case_id}_{side_name}"
-        out.images[("mass", name)] = (crop_ct, labels_to_grid(mass_image, grid, start, size)[0])
+        out.images[("mass", name)] = (crop_ct, labels_to_grid(mass_image, grid, box)[0])
         out.sidecars[("mass", name)] = crop_sidecar
     _add_lesions(out, case, read, mass_image, side_array, grid)
     return out
@@ -118,7 +119,7 @@ def _add_lesions(out: CaseOutputs, case: SourceCase, read: ReadCase, mass_image:
     component_array = sitk.GetArrayViewFromImage(components)
     label_array = sitk.GetArrayViewFromImage(read.labels)
     for lesion in lesion_properties(components):
-        box = box_slices(lesion.bbox_start, lesion.bbox_size)
+        box = lesion.bbox.slices
         inside = component_array[box] == lesion.lesion_id
         source_values, counts = np.unique(label_array[box][inside], return_counts=True)
         names = [read.names[int(v)] for v in source_values]
@@ -142,6 +143,6 @@ def _add_lesions(out: CaseOutputs, case: SourceCase, read: ReadCase, mass_image:
             "centroid_x_mm": round(lesion.centroid_mm[0], 3),
             "centroid_y_mm": round(lesion.centroid_mm[1], 3),
             "centroid_z_mm": round(lesion.centroid_mm[2], 3),
-            "bbox_start": " ".join(map(str, lesion.bbox_start)),
-            "bbox_size": " ".join(map(str, lesion.bbox_size)),
+            "bbox_start": " ".join(map(str, lesion.bbox.start)),
+            "bbox_size": " ".join(map(str, lesion.bbox.size)),
         })

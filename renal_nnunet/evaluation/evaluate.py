@@ -204,8 +204,7 @@ def _component_table(components: sitk.Image, anatomy: Anatomy) -> pd.DataFrame:
     array = sitk.GetArrayViewFromImage(components)
     rows = []
     for lesion in lesion_properties(components):
-        start, size = lesion.bbox_start[::-1], lesion.bbox_size[::-1]
-        box = tuple(slice(b, b + n) for b, n in zip(start, size))
+        box = lesion.bbox.slices
         inside = array[box] == lesion.lesion_id
         rows.append({
             "id": lesion.lesion_id,

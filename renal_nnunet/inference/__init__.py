@@ -1,5 +1,6 @@
-"""Running the trained networks on CTs: one stage (:mod:`.stage`: the CT prepared on the model's
-grid, nnU-Net's predictor, probabilities back in the CT's geometry), the cascade (:mod:`.cascade`:
+"""Running the trained U-Nets on CTs: one stage's folds on a runtime (:mod:`.ensemble`: nnU-Net's
+predictor, grid probabilities), one stage on a CT (:mod:`.grid_to_ct`: the CT prepared on the
+model's grid, probabilities back in the CT's geometry, boxes merged), the cascade (:mod:`.cascade`:
 kidneys -> boxes -> masses -> components) and mapping grid predictions back (:mod:`.map_back`).
 
 Public names are imported lazily (they pull in torch and nnU-Net).
@@ -10,9 +11,9 @@ from __future__ import annotations
 from renal_nnunet._lazy import lazy_exports
 
 _EXPORTS = {
-    "predict_grid_probabilities": "stage", "predict_stage_probabilities": "stage",
-    "predict_stage_labels": "stage", "model_grid_size": "stage", "FoldProbabilities": "stage",
-    "run_network": "stage", "segment_kidneys": "cascade", "kidney_boxes": "cascade", "segment_masses": "cascade",
+    "FoldEnsemble": "ensemble", "FoldProbabilities": "ensemble",
+    "predict_stage_probabilities": "grid_to_ct", "predict_stage_labels": "grid_to_ct", "label_boxes": "grid_to_ct",
+    "segment_kidneys": "cascade", "kidney_boxes": "cascade", "segment_masses": "cascade",
     "lesion_sides": "cascade", "keep_masses_on_kidneys": "cascade",
     "map_labels_to_source": "map_back", "map_predictions_to_source": "map_back",
     "predict_stage_files": "map_back",

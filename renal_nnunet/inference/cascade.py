@@ -1,25 +1,34 @@
 """The cascade on one CT, in memory: kidneys -> per-kidney boxes -> masses -> lesion sides.
 
 Every result is a SimpleITK image on the input CT's own grid (so it carries the CT's geometry);
-boxes are ITK (x, y, z) voxel ``(start, size)``. Sides are decided in patient coordinates (ITK LPS,
-+x = patient left), never from array indices.
+boxes are :class:`~renal_nnunet.anatomy.box.Box`. Sides are decided in patient coordinates (ITK
+LPS, +x = patient left), never from array indices. Each stage runs a
+:class:`~renal_nnunet.inference.ensemble.FoldEnsemble` built once by the caller.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Sequence
 
 import cc3d
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from renal_nnunet.anatomy.geometry import ImageGeometry, bounding_box_with_margin, box_slices, image_like, nonzero_box
+from renal_nnunet.anatomy.box import Box
+from renal_nnunet.anatomy.geometry import ImageGeometry, image_like, physical_points_mm
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
+from renal_nnunet.inference.ensemble import FoldEnsemble
+from renal_nnunet.inference.grid_to_ct import (
+    keep_higher_foreground,
+    label_boxes,
+    labels_from_foreground,
+    predict_stage_labels,
+    predict_stage_probabilities,
+)
 
 __all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "kidney_boxes", "segment_masses",
            "keep_masses_on_kidneys", "lesion_sides", "SIDE_VALUES", "MASS_KIDNEY_TOLERANCE_MM"]
@@ -42,9 +51,6 @@ MASS_KIDNEY_TOLERANCE_MM = 4.0
 26-adjacent to it) or comes within this gap of it, mm: about one voxel of the kidney stage's 128^3
 grid on an adult abdomen (400-500 mm field), the precision of the kidney outline it is checked
 against. A component farther away (the mass box reaches past the kidney) is not a renal mass."""
-
-Box = tuple[tuple[int, int, int], tuple[int, int, int]]
-
 
 @dataclass(frozen=True)
 class KidneyResult:
@@ -75,9 +81,9 @@ class MassResult:
             the ensemble's mass probability (0 outside the boxes).
         spread: float32 image on ``region``, standard deviation of the mass probability across folds
             (NaN with a single fold), from the box whose probability won the voxel.
-        boxes: crop box per side, ``(start, size)`` in ITK (x, y, z) voxels.
-        region: the boxes' union bounding box, ``(start, size)`` in ITK (x, y, z) voxels of the CT:
-            full-size float maps of a 512x512 CT would cost more than the stage itself.
+        boxes: crop box per side.
+        region: the boxes' union, in the CT's voxels: full-size float maps of a 512x512 CT would
+            cost more than the stage itself.
     """
 
     mask: sitk.Image
@@ -89,7 +95,7 @@ class MassResult:
     def mean_over(self, lesion_zyx: np.ndarray) -> tuple[float, float]:
         """Mean mass probability and mean fold spread over a lesion's voxels (bool (z, y, x) on the
         CT's grid; all of it lies in ``region``, as every mass does)."""
-        inside = lesion_zyx[box_slices(*self.region)]
+        inside = lesion_zyx[self.region.slices]
         return (float(sitk.GetArrayViewFromImage(self.probability)[inside].mean()),
                 float(sitk.GetArrayViewFromImage(self.spread)[inside].mean()))
 
@@ -138,15 +144,10 @@ def _touches_border(mask: np.ndarray) -> bool:
     return any(np.take(mask, index, axis=axis).any() for axis in range(3) for index in (0, -1))
 
 
-def segment_kidneys(
-    ct: sitk.Image, model_dir: Path, folds: Sequence[int], device: str = "cpu", backend: str = "auto",
-) -> KidneyResult:
-    """Run the kidney model on the whole CT and return right/left kidney labels on its grid
-    (post-processed by :func:`kidneys_from_labels`)."""
-    from renal_nnunet.inference.stage import predict_stage_labels
-
-    return kidneys_from_labels(predict_stage_labels(ct, model_dir, folds=tuple(folds), device=device, backend=backend),
-                               ct)
+def segment_kidneys(ct: sitk.Image, ensemble: FoldEnsemble) -> KidneyResult:
+    """Run the kidney stage's ensemble on the whole CT and return right/left kidney labels on its
+    grid (post-processed by :func:`kidneys_from_labels`)."""
+    return kidneys_from_labels(predict_stage_labels(ct, ensemble), ct)
 
 
 def kidneys_from_labels(labels: sitk.Image, ct: sitk.Image) -> KidneyResult:
@@ -165,14 +166,14 @@ def kidneys_from_labels(labels: sitk.Image, ct: sitk.Image) -> KidneyResult:
     if not all_sides.any():
         return _no_kidney(all_sides, ct, "the kidney model predicted no kidney voxels")
     # Components, sides and votes on the kidneys' box: a long CT's full-size id arrays cost GBs.
-    box = nonzero_box(all_sides)
-    model_sides = all_sides[box]
-    box_grid = _sub_grid(ct, [b.start for b in reversed(box)], [b.stop - b.start for b in reversed(box)])
+    box = Box.of_nonzero(all_sides)
+    model_sides = all_sides[box.slices]
+    box_grid = _sub_grid(ct, box)
     anatomical = kidney_side_labels(image_like((model_sides > 0).astype(np.uint8), box_grid), body_midline_mm(ct))
     voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
     pieces, side_of_piece, keep = _kidney_pieces(sitk.GetArrayFromImage(anatomical), voxel_ml)
     array = np.zeros(all_sides.shape, np.uint8)
-    array[box] = np.where(keep[pieces], side_of_piece[pieces], 0)
+    array[box.slices] = np.where(keep[pieces], side_of_piece[pieces], 0)
     if not array.any():
         return _no_kidney(array, ct, f"the kidney model predicted only components under {MIN_KIDNEY_VOLUME_ML:g} ml")
     disagreement = _side_disagreement(model_sides, pieces, side_of_piece, keep, voxel_ml)
@@ -198,48 +199,38 @@ def _no_kidney(empty: np.ndarray, ct: sitk.Image, why: str) -> KidneyResult:
 def kidney_boxes(kidneys: sitk.Image, margin_mm: float) -> dict[str, Box]:
     """Each kidney's bounding box grown by ``margin_mm`` (the paper's region of interest for the
     mass stage), by side; a missing kidney has no box."""
-    array = sitk.GetArrayViewFromImage(kidneys)
-    return {side: bounding_box_with_margin(array == value, kidneys.GetSpacing(), margin_mm)
-            for side, value in SIDE_VALUES.items() if (array == value).any()}
+    boxes = label_boxes(kidneys, margin_mm)
+    return {side: boxes[value] for side, value in SIDE_VALUES.items() if value in boxes}
 
 
-def segment_masses(
-    ct: sitk.Image, boxes: dict[str, Box], model_dir: Path, folds: Sequence[int], device: str = "cpu",
-    backend: str = "auto",
-) -> MassResult:
-    """Run the mass-model ensemble on each kidney's box and paste back (boxes of :func:`kidney_boxes`).
+def segment_masses(ct: sitk.Image, boxes: dict[str, Box], ensemble: FoldEnsemble) -> MassResult:
+    """Run the mass stage's ensemble on each kidney's box and paste back (boxes of :func:`kidney_boxes`).
 
-    Overlapping boxes merge by :func:`renal_nnunet.inference.stage.keep_higher_foreground` (the
+    Overlapping boxes merge by :func:`renal_nnunet.inference.grid_to_ct.keep_higher_foreground` (the
     higher mass probability wins). Probabilities are held on the boxes' union only; masses are
     only searched inside the boxes (the paper's region of interest).
 
     Raises:
         ValueError: no boxes (no kidney).
     """
-    from renal_nnunet.inference.stage import keep_higher_foreground, labels_from_foreground, predict_stage_probabilities
-
     if not boxes:
         raise ValueError("no kidney boxes: nothing to search for masses in")
-    region_start = np.min([start for start, _ in boxes.values()], axis=0)
-    region_stop = np.max([np.add(start, size) for start, size in boxes.values()], axis=0)
-    region = (tuple(int(v) for v in region_start), tuple(int(v) for v in region_stop - region_start))
-    probability = np.zeros((1, *reversed(region[1])), np.float32)
+    region = functools.reduce(Box.union, boxes.values())
+    probability = np.zeros((1, *region.shape_zyx), np.float32)
     spread = np.zeros(probability.shape[1:], np.float32)
-    for side, (start, size) in boxes.items():
-        box_result = predict_stage_probabilities(ct, model_dir, folds=tuple(folds), crop_start=start, crop_size=size,
-                                                 device=device, per_fold=True, crop_only=True, backend=backend)
+    for side, box in boxes.items():
+        box_result = predict_stage_probabilities(ct, ensemble, box, per_fold=True, crop_only=True)
         box_probability = box_result.ensemble[1:]
         box_spread = (np.std(np.stack([fold[1] for fold in box_result.per_fold]), axis=0)
                       if len(box_result.per_fold) > 1
                       else np.full(box_probability.shape[1:], np.nan, np.float32))  # one fold: no spread to measure
         del box_result
-        keep_higher_foreground(probability, box_probability, box_slices(np.subtract(start, region_start), size),
-                               [(spread, box_spread)])
-        log.info("%s kidney box start %s size %s: %d mass voxels", side, start, size,
+        keep_higher_foreground(probability, box_probability, box.relative_to(region), [(spread, box_spread)])
+        log.info("%s kidney box start %s size %s: %d mass voxels", side, box.start, box.size,
                  int((box_probability > 0.5).sum()))
     mask = np.zeros(tuple(reversed(ct.GetSize())), np.uint8)
-    mask[box_slices(*region)] = labels_from_foreground(probability)
-    region_grid = _sub_grid(ct, *region)
+    mask[region.slices] = labels_from_foreground(probability)
+    region_grid = _sub_grid(ct, region)
     return MassResult(image_like(mask, ct), image_like(probability[0], region_grid), image_like(spread, region_grid),
                       dict(boxes), region)
 
@@ -268,8 +259,7 @@ def keep_masses_on_kidneys(masses: MassResult, kidneys: sitk.Image,
             continue
         mask[window][component] = 0
         voxels = np.argwhere(component)
-        centre = masses.mask.TransformContinuousIndexToPhysicalPoint(
-            (voxels.mean(axis=0) + [b.start for b in window])[::-1].tolist())
+        centre = physical_points_mm(masses.mask, voxels.mean(axis=0) + [b.start for b in window])[0]
         messages.append(f"a {voxels.shape[0] * np.prod(spacing_zyx_mm) / 1000:.2f} ml mass component at LPS "
                         f"({', '.join(f'{c:.0f}' for c in centre)}) mm does not touch a kidney (gap over "
                         f"{tolerance_mm:g} mm): not kept as a renal mass")
@@ -278,9 +268,9 @@ def keep_masses_on_kidneys(masses: MassResult, kidneys: sitk.Image,
     return replace(masses, mask=image_like(mask, masses.mask)), tuple(messages)
 
 
-def _sub_grid(ct: sitk.Image, start: Sequence[int], size: Sequence[int]) -> sitk.Image:
-    """An empty image on a box of ``ct``'s grid (ITK (x, y, z) voxel start and size)."""
-    return ImageGeometry.of(ct).box(start, size).reference_image()
+def _sub_grid(ct: sitk.Image, box: Box) -> sitk.Image:
+    """An empty image on a box of ``ct``'s grid."""
+    return ImageGeometry.of(ct).box(box).reference_image()
 
 
 def lesion_sides(components: sitk.Image, kidneys: sitk.Image, boxes: dict[str, Box]) -> dict[int, str]:
@@ -295,7 +285,7 @@ def lesion_sides(components: sitk.Image, kidneys: sitk.Image, boxes: dict[str, B
         value = mass_side(component_array[window] == lesion_id, kidney_array[window])
         if value is None:
             full = component_array == lesion_id
-            inside = {side: int(np.count_nonzero(full[box_slices(*box)])) for side, box in boxes.items()}
+            inside = {side: int(np.count_nonzero(full[box.slices])) for side, box in boxes.items()}
             sides[lesion_id] = max(inside, key=inside.get)
         else:
             sides[lesion_id] = names[value]

@@ -13,7 +13,7 @@ from renal_nnunet.cli_options import (
     add_output,
     nnunet_folds,
     print_batch_report,
-    resolve_device,
+    runtime_of,
 )
 from renal_nnunet.settings import PAPER
 
@@ -42,11 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_predict_stage(args) -> int:
+    from renal_nnunet.inference.ensemble import FoldEnsemble
     from renal_nnunet.inference.map_back import predict_stage_files
 
-    written, failures = predict_stage_files(args.input, args.output, args.models, folds=nnunet_folds(args.folds),
-                                            crop_from=args.crop_from, margin_mm=args.margin_mm,
-                                            device=resolve_device(args.device), backend=args.backend)
+    ensemble = FoldEnsemble(args.models, nnunet_folds(args.folds), runtime_of(args))
+    written, failures = predict_stage_files(args.input, args.output, ensemble, crop_from=args.crop_from,
+                                            margin_mm=args.margin_mm)
     return print_batch_report(written, failures)
 
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import GridSidecar, image_like, resample_from_grid
 from renal_nnunet.io import InputError, case_id_from_path, read_image, write_image
 from renal_nnunet.settings import PAPER
+
+if TYPE_CHECKING:
+    from renal_nnunet.inference.ensemble import FoldEnsemble
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ def map_labels_to_source(grid_labels: sitk.Image, sidecar: GridSidecar) -> sitk.
     """
     array = sitk.GetArrayFromImage(grid_labels)
     return image_like(resample_from_grid(array, sidecar, "nearest", fill_value=0).astype("uint8"),
-                      sidecar.reference_image())
+                      sidecar.source.reference_image())
 
 
 def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_folder: str | os.PathLike,
@@ -64,10 +67,8 @@ def _existing(path: Path) -> Path:
 
 
 def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str | os.PathLike,
-                        model_dir: str | os.PathLike, folds: Sequence[int | str] = PAPER.folds,
-                        crop_from: Sequence[str | os.PathLike] | None = None,
-                        margin_mm: float = PAPER.kidney_margin_mm,
-                        device: str = "cpu", backend: str = "auto") -> tuple[list[Path], list[str]]:
+                        ensemble: "FoldEnsemble", crop_from: Sequence[str | os.PathLike] | None = None,
+                        margin_mm: float = PAPER.kidney_margin_mm) -> tuple[list[Path], list[str]]:
     """Run one stage on CT files (NIfTI or DICOM folders) and write ``CASE.nii.gz`` label maps in
     each CT's own geometry (CASE by :func:`renal_nnunet.io.case_id_from_path`); a failing case is
     reported and the batch goes on.
@@ -75,18 +76,16 @@ def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str 
     Args:
         inputs: CT files or DICOM series folders.
         output_folder: where the label maps go.
-        model_dir: nnU-Net trained-model folder of the stage.
-        folds: folds to ensemble.
+        ensemble: the stage's fold ensemble
+            (:class:`~renal_nnunet.inference.ensemble.FoldEnsemble`).
         crop_from: one label map per input (same order), e.g. the kidney stage's output: each
             nonzero label's box grown by ``margin_mm`` is predicted separately (the mass stage).
         margin_mm: crop margin, mm.
-        device: torch device name.
-        backend: ``auto``, ``torch`` or ``openvino`` (the forward passes only).
 
     Returns:
         The written files and one message per failed case.
     """
-    from renal_nnunet.inference.stage import crop_boxes_from_labels, predict_stage_labels
+    from renal_nnunet.inference.grid_to_ct import label_boxes, predict_stage_labels
     from renal_nnunet.io import read_label_map, read_series_or_image
 
     if crop_from is not None and len(crop_from) != len(inputs):
@@ -98,10 +97,10 @@ def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str 
             boxes = None
             if crop_from is not None:
                 crop_labels = read_label_map(crop_from[index], reference=ct, reference_path=path)
-                boxes = crop_boxes_from_labels(crop_labels, margin_mm)
+                boxes = list(label_boxes(crop_labels, margin_mm).values())
                 if not boxes:
                     raise InputError(crop_from[index], "is empty: no box to predict in")
-            labels = predict_stage_labels(ct, model_dir, folds, boxes, device, backend)
+            labels = predict_stage_labels(ct, ensemble, boxes)
             written.append(write_image(labels, Path(output_folder) / f"{case_id_from_path(path)}.nii.gz"))
             log.info("%s -> %s", path, written[-1])
         except (InputError, ValueError) as err:

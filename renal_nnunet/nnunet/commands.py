@@ -24,6 +24,7 @@ from typing import Sequence
 
 from renal_nnunet.io import InputError
 from renal_nnunet.nnunet.environment import dataset_folder, environment_variables, required_folder
+from renal_nnunet.nnunet.layout import CHECKPOINT_NAME, fold_dir, new_predictor
 from renal_nnunet.settings import PAPER
 from renal_nnunet.trainers.registration import trainer_lookup
 
@@ -96,14 +97,14 @@ def train(dataset: int | str, fold: int | str, trainer: str = PAPER_TRAINER, con
     with trainer_lookup():
         run_training(dataset_name, configuration, fold, trainer, plans, continue_training=continue_training,
                      export_validation_probabilities=export_validation_probabilities, device=torch.device(device))
-    return required_folder("nnUNet_results") / dataset_name / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
+    return fold_dir(required_folder("nnUNet_results") / dataset_name / f"{trainer}__{plans}__{configuration}", fold)
 
 
 def predict_dataset(input_folder: str | os.PathLike, output_folder: str | os.PathLike, dataset: int | str,
                     folds: Sequence[int | str] = PAPER.folds, trainer: str = PAPER_TRAINER,
                     configuration: str = "3d_fullres", plans: str = "nnUNetPlans", device: str = "cuda",
                     save_probabilities: bool = False, num_processes: int = 1,
-                    checkpoint: str = "checkpoint_final.pth") -> Path:
+                    checkpoint: str = CHECKPOINT_NAME) -> Path:
     """Predict a folder of nnU-Net-format images (``CASE_0000.nii.gz``) like ``nnUNetv2_predict``.
 
     With ``num_processes`` 1 nnU-Net's sequential predictor is used (no worker pools, whose start
@@ -112,24 +113,18 @@ def predict_dataset(input_folder: str | os.PathLike, output_folder: str | os.Pat
     Returns:
         The output folder (``CASE.nii.gz`` label maps on the input images' grid).
     """
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
     model_dir = dataset_folder(dataset, "nnUNet_results") / f"{trainer}__{plans}__{configuration}"
     if not model_dir.is_dir():
         raise InputError(model_dir, "trained model folder does not exist; train it first (renal-nnunet train)")
     if not Path(input_folder).is_dir():
         raise InputError(input_folder, "input folder does not exist")
     Path(output_folder).mkdir(parents=True, exist_ok=True)
-    predictor = nnUNetPredictor(perform_everything_on_device=device != "cpu", device=torch.device(device),
-                                verbose=False, allow_tqdm=False)
-    with trainer_lookup():
-        predictor.initialize_from_trained_model_folder(str(model_dir), tuple(folds), checkpoint_name=checkpoint)
-        if num_processes <= 1:
-            predictor.predict_from_files_sequential(str(input_folder), str(output_folder), save_probabilities,
-                                                    overwrite=True)
-        else:
-            predictor.predict_from_files(str(input_folder), str(output_folder), save_probabilities, overwrite=True,
-                                         num_processes_preprocessing=num_processes,
-                                         num_processes_segmentation_export=num_processes)
+    predictor = new_predictor(model_dir, folds, device, checkpoint_name=checkpoint)
+    if num_processes <= 1:
+        predictor.predict_from_files_sequential(str(input_folder), str(output_folder), save_probabilities,
+                                                overwrite=True)
+    else:
+        predictor.predict_from_files(str(input_folder), str(output_folder), save_probabilities, overwrite=True,
+                                     num_processes_preprocessing=num_processes,
+                                     num_processes_segmentation_export=num_processes)
     return Path(output_folder)

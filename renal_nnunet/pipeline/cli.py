@@ -15,6 +15,7 @@ from renal_nnunet.cli_options import (
     add_models,
     add_output,
     resolve_device,
+    shipped_folds,
 )
 from renal_nnunet.settings import PAPER
 
@@ -132,10 +133,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from renal_nnunet.pipeline.predict import PredictConfig, folds_argument, predict
+    from renal_nnunet.pipeline.predict import PredictConfig, predict
 
     config = PredictConfig(
-        folds=folds_argument(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
+        folds=shipped_folds(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
         dicom_seg=args.dicom_seg, backend=args.backend,
@@ -175,9 +176,8 @@ def _assemble(args: argparse.Namespace) -> int:
 
 def _compile_models(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.compile_models import compile_models
-    from renal_nnunet.pipeline.predict import folds_argument
 
-    for path in compile_models(args.models, folds_argument(args.folds)):
+    for path in compile_models(args.models, shipped_folds(args.folds)):
         print(path)
     return 0
 
@@ -208,11 +208,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.compare import compare_methods
-    from renal_nnunet.pipeline.predict import folds_argument
 
     table = compare_methods(args.input, args.references, args.output, cascade_models=args.models,
                             one_stage_model=args.one_stage_model, fullres_model=args.fullres_model,
-                            folds=folds_argument(args.folds), device=resolve_device(args.device),
+                            folds=shipped_folds(args.folds), device=resolve_device(args.device),
                             ref_format=args.ref_format, ref_kidney=args.ref_kidney, backend=args.backend)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"table written to {args.output / 'comparison.csv'}")

@@ -5,7 +5,7 @@ Methods:
 
 * ``cascade``: :func:`renal_nnunet.pipeline.predict.predict` with a models folder;
 * ``one_stage_grid``: one U-Net for kidney + mass on the whole CT resized to the grid (the paper's
-  ablation), run through :func:`renal_nnunet.inference.stage.predict_stage_probabilities`;
+  ablation), run through :func:`renal_nnunet.inference.grid_to_ct.predict_stage_labels`;
 * ``nnunet_3d_fullres``: stock nnU-Net ``3d_fullres`` (``nnUNetTrainer``) trained on the native-
   resolution one-stage dataset, run by nnU-Net's own predictor on the CT as stored.
 
@@ -17,7 +17,6 @@ against the same references; the table also gives the mean inference time per ca
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -72,17 +71,15 @@ def one_stage_to_output_labels(labels: np.ndarray, ct: sitk.Image) -> sitk.Image
     return image_like(out.astype(np.uint8), ct)
 
 
-def _predict_grid_one_stage(cases: list[CaseInput], out: Path, model_dir: Path, folds, device: str,
-                            backend: str) -> float:
-    from renal_nnunet.inference.stage import predict_stage_labels
+def _predict_grid_one_stage(cases: list[CaseInput], out: Path, ensemble) -> float:
+    from renal_nnunet.inference.grid_to_ct import predict_stage_labels
 
     seconds = 0.0
     for case in cases:
         ct = read_series_or_image(case.path)
         started = time.perf_counter()
         # labels channel by channel: no full-size (C, z, y, x) float stack or int64 argmax of the whole CT
-        labels = sitk.GetArrayViewFromImage(predict_stage_labels(ct, model_dir, folds=folds, device=device,
-                                                                backend=backend))
+        labels = sitk.GetArrayViewFromImage(predict_stage_labels(ct, ensemble))
         seg = one_stage_to_output_labels(labels, ct)
         seconds += time.perf_counter() - started
         write_image(seg, out / f"{case.case_id}_seg.nii.gz")
@@ -98,17 +95,8 @@ def _nnunet_input(ct: sitk.Image) -> tuple[np.ndarray, dict]:
     return sitk.GetArrayFromImage(ct)[None].astype(np.float32), properties
 
 
-def _predict_stock_fullres(cases: list[CaseInput], out: Path, model_dir: Path, folds, device: str) -> float:
+def _predict_stock_fullres(cases: list[CaseInput], out: Path, predictor) -> float:
     """nnU-Net's predictor with its default settings (mirroring, Gaussian sliding window)."""
-    import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-    from renal_nnunet.trainers.registration import trainer_lookup
-
-    predictor = nnUNetPredictor(perform_everything_on_device=device != "cpu", device=torch.device(device),
-                                verbose=False, allow_tqdm=False)
-    with trainer_lookup():
-        predictor.initialize_from_trained_model_folder(str(model_dir), tuple(folds), "checkpoint_final.pth")
     seconds = 0.0
     for case in cases:
         ct = read_series_or_image(case.path)
@@ -155,6 +143,9 @@ def compare_methods(
         One row per method: the metrics of :data:`COMPARISON_COLUMNS` and ``seconds_per_case``.
     """
     from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
+    from renal_nnunet.inference.ensemble import FoldEnsemble
+    from renal_nnunet.nnunet.layout import new_predictor
+    from renal_nnunet.runtime.backends import Runtime
     from renal_nnunet.pipeline.models import load_models
     from renal_nnunet.pipeline.predict import PAPER_PROTOCOL_MIN_DIAMETER_MM, PredictConfig, predict
 
@@ -167,11 +158,12 @@ def compare_methods(
                       PredictConfig(folds=folds, device=device, cam=False, report=False,
                                     min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM, backend=backend))
     seconds["cascade"] = (time.perf_counter() - started) / max(len(results), 1)
-    baselines = (("one_stage_grid", one_stage_model, functools.partial(_predict_grid_one_stage, backend=backend)),
-                 ("nnunet_3d_fullres", fullres_model, _predict_stock_fullres))
-    for name, model_dir, run in baselines:
-        if model_dir is not None:
-            seconds[name] = run(cases, output / name, Path(model_dir), folds, device)
+    if one_stage_model is not None:
+        ensemble = FoldEnsemble(one_stage_model, folds, Runtime.resolve(backend, device))
+        seconds["one_stage_grid"] = _predict_grid_one_stage(cases, output / "one_stage_grid", ensemble)
+    if fullres_model is not None:
+        seconds["nnunet_3d_fullres"] = _predict_stock_fullres(cases, output / "nnunet_3d_fullres",
+                                                              new_predictor(fullres_model, folds, device))
     rows = []
     for method in seconds:
         evaluation = evaluate_folders(output / method, references, output / f"evaluation_{method}",

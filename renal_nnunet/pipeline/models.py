@@ -29,14 +29,13 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, LESION_CLASSES, MASS_STAGE_LABELS, OUTPUT_LABELS
-from renal_nnunet.inference.stage import model_grid_size
 from renal_nnunet.io import InputError, atomic_path, write_json
+from renal_nnunet.nnunet.layout import fold_checkpoint, model_grid_size
 from renal_nnunet.settings import PAPER
 
 __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_FORMAT",
-    "NNUNET_CHECKPOINT",
     "StageModel",
     "ModelsManifest",
     "assemble_models",
@@ -51,8 +50,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
-NNUNET_CHECKPOINT = "checkpoint_final.pth"
-"""Checkpoint file nnU-Net v2 writes at the end of training in each ``fold_k`` folder."""
 
 
 @dataclass(frozen=True)
@@ -182,9 +179,9 @@ def _check_trained_model(source: Path, stage: str, folds: Sequence[int]) -> None
         found = f"is the {other} model's" if other else "is not the kidney or the mass model's"
         raise InputError(source / "dataset.json", f"label table {labels} {found}; the {stage} model needs "
                                                   f"{roles[stage]} (were --kidney and --mass swapped?)")
-    missing = [f for f in folds if not (source / f"fold_{f}" / NNUNET_CHECKPOINT).is_file()]
+    missing = [f for f in folds if not fold_checkpoint(source, f).is_file()]
     if missing:
-        raise InputError(source / f"fold_{missing[0]}" / NNUNET_CHECKPOINT,
+        raise InputError(fold_checkpoint(source, missing[0]),
                          f"{stage} model fold(s) {missing} not trained; train them first or leave them out of --folds")
 
 
@@ -194,7 +191,7 @@ def _place_trained_model(source: Path, destination: Path, folds: Sequence[int], 
         if (source / name).is_file():
             _place(source / name, destination / name, link)
     for fold in folds:
-        _place(source / f"fold_{fold}" / NNUNET_CHECKPOINT, destination / f"fold_{fold}" / NNUNET_CHECKPOINT, link)
+        _place(fold_checkpoint(source, fold), fold_checkpoint(destination, fold), link)
 
 
 def find_classifier_checkpoints(classifier_dir: str | os.PathLike) -> list[Path]:
@@ -335,7 +332,7 @@ def load_models(models_dir: str | os.PathLike, folds: Sequence[int] | None = Non
             if not (stage_dir / required).is_file():
                 raise InputError(stage_dir / required, f"{name} model file is missing")
         for fold in use:
-            checkpoint = stage_dir / f"fold_{fold}" / NNUNET_CHECKPOINT
+            checkpoint = fold_checkpoint(stage_dir, fold)
             if not checkpoint.is_file():
                 raise InputError(checkpoint, f"{name} model fold {fold} checkpoint is missing; "
                                              f"re-import the models or choose other folds with --folds")

@@ -25,8 +25,9 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import image_like, paste_on_grid
+from renal_nnunet.anatomy.geometry import from_canonical_orientation, image_like, paste_on_grid, to_canonical_orientation
 from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.classification.ensemble import ClassifierEnsemble
 from renal_nnunet.inference.cascade import (
     SIDE_VALUES,
     MassResult,
@@ -36,6 +37,7 @@ from renal_nnunet.inference.cascade import (
     segment_kidneys,
     segment_masses,
 )
+from renal_nnunet.inference.ensemble import FoldEnsemble
 from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, write_image, write_json
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
@@ -43,16 +45,14 @@ from renal_nnunet.pipeline.models import ModelsManifest, load_models
 from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
 from renal_nnunet.pipeline.provenance import run_record
 from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
+from renal_nnunet.runtime.backends import Runtime
 
-__all__ = ["PAPER_PROTOCOL_MIN_DIAMETER_MM", "PredictConfig", "CaseResult", "CaseAnalysis", "predict", "analyse_ct", "write_case_outputs"]
+__all__ = ["PAPER_PROTOCOL_MIN_DIAMETER_MM", "PredictConfig", "CascadeNetworks", "CaseResult", "CaseAnalysis", "predict",
+           "analyse_ct", "write_case_outputs"]
 
 log = logging.getLogger(__name__)
 
 IN_MEMORY_CASE_ID = "image"
-CANONICAL_ORIENTATION = "LPS"
-"""Orientation the networks see (array x to the patient's left, y posterior, z superior): how DICOM
-axial series and the synthetic phantoms are stored. The converter keeps each training CT's own
-storage order, so training CTs should be stored this way too."""
 
 
 PAPER_PROTOCOL_MIN_DIAMETER_MM = 0.0
@@ -103,6 +103,29 @@ class PredictConfig:
 
 
 @dataclass(frozen=True)
+class CascadeNetworks:
+    """The cascade's three fold ensembles on one runtime, built once per run.
+
+    Attributes:
+        kidney: the kidney stage's U-Net folds.
+        mass: the mass stage's U-Net folds.
+        classifier: the lesion classifier's folds.
+    """
+
+    kidney: FoldEnsemble
+    mass: FoldEnsemble
+    classifier: ClassifierEnsemble
+
+    @classmethod
+    def load(cls, models_dir: str | os.PathLike, manifest: ModelsManifest, runtime: Runtime) -> "CascadeNetworks":
+        """The networks of a models folder (its manifest as :func:`load_models` read it) on ``runtime``."""
+        models_dir = Path(models_dir)
+        return cls(FoldEnsemble(models_dir / manifest.kidney.path, manifest.kidney.folds, runtime),
+                   FoldEnsemble(models_dir / manifest.mass.path, manifest.mass.folds, runtime),
+                   ClassifierEnsemble([models_dir / p for p in manifest.classifier], runtime))
+
+
+@dataclass(frozen=True)
 class CaseAnalysis:
     """In-memory result for one CT: output labels (same geometry as the CT), lesion rows,
     Grad-CAM images by lesion id (each on its lesion's box of the CT's grid), messages for the
@@ -141,7 +164,7 @@ class CaseResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _classify(ct: sitk.Image, components: sitk.Image, skip_ids: Sequence[int], checkpoints: list[Path],
+def _classify(ct: sitk.Image, components: sitk.Image, skip_ids: Sequence[int], classifier: ClassifierEnsemble,
               config: PredictConfig) -> dict:
     """Classifier-ensemble verdicts by lesion id for the lesions of ``components`` not in ``skip_ids``."""
     from renal_nnunet.classification.predict import classify_lesions, lesion_ids_of
@@ -149,40 +172,39 @@ def _classify(ct: sitk.Image, components: sitk.Image, skip_ids: Sequence[int], c
     to_classify = sitk.ChangeLabel(components, changeMap={int(i): 0 for i in skip_ids})
     if not lesion_ids_of(to_classify):
         return {}
-    return {c.lesion_id: c for c in classify_lesions(ct, to_classify, checkpoints, cam=config.cam,
-                                                     device=config.device, backend=config.backend)}
+    return {c.lesion_id: c for c in classify_lesions(ct, to_classify, classifier, cam=config.cam)}
 
 
-def analyse_ct(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest, config: PredictConfig) -> CaseAnalysis:
+def analyse_ct(ct: sitk.Image, networks: CascadeNetworks, manifest: ModelsManifest,
+               config: PredictConfig) -> CaseAnalysis:
     """Run the whole cascade on one CT (HU) in memory; outputs share the CT's exact geometry.
 
-    The networks see the CT reoriented to LPS (:data:`CANONICAL_ORIENTATION`; a lossless
-    permutation/flip of the array axes), so the result does not depend on how the volume is stored
-    (NIfTI vs DICOM slice order, flipped or permuted axes). Outputs are permuted back.
+    The cascade runs on the CT reoriented to the orientation the networks see
+    (:func:`~renal_nnunet.anatomy.geometry.to_canonical_orientation`, a lossless permutation/flip
+    of the array axes), so the result does not depend on how the volume is stored (NIfTI vs DICOM
+    slice order, flipped or permuted axes). Outputs are permuted back.
     """
-    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(ct.GetDirection())
-    analysis = _analyse_canonical(sitk.DICOMOrient(ct, CANONICAL_ORIENTATION), models_dir, manifest, config)
-    components = None if analysis.components is None else _to_input_geometry(analysis.components, ct, orientation)
-    return replace(analysis, seg=_to_input_geometry(analysis.seg, ct, orientation), components=components,
-                   cams={k: sitk.DICOMOrient(v, orientation) for k, v in analysis.cams.items()})
+    analysis = _analyse_canonical(to_canonical_orientation(ct), networks, manifest, config)
+    components = None if analysis.components is None else _to_input_geometry(analysis.components, ct)
+    return replace(analysis, seg=_to_input_geometry(analysis.seg, ct), components=components,
+                   cams={k: from_canonical_orientation(v, ct) for k, v in analysis.cams.items()})
 
 
-def _to_input_geometry(image: sitk.Image, ct: sitk.Image, orientation: str) -> sitk.Image:
-    back = sitk.DICOMOrient(image, orientation)
+def _to_input_geometry(image: sitk.Image, ct: sitk.Image) -> sitk.Image:
+    back = from_canonical_orientation(image, ct)
     check_same_geometry(ct, back, "the input CT", "the output mapped back from LPS")
     back.CopyInformation(ct)  # drop float round-off of the permuted origin
     return back
 
 
-def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifest,
+def _analyse_canonical(ct: sitk.Image, networks: CascadeNetworks, manifest: ModelsManifest,
                        config: PredictConfig) -> CaseAnalysis:
     """The paper's steps on an LPS CT: kidneys -> boxes -> masses -> components -> classes -> outputs."""
     from renal_nnunet.anatomy.lesions import lesion_components, lesion_properties
     from renal_nnunet.classification.predict import lesions_touching_border
 
     clock = _StageClock()
-    kidneys = segment_kidneys(ct, models_dir / manifest.kidney.path, manifest.kidney.folds, config.device,
-                              config.backend)
+    kidneys = segment_kidneys(ct, networks.kidney)
     clock.lap("kidney")
     out_of_view = kidney_level_problem(ct, kidneys.labels) if kidneys.found else None
     if not kidneys.found or out_of_view:
@@ -190,9 +212,7 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
         return _case_analysis(nothing, (), {}, (*_model_warnings(manifest), *kidneys.messages,
                                                 *([out_of_view] if out_of_view else [])), False, clock)
     boxes = kidney_boxes(kidneys.labels, manifest.margin_mm)
-    masses, off_kidney = keep_masses_on_kidneys(
-        segment_masses(ct, boxes, models_dir / manifest.mass.path, manifest.mass.folds, config.device, config.backend),
-        kidneys.labels)
+    masses, off_kidney = keep_masses_on_kidneys(segment_masses(ct, boxes, networks.mass), kidneys.labels)
     clock.lap("mass")
     components = lesion_components(masses.mask, connectivity=26)
     lesions = lesion_properties(components)
@@ -204,8 +224,7 @@ def _analyse_canonical(ct: sitk.Image, models_dir: Path, manifest: ModelsManifes
     if cut_off_ids:
         messages.append(f"mass(es) {cut_off_ids} touch the image border (cut off by the field of view): "
                         "not classified")
-    classified = _classify(ct, components, small_ids + cut_off_ids, [models_dir / p for p in manifest.classifier],
-                           config)
+    classified = _classify(ct, components, small_ids + cut_off_ids, networks.classifier, config)
     clock.lap("classification")
     sides = lesion_sides(components, kidneys.labels, boxes)
     records = tuple(_with_review(_lesion_record(lesion, components, ct, sides[lesion.lesion_id], masses,
@@ -320,12 +339,12 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
     return files
 
 
-def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, models_dir: Path, manifest: ModelsManifest,
-                 config: PredictConfig, record: dict) -> CaseResult:
+def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, networks: CascadeNetworks,
+                 manifest: ModelsManifest, config: PredictConfig, record: dict) -> CaseResult:
     start = time.perf_counter()
     if config.check_intensities:
         check_ct_intensities(ct, case.path)
-    analysis = analyse_ct(ct, models_dir, manifest, config)
+    analysis = analyse_ct(ct, networks, manifest, config)
     files = write_case_outputs(analysis, ct, case.case_id, output_dir, config)
     messages = list(analysis.messages)
     if config.dicom_seg:
@@ -379,25 +398,25 @@ def predict(
     """
     from tqdm import tqdm
 
-    from renal_nnunet.inference.backends import resolve_backend
-
     models_dir, output_dir = Path(models_dir), Path(output_dir)
-    config = replace(config, backend=resolve_backend(config.backend, config.device))
+    runtime = Runtime.resolve(config.backend, config.device)
+    config = replace(config, backend=runtime.backend)
     manifest = load_models(models_dir, config.folds)
     record = run_record(models_dir, manifest, config)
     for warning in _model_warnings(manifest):
         log.warning("%s: %s", models_dir, warning)
+    networks = CascadeNetworks.load(models_dir, manifest, runtime)
     output_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
-        return [_predict_one(input, case, output_dir, models_dir, manifest, config, record)]
+        return [_predict_one(input, case, output_dir, networks, manifest, config, record)]
     cases = select_part(discover_cases(input), config.num_parts, config.part_id)
     single = Path(input).is_file() or (len(cases) == 1 and cases[0].path == Path(input))
     results = []
     for case in tqdm(cases, desc="predict", unit="case", disable=len(cases) < 2):
         try:
             ct = read_series_or_image(case.path, config.series_uid)
-            results.append(_predict_one(ct, case, output_dir, models_dir, manifest, config, record))
+            results.append(_predict_one(ct, case, output_dir, networks, manifest, config, record))
         except Exception as err:  # a batch reports every failure and goes on
             if single:
                 raise
@@ -418,9 +437,3 @@ def _summary_row(result: CaseResult) -> dict:
             "stage_seconds": {name: round(s, 2) for name, s in result.stage_seconds.items()},
             "files": {k: str(v) for k, v in result.files.items()}}
 
-
-def folds_argument(folds: Sequence[str] | None) -> tuple[int, ...] | None:
-    """Parse ``--folds`` values (``all`` or integers)."""
-    if not folds or list(folds) == ["all"]:
-        return None
-    return tuple(int(f) for f in folds)

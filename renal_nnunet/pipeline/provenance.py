@@ -15,9 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from renal_nnunet.pipeline.models import MANIFEST_NAME, NNUNET_CHECKPOINT, ModelsManifest, package_versions
+from renal_nnunet.io import file_sha256
+from renal_nnunet.nnunet.layout import fold_checkpoint, fold_dir
+from renal_nnunet.pipeline.models import MANIFEST_NAME, ModelsManifest, package_versions
 
-__all__ = ["TRAINING_DATA_KINDS", "training_provenance", "model_files", "file_sha256", "run_record"]
+__all__ = ["TRAINING_DATA_KINDS", "training_provenance", "model_files", "run_record"]
 
 TRAINING_DATA_KINDS = ("synthetic", "real", "unknown")
 
@@ -26,7 +28,7 @@ def _stage_provenance(model_dir: Path, folds: Sequence[int]) -> dict:
     """nnU-Net dataset name, training case count, trainer, epochs and iterations per epoch of one
     stage (the last two from nnU-Net's ``fold_k/debug.json``; None when it is absent)."""
     dataset = json.loads((model_dir / "dataset.json").read_text())
-    debug_file = model_dir / f"fold_{folds[0]}" / "debug.json"
+    debug_file = fold_dir(model_dir, folds[0]) / "debug.json"
     debug = json.loads(debug_file.read_text()) if debug_file.is_file() else {}
     return {"dataset": str(dataset.get("name", model_dir.parent.name)), "cases": int(dataset.get("numTraining", 0)),
             "trainer": model_dir.name.split("__")[0],
@@ -53,17 +55,8 @@ def model_files(models_dir: str | os.PathLike, manifest: ModelsManifest) -> list
     files = [models_dir / MANIFEST_NAME]
     for stage in (manifest.kidney, manifest.mass):
         files += [models_dir / stage.path / name for name in ("plans.json", "dataset.json")]
-        files += [models_dir / stage.path / f"fold_{fold}" / NNUNET_CHECKPOINT for fold in stage.folds]
+        files += [fold_checkpoint(models_dir / stage.path, fold) for fold in stage.folds]
     return files + [models_dir / relative for relative in manifest.classifier]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's content (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_record(models_dir: Path, manifest: ModelsManifest, config) -> dict:

@@ -81,7 +81,7 @@ def _empty_grid(shape_zyx, spacing_zyx_mm, direction, origin_mm) -> ImageGeometr
     if origin_mm is None:
         half_extent = (np.asarray(shape_zyx[::-1], float) - 1) / 2 * np.asarray(spacing)
         origin_mm = tuple(-np.asarray(direction).reshape(3, 3) @ half_extent)
-    return ImageGeometry(tuple(int(s) for s in reversed(shape_zyx)), spacing, tuple(float(o) for o in origin_mm), direction)
+    return ImageGeometry.from_parts(tuple(int(s) for s in reversed(shape_zyx)), spacing, origin_mm, direction)
 
 
 def _kidney_frames(layout: BodyLayout, rng: np.random.Generator) -> dict[str, Ellipsoid]:

@@ -48,7 +48,7 @@ def _index_box(geometry: ImageGeometry, shape: Ellipsoid) -> tuple[np.ndarray, n
     if np.any(low > high):
         return None
     corners = np.array([[a, b, c] for a in (low[0], high[0]) for b in (low[1], high[1]) for c in (low[2], high[2])])
-    indices = np.linalg.solve(geometry.index_to_patient, (corners - np.asarray(geometry.origin_mm)).T).T
+    indices = geometry.mm_to_index(corners)
     size = np.asarray(geometry.size)
     first = np.clip(np.floor(indices.min(0) - 1e-6).astype(int), 0, size - 1)
     last = np.clip(np.ceil(indices.max(0) + 1e-6).astype(int), 0, size - 1)
@@ -71,7 +71,7 @@ def rasterise(geometry: ImageGeometry, shape: Ellipsoid) -> tuple[tuple[slice, .
     semi = np.asarray(shape.semi_axes_mm, float)
     # Local coordinate u = R^T (p - c) with p = origin + M idx: affine in each ITK index axis.
     to_local = rotation.T @ geometry.index_to_patient
-    offset = rotation.T @ (np.asarray(geometry.origin_mm) + geometry.index_to_patient @ first - np.asarray(shape.centre_mm))
+    offset = rotation.T @ (geometry.index_to_mm(first)[0] - np.asarray(shape.centre_mm))
     used_axes = [a for a in range(3) if np.any(np.abs(to_local[np.isfinite(semi), a]) > 1e-9)]
     quadratic = np.zeros((1, 1, 1), np.float32)
     for k in np.flatnonzero(np.isfinite(semi)):

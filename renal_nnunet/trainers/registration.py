@@ -11,7 +11,7 @@ Two ways to use it:
 * stock commands: ``eval "$(renal-nnunet env)"`` (prints :func:`ext_trainer_export_line`), then
   ``nnUNetv2_train D 3d_fullres 0 -tr nnUNetTrainerRenalPaper`` and ``nnUNetv2_predict``;
 * in-process (the ``renal-nnunet train`` / ``predict-dataset`` wrappers and
-  :mod:`renal_nnunet.inference.stage`): :func:`trainer_lookup` adds the folder to the
+  :mod:`renal_nnunet.nnunet.layout`): :func:`trainer_lookup` adds the folder to the
   variable for the duration of a call, so no user setup is needed. nnU-Net reads the variable at
   lookup time, and worker processes it spawns inherit it.
 """

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from renal_nnunet.anatomy.box import Box, bounding_box_with_margin
 from renal_nnunet.anatomy.geometry import (
     GridSidecar,
     ImageGeometry,
-    bounding_box_with_margin,
-    grid_image_physical,
     paste_on_grid,
     patient_left_mm,
     resample_from_grid,
@@ -44,7 +43,7 @@ def test_grid_image_has_nominal_spacing_source_origin_and_lps_axes():
     # source axes (x: inferior, y: anterior, z: left) reordered to run along LPS x, y, z
     np.testing.assert_allclose(grid_image.GetDirection(), np.eye(3).ravel())
     np.testing.assert_allclose(sidecar.grid_spacing_mm, np.array([50, 60, 20]) * np.array([0.7, 0.7, 2.5]) / 16)
-    physical = grid_image_physical(sidecar)
+    physical = sidecar.grid_geometry().reference_image()
     np.testing.assert_allclose(physical.GetSpacing(), np.array([20 * 2.5, 60 * 0.7, 50 * 0.7]) / 16)
 
 
@@ -63,8 +62,9 @@ def test_round_trip_reproduces_a_label_map(tmp_path):
 def test_crop_round_trip_lands_on_the_same_voxels():
     mask = _ellipsoid((40, 120, 100), (18, 40, 70), (6, 15, 12))
     image = _oblique_image(mask.astype(np.float32))
-    start, size = bounding_box_with_margin(mask, image.GetSpacing(), margin_mm=10.0)
-    grid_image, sidecar = resample_to_grid(image, 32, "linear", start, size)
+    box = bounding_box_with_margin(mask, image.GetSpacing(), margin_mm=10.0)
+    start, size = box.start, box.size
+    grid_image, sidecar = resample_to_grid(image, 32, "linear", box)
     back = resample_from_grid(sitk.GetArrayFromImage(grid_image), sidecar, "linear", fill_value=0.0) > 0.5
     assert _dice(back, mask) > 0.95
     outside = np.ones_like(mask)
@@ -78,10 +78,11 @@ def test_crop_round_trip_lands_on_the_same_voxels():
 def test_bounding_box_margin_is_in_mm_and_clipped():
     mask = np.zeros((10, 50, 50), bool)
     mask[5, 20:30, 0:5] = True
-    start, size = bounding_box_with_margin(mask, (0.5, 0.5, 2.0), margin_mm=2.0)
+    box = bounding_box_with_margin(mask, (0.5, 0.5, 2.0), margin_mm=2.0)
     # x: 0..5 grown by 4 voxels, clipped at 0; y: 20..30 grown by 4; z: slice 5 grown by 1.
-    assert start == (0, 16, 4)
-    assert size == (9, 18, 3)
+    assert box == Box((0, 16, 4), (9, 18, 3))
+    with pytest.raises(ValueError, match="at least 0 mm"):
+        bounding_box_with_margin(mask, (0.5, 0.5, 2.0), margin_mm=-1.0)
 
 
 def test_patient_left_follows_the_direction_not_the_array_index():
@@ -126,8 +127,8 @@ def test_a_box_map_lands_on_its_voxels_of_the_full_grid_even_reoriented():
 
 
 def test_one_geometry_type_for_images_sidecars_and_phantoms(tmp_path):
-    """A grid sidecar is an ImageGeometry plus its crop box (its JSON fields unchanged), and
-    ``image_like`` puts an array on that geometry."""
+    """A grid sidecar holds the source's ImageGeometry, its crop box and the grid (its JSON fields
+    unchanged), and ``image_like`` puts an array on that geometry."""
     import json
 
     from renal_nnunet.anatomy.geometry import GridSidecar, ImageGeometry, image_like, resample_to_grid
@@ -136,14 +137,15 @@ def test_one_geometry_type_for_images_sidecars_and_phantoms(tmp_path):
     ct.SetSpacing((0.5, 0.8, 2.5))
     ct.SetOrigin((10.0, -3.0, 7.0))
     ct.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
-    _, sidecar = resample_to_grid(ct, 4, "linear", (1, 2, 0), (5, 4, 6))
-    assert isinstance(sidecar, ImageGeometry) and ImageGeometry.of(ct) == ImageGeometry(
-        sidecar.size, sidecar.spacing_mm, sidecar.origin_mm, sidecar.direction)
-    assert sidecar.shape_zyx == (6, 7, 8)
+    _, sidecar = resample_to_grid(ct, 4, "linear", Box((1, 2, 0), (5, 4, 6)))
+    assert ImageGeometry.of(ct) == sidecar.source == ImageGeometry.from_parts(
+        sidecar.source.size, sidecar.source.spacing_mm, sidecar.source.origin_mm, sidecar.source.direction)
+    assert sidecar.box == Box((1, 2, 0), (5, 4, 6)) and sidecar.grid == 4
+    assert sidecar.source.shape_zyx == (6, 7, 8)
     assert list(json.loads(sidecar.to_json(tmp_path / "s.json").read_text())) == [
         "size", "spacing_mm", "origin_mm", "direction", "crop_start", "crop_size", "grid"]
     assert GridSidecar.from_json(tmp_path / "s.json") == sidecar
-    again = image_like(sitk.GetArrayFromImage(ct), sidecar.reference_image())
+    again = image_like(sitk.GetArrayFromImage(ct), sidecar.source.reference_image())
     assert ImageGeometry.of(again) == ImageGeometry.of(ct)
     with pytest.raises(ValueError, match="not on the grid"):
         image_like(np.zeros((8, 7, 6), np.float32), ct)
@@ -157,6 +159,6 @@ def test_a_box_of_a_grid_starts_at_its_first_voxel_in_patient_space():
     image.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
     start, size = (3, 7, 11), (10, 12, 5)
     expected = sitk.RegionOfInterest(image, size, start)
-    box = ImageGeometry.of(image).box(start, size)
+    box = ImageGeometry.of(image).box(Box(start, size))
     assert box.size == size and box.spacing_mm == expected.GetSpacing() and box.direction == expected.GetDirection()
     np.testing.assert_allclose(box.origin_mm, expected.GetOrigin(), atol=1e-9)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import GridSidecar, grid_image_physical, resample_from_grid, resample_to_grid
+from renal_nnunet.anatomy.box import Box
+from renal_nnunet.anatomy.geometry import GridSidecar, resample_from_grid, resample_to_grid
 from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
 from renal_nnunet.anatomy.intensity import window_ct
 from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
@@ -23,8 +24,8 @@ def test_prepare_grid_ct_windows_then_resamples_with_the_sidecar(tmp_path):
     ct.SetSpacing((0.8, 0.8, 2.5))
     ct.SetOrigin((-100.0, 20.0, 300.0))
     ct.SetDirection((0, 0, 1, 0, 1, 0, -1, 0, 0))
-    grid_ct, sidecar = prepare_grid_ct(ct, 16, crop_start=(5, 6, 2), crop_size=(30, 20, 10))
-    expected, expected_sidecar = resample_to_grid(window_ct(ct), 16, "linear", (5, 6, 2), (30, 20, 10))
+    grid_ct, sidecar = prepare_grid_ct(ct, 16, Box((5, 6, 2), (30, 20, 10)))
+    expected, expected_sidecar = resample_to_grid(window_ct(ct), 16, "linear", Box((5, 6, 2), (30, 20, 10)))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(grid_ct), sitk.GetArrayFromImage(expected))
     assert sidecar == expected_sidecar
     values = sitk.GetArrayViewFromImage(grid_ct)
@@ -60,11 +61,11 @@ def test_a_crop_box_is_windowed_and_resampled_as_if_the_whole_ct_were(start, siz
     labels.CopyInformation(ct)
     windowed_whole = sitk.Clamp(sitk.Cast(ct, sitk.sitkFloat32), sitk.sitkFloat32, -120.0, 180.0)
     for grid in (8, 32):
-        grid_ct, sidecar = prepare_grid_ct(ct, grid, start, size)
-        expected, expected_sidecar = resample_to_grid(windowed_whole, grid, "linear", start, size)
+        grid_ct, sidecar = prepare_grid_ct(ct, grid, Box(start, size))
+        expected, expected_sidecar = resample_to_grid(windowed_whole, grid, "linear", Box(start, size))
         assert sidecar == expected_sidecar and grid_ct.GetOrigin() == expected.GetOrigin()
         np.testing.assert_allclose(sitk.GetArrayViewFromImage(grid_ct), sitk.GetArrayViewFromImage(expected), atol=1e-4)
-        cropped_labels, _ = labels_to_grid(labels, grid, start, size)
-        nearest_whole = sitk.Resample(labels, grid_image_physical(sidecar), sitk.Transform(), sitk.sitkNearestNeighbor,
+        cropped_labels, _ = labels_to_grid(labels, grid, Box(start, size))
+        nearest_whole = sitk.Resample(labels, sidecar.grid_geometry().reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor,
                                       0.0, sitk.sitkUInt8, True)
         assert np.array_equal(sitk.GetArrayViewFromImage(cropped_labels), sitk.GetArrayViewFromImage(nearest_whole))

@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy import lesion_classes
+from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.crops import OUTSIDE_LESION_HU, lesion_crop
 from renal_nnunet.anatomy.geometry import physical_points_mm, resample_from_grid
 from renal_nnunet.anatomy.lesion_classes import lesion_class
@@ -64,7 +65,7 @@ def test_components_are_numbered_by_volume_whatever_the_array_order():
     expected = physical_points_mm(image, np.array([[6.5, 14.5, 23.5], [2.5, 2.5, 2.5], [1, 25, 5]]))
     np.testing.assert_allclose(centroids, expected)
     largest = lesion_properties(lesion_components(image))[0]
-    assert largest.bbox_start == (20, 10, 5) and largest.bbox_size == (8, 10, 4)
+    assert largest.bbox == Box((20, 10, 5), (8, 10, 4))
 
 
 def test_components_of_a_long_ct_cost_about_one_output_array():
@@ -127,7 +128,7 @@ def test_lesion_crop_masks_by_outline_windows_and_maps_back():
     values = sitk.GetArrayFromImage(crop)
     assert crop.GetSize() == (16, 16, 16) and crop.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # LPS axes
     assert values.min() >= OUTSIDE_LESION_HU and values.max() <= 180.0
-    assert sidecar.crop_start == (36, 20, 10) and sidecar.crop_size == (20, 20, 6)
+    assert sidecar.box == Box((36, 20, 10), (20, 20, 6))
     assert values[8, 8, 8] == pytest.approx(np.clip(ct_array[10:16, 20:40, 36:56], -120, 180).mean(), abs=40)
     back = resample_from_grid(np.ones((16, 16, 16), np.uint8), sidecar, "nearest")
     np.testing.assert_array_equal(back > 0, lesions == 2)

@@ -13,6 +13,7 @@ import torch
 
 from renal_nnunet.anatomy.geometry import paste_on_grid
 from renal_nnunet.classification import (
+    ClassifierEnsemble,
     ClassifierTrainConfig,
     classify_lesions,
     save_cam_overlay_png,
@@ -57,7 +58,7 @@ def test_held_out_lesions_are_classified_and_cam_lies_on_them(trained, held_out_
     best, _ = trained
     ct, lesion_mask, kinds = mosaic(held_out_patches)
     ensemble = [best, best.parent / LATEST_CHECKPOINT]  # two different models (best and last epoch)
-    results = classify_lesions(ct, lesion_mask, ensemble, cam=True)
+    results = classify_lesions(ct, lesion_mask, ClassifierEnsemble(ensemble), cam=True)
     assert [r.lesion_id for r in results] == list(range(1, len(kinds) + 1))
     correct = [r.predicted_class == kind for r, kind in zip(results, kinds)]
     assert np.mean(correct) >= 0.9, [(r.predicted_class, kind) for r, kind in zip(results, kinds)]
@@ -90,20 +91,20 @@ def test_bad_prediction_inputs_give_clear_errors(trained, held_out_patches):
     empty = sitk.Image(mask.GetSize(), sitk.sitkUInt8)
     empty.CopyInformation(mask)
     with pytest.raises(InputError, match="lesion mask is empty"):
-        classify_lesions(ct, empty, [best])
+        classify_lesions(ct, empty, ClassifierEnsemble([best]))
     at_border = sitk.Image(mask)
     at_border[0, 5, 5] = 2
     with pytest.raises(InputError, match=r"lesions \[2\] touch the image border"):
-        classify_lesions(ct, at_border, [best])
-    assert len(classify_lesions(ct, at_border, [best], cam=False, lesion_ids=[1])) == 1
+        classify_lesions(ct, at_border, ClassifierEnsemble([best]))
+    assert len(classify_lesions(ct, at_border, ClassifierEnsemble([best]), cam=False, lesion_ids=[1])) == 1
     shifted = sitk.Image(mask)
     shifted.SetOrigin((5.0, 0.0, 0.0))
     with pytest.raises(InputError, match="geometry does not match"):
-        classify_lesions(ct, shifted, [best])
+        classify_lesions(ct, shifted, ClassifierEnsemble([best]))
     with pytest.raises(InputError, match="not in the lesion mask"):
-        classify_lesions(ct, mask, [best], lesion_ids=[9])
+        classify_lesions(ct, mask, ClassifierEnsemble([best]), lesion_ids=[9])
     with pytest.raises(InputError, match="does not exist"):
-        classify_lesions(ct, mask, [best.parent / "missing.pth"])
+        classify_lesions(ct, mask, ClassifierEnsemble([best.parent / "missing.pth"]))
 
 
 def test_a_checkpoint_of_another_kind_is_rejected(held_out_patches, tmp_path):
@@ -111,7 +112,7 @@ def test_a_checkpoint_of_another_kind_is_rejected(held_out_patches, tmp_path):
     medicalnet_style = tmp_path / "resnet_10.pth"
     torch.save({"state_dict": {}}, medicalnet_style)
     with pytest.raises(InputError, match="not a renal_nnunet classifier checkpoint") as err:
-        classify_lesions(ct, mask, [medicalnet_style])
+        classify_lesions(ct, mask, ClassifierEnsemble([medicalnet_style]))
     assert str(medicalnet_style) in str(err.value)
 
 

@@ -59,8 +59,8 @@ def test_grid_images_keep_origin_lps_axes_and_sidecars_hold_the_source_geometry(
         np.testing.assert_allclose(image.GetOrigin(), source.GetOrigin(), atol=1e-4)
         assert sitk.GetArrayViewFromImage(image).min() >= -120 and sitk.GetArrayViewFromImage(image).max() <= 180
         sidecar = GridSidecar.from_json(folder / "sidecars" / "case_00017.json")
-        assert sidecar.size == source.GetSize() and sidecar.crop_size == source.GetSize()
-        np.testing.assert_allclose(sidecar.spacing_mm, source.GetSpacing())
+        assert sidecar.source.size == source.GetSize() and sidecar.box.size == source.GetSize()
+        np.testing.assert_allclose(sidecar.source.spacing_mm, source.GetSpacing())
 
 
 def test_native_one_stage_dataset_is_the_ct_in_hu_with_kidney_and_mass(converted_subset, subset_src):
@@ -88,7 +88,7 @@ def test_every_mass_voxel_lies_inside_its_kidney_crop(converted_subset, subset_s
             if not len(masses):
                 continue
             sidecar = GridSidecar.from_json(mass_folder / "sidecars" / f"{case_id}_{side}.json")
-            start, size = np.asarray(sidecar.crop_start)[::-1], np.asarray(sidecar.crop_size)[::-1]
+            start, size = np.asarray(sidecar.box.start)[::-1], np.asarray(sidecar.box.size)[::-1]
             assert np.all((masses >= start) & (masses < start + size)), f"{case_id} {side}: mass outside the crop"
             crop_labels = sitk.GetArrayFromImage(sitk.ReadImage(str(mass_folder / "labelsTr" / f"{case_id}_{side}.nii.gz")))
             assert set(np.unique(crop_labels)) <= {0, 1}

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import box_slices, image_like, patient_left_mm
+from renal_nnunet.anatomy.box import Box
+from renal_nnunet.anatomy.geometry import image_like, patient_left_mm
 from renal_nnunet.anatomy.sides import paper_kidney_sides
 from renal_nnunet.inference.cascade import (
     MASS_KIDNEY_TOLERANCE_MM,
@@ -103,7 +104,7 @@ def test_each_lesion_takes_the_side_it_touches_else_the_box_holding_most_of_it()
     ct = sitk.GetImageFromArray(np.zeros(kidneys.shape, np.int16))
     ct.SetSpacing((1.0, 1.0, 1.0))
     boxes = kidney_boxes(image_like(kidneys, ct), margin_mm=5.0)
-    assert boxes == {"right": ((0, 0, 0), (13, 12, 12)), "left": ((17, 0, 0), (13, 12, 12))}
+    assert boxes == {"right": Box((0, 0, 0), (13, 12, 12)), "left": Box((17, 0, 0), (13, 12, 12))}
     assert lesion_sides(image_like(components, ct), image_like(kidneys, ct), boxes) == {1: "right", 2: "left"}
 
 
@@ -122,8 +123,8 @@ def test_a_mass_apart_from_its_kidney_but_inside_the_box_is_not_a_renal_mass():
     ct.SetSpacing((2.0, 1.0, 1.0))
     ct.SetDirection((-1, 0, 0, 0, 1, 0, 0, 0, -1))  # distances are in mm whatever the orientation
     boxes = kidney_boxes(image_like(kidneys, ct), margin_mm=20.0)
-    assert boxes["right"][0][0] + boxes["right"][1][0] > 15  # the far blob lies inside the right box
-    region = ((0, 0, 0), ct.GetSize())
+    assert boxes["right"].stop[0] > 15  # the far blob lies inside the right box
+    region = Box.whole(ct.GetSize())
     probability = image_like(np.full(kidneys.shape, 0.25, np.float32), ct)
     masses = MassResult(image_like(mass, ct), probability, probability, boxes, region)
     kept, messages = keep_masses_on_kidneys(masses, image_like(kidneys, ct))
@@ -141,7 +142,7 @@ def test_mass_probabilities_are_held_on_the_boxes_union_with_its_geometry():
     ct.SetSpacing((0.5, 0.7, 2.0))
     ct.SetOrigin((3.0, -4.0, 5.0))
     ct.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
-    region = _sub_grid(ct, (2, 3, 4), (5, 6, 3))
+    region = _sub_grid(ct, Box((2, 3, 4), (5, 6, 3)))
     assert region.GetSize() == (5, 6, 3) and region.GetSpacing() == ct.GetSpacing()
     assert region.GetDirection() == ct.GetDirection()
     assert np.allclose(region.GetOrigin(), ct.TransformIndexToPhysicalPoint((2, 3, 4)))
@@ -188,9 +189,9 @@ def test_an_atrophic_kidney_beside_a_large_tumour_keeps_its_label_and_its_masses
     masses = np.isin(kits, (2, 3)).astype(np.uint8)
     small_masses = masses.astype(bool) & (_labels(result) == (1 if small == "right" else 2))
     in_box = np.zeros(kits.shape, bool)
-    in_box[box_slices(*boxes[small])] = True
+    in_box[boxes[small].slices] = True
     assert small_masses.any() and not (small_masses & ~in_box).any()
-    probability = _sub_grid(ct, (0, 0, 0), ct.GetSize())
+    probability = _sub_grid(ct, Box.whole(ct.GetSize()))
     kept, messages = keep_masses_on_kidneys(MassResult(image_like(masses, ct), probability, probability, boxes,
-                                                       ((0, 0, 0), ct.GetSize())), result.labels)
+                                                       Box.whole(ct.GetSize())), result.labels)
     assert np.array_equal(sitk.GetArrayFromImage(kept.mask), masses) and messages == ()

@@ -17,7 +17,8 @@ from tests.conftest import FIRST_ID, KIDNEY_DATASET, TINY, nnunet_folders
 @pytest.mark.slow
 def test_wrappers_train_and_predict_without_the_variable(planned_tiny_kidney, use_env, heldout_cases, tmp_path):
     from renal_nnunet.cli import main
-    from renal_nnunet.inference.stage import crop_boxes_from_labels, predict_stage_probabilities
+    from renal_nnunet.inference.ensemble import FoldEnsemble
+    from renal_nnunet.inference.grid_to_ct import label_boxes, predict_stage_probabilities
     from renal_nnunet.io import read_image
 
     use_env(planned_tiny_kidney)
@@ -49,14 +50,14 @@ def test_wrappers_train_and_predict_without_the_variable(planned_tiny_kidney, us
     in_boxes = read_image(tmp_path / "boxes" / "imaging.nii.gz")
     _assert_same_geometry(in_boxes, ct)
     inside = np.zeros(ct.GetSize()[::-1], bool)
-    for start, size in crop_boxes_from_labels(kidneys, margin_mm=20):
-        inside[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]] = True
+    for box in label_boxes(kidneys, margin_mm=20).values():
+        inside[box.slices] = True
     assert inside.any() and not inside.all()
     assert not sitk.GetArrayFromImage(in_boxes)[~inside].any(), "nothing is predicted outside the crop boxes"
-    start, size = crop_boxes_from_labels(kidneys, margin_mm=20)[0]
-    probabilities = predict_stage_probabilities(ct, model_dir, folds=(2,), crop_start=start, crop_size=size).ensemble
+    box = label_boxes(kidneys, margin_mm=20)[1]
+    probabilities = predict_stage_probabilities(ct, FoldEnsemble(model_dir, folds=(2,)), box).ensemble
     outside = np.ones(inside.shape, bool)
-    outside[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]] = False
+    outside[box.slices] = False
     assert (probabilities[0][outside] == 1).all() and (probabilities[1:, outside] == 0).all()
     assert np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
 

@@ -57,15 +57,19 @@ def _untrained_copy(model_dir: Path, destination: Path) -> Path:
 
 
 def test_stock_predict_then_map_back_lands_on_the_ct(stock_model, heldout_cases, tmp_path):
-    from renal_nnunet.inference.stage import predict_grid_probabilities, predict_stage_probabilities
+    from renal_nnunet.inference.ensemble import FoldEnsemble
+    from renal_nnunet.inference.grid_to_ct import predict_stage_probabilities
     from renal_nnunet.io import read_image
+    from renal_nnunet.runtime.backends import Runtime
 
     env, model_dir = stock_model
     predictions, mapped = tmp_path / "grid_predictions", tmp_path / "mapped"
     run_command(env, BIN / "nnUNetv2_predict", "-i", heldout_cases["grid_images"], "-o", predictions, "-d", FIRST_ID,
          "-c", "3d_fullres", "-tr", TINY, "-f", "0", "1", "-device", "cpu", "-npp", "1", "-nps", "1")
     run_command(env, BIN / "renal-nnunet", "map-back", "-i", predictions, "-s", heldout_cases["sidecars"], "-o", mapped)
-    untrained_dir = _untrained_copy(model_dir, tmp_path / "untrained")
+    untrained = FoldEnsemble(_untrained_copy(model_dir, tmp_path / "untrained"), folds=(0,))
+    trained = {backend: FoldEnsemble(model_dir, folds=(0, 1), runtime=Runtime.resolve(backend))
+               for backend in ("auto", "torch")}
 
     sides_seen = set()
     for case in heldout_cases["cases"]:
@@ -78,8 +82,8 @@ def test_stock_predict_then_map_back_lands_on_the_ct(stock_model, heldout_cases,
         predicted = sitk.GetArrayFromImage(labels)
         reference = sitk.GetArrayFromImage(read_image(heldout_cases["kidney_reference"][case])) > 0
 
-        untrained = np.argmax(predict_stage_probabilities(ct, untrained_dir, folds=(0,)).ensemble, axis=0) > 0
-        trained_dice, untrained_dice = dice(predicted > 0, reference), dice(untrained, reference)
+        untrained_labels = np.argmax(predict_stage_probabilities(ct, untrained).ensemble, axis=0) > 0
+        trained_dice, untrained_dice = dice(predicted > 0, reference), dice(untrained_labels, reference)
         assert trained_dice > max(0.3, untrained_dice + 0.25), (case, trained_dice, untrained_dice)
 
         # left is left: whatever the model labels "left kidney" (2) lies on the patient's left of the
@@ -95,11 +99,10 @@ def test_stock_predict_then_map_back_lands_on_the_ct(stock_model, heldout_cases,
         # in-process on torch, as nnUNetv2_predict runs, the same grid image gives its labels (same
         # preprocessing, same fold-logit averaging); mapped back, probabilities cover the CT and sum to 1
         grid_image = read_image(heldout_cases["grid_images"] / f"{case}_0000.nii.gz")
-        grid_labels = np.argmax(predict_grid_probabilities(grid_image, model_dir, folds=(0, 1), backend="torch").ensemble,
-                                axis=0)
+        grid_labels = np.argmax(trained["torch"].grid_probabilities(grid_image).ensemble, axis=0)
         stock_grid_labels = sitk.GetArrayFromImage(read_image(predictions / f"{case}.nii.gz"))
         assert np.mean(grid_labels == stock_grid_labels) > 0.999
-        probabilities = predict_stage_probabilities(ct, model_dir, folds=(0, 1)).ensemble
+        probabilities = predict_stage_probabilities(ct, trained["auto"]).ensemble
         assert probabilities.shape == (3, *predicted.shape) and probabilities.dtype == np.float32
         assert np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
         assert dice(np.argmax(probabilities, axis=0) > 0, reference) > max(0.3, untrained_dice + 0.25)

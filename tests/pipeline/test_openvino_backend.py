@@ -18,20 +18,17 @@ from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.anatomy.lesions import lesion_components
 from renal_nnunet.classification.data import crop_to_input
 from renal_nnunet.classification.gradcam import grad_cam
-from renal_nnunet.classification.openvino_classifier import CompiledExplainedForward
-from renal_nnunet.classification.predict import load_for_backend
-from renal_nnunet.inference.openvino_backend import compiled_model_path
-from renal_nnunet.inference.stage import (
-    _predictor,
-    _preprocess,
-    compiled_fold_networks,
-    fold_checkpoint,
-    model_grid_size,
-    predict_stage_labels,
-)
+from renal_nnunet.classification.ensemble import ClassifierEnsemble
+from renal_nnunet.inference.ensemble import FoldEnsemble
+from renal_nnunet.inference.grid_to_ct import predict_stage_labels
 from renal_nnunet.io import read_image
+from renal_nnunet.nnunet.layout import fold_checkpoint
 from renal_nnunet.pipeline.models import load_models
 from renal_nnunet.pipeline.predict import PredictConfig, predict
+from renal_nnunet.runtime.backends import Runtime
+from renal_nnunet.runtime.openvino import compiled_model_path
+
+TORCH, OPENVINO = Runtime("torch", "cpu"), Runtime("openvino", "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +55,21 @@ def test_compiled_networks_give_the_torch_logits(tiny_demo, held_out):
     models = out_dir / "models"
     manifest = load_models(models)
     for stage in (manifest.kidney, manifest.mass):
-        model_dir = (models / stage.path).resolve()
-        predictor = _predictor(str(model_dir), stage.folds, "cpu", tuple(
-            fold_checkpoint(model_dir, f).stat().st_mtime_ns for f in stage.folds))
-        compiled = compiled_fold_networks(model_dir, stage.folds)
+        ensembles = {runtime.backend: FoldEnsemble(models / stage.path, stage.folds, runtime)
+                     for runtime in (TORCH, OPENVINO)}
+        predictor = ensembles["torch"].predictor
+        compiled = ensembles["openvino"].predictor.fold_networks
         for path in held_out:
-            grid_ct, _ = prepare_grid_ct(read_image(path), model_grid_size(model_dir))
-            data, _ = _preprocess(predictor, grid_ct)
+            grid_ct, _ = prepare_grid_ct(read_image(path), ensembles["torch"].grid)
+            data, _ = ensembles["torch"]._preprocess(grid_ct)
             for parameters, network in zip(predictor.list_of_parameters, compiled):
                 predictor.network.load_state_dict(parameters)
                 with torch.no_grad():
                     expected = predictor.network.eval()(data[None]).numpy()
                 assert np.abs(network(data[None]).numpy() - expected).max() < 1e-3
             ct = read_image(path)
-            labels = {backend: sitk.GetArrayFromImage(predict_stage_labels(ct, model_dir, stage.folds, backend=backend))
-                      for backend in ("torch", "openvino")}
+            labels = {backend: sitk.GetArrayFromImage(predict_stage_labels(ct, ensemble))
+                      for backend, ensemble in ensembles.items()}
             assert np.mean(labels["torch"] == labels["openvino"]) >= 0.999, (stage.path, path.name)
 
 
@@ -100,14 +97,15 @@ def test_the_compiled_classifier_s_grad_cam_equals_pytorch_grad_cam_for_every_cl
     out_dir, _ = tiny_demo
     models = out_dir / "models"
     checkpoint = models / load_models(models).classifier[0]
-    torch_model, info = load_for_backend(checkpoint, "cpu", "torch")
-    compiled, _ = load_for_backend(checkpoint, "cpu", "openvino")
+    torch_fold, = ClassifierEnsemble([checkpoint], TORCH).load_folds()
+    compiled, = ClassifierEnsemble([checkpoint], OPENVINO).load_folds()
+    torch_model = torch_fold.model
     ct = read_image(held_out[0])
     reference = read_image(out_dir / "test_references" / held_out[0].name)
     components = lesion_components(reference >= OUTPUT_LABELS["AML"])  # the reference's largest mass
-    crop, _ = lesion_crop(ct, components, int(info["grid"]), 1)
+    crop, _ = lesion_crop(ct, components, torch_fold.grid, 1)
     volume = crop_to_input(crop)[None]
-    with CompiledExplainedForward(compiled, volume) as forward:
+    with compiled.explained_forward(volume) as forward:
         with torch.no_grad():
             assert np.abs(forward.logits.numpy() - torch_model(volume).numpy()).max() < 1e-3
         maps = 0
@@ -125,7 +123,7 @@ def test_a_changed_checkpoint_is_converted_again(tiny_demo, tmp_path):
     model_dir = tmp_path / source.name
     shutil.copytree(source, model_dir, ignore=shutil.ignore_patterns("*.openvino-*"))
     checkpoint = fold_checkpoint(model_dir, 0)
-    first = compiled_fold_networks(model_dir, (0,))[0]
+    first = FoldEnsemble(model_dir, (0,), OPENVINO)
     cached = compiled_model_path(checkpoint)
     assert cached.is_file() and cached.with_suffix(".bin").is_file()
 
@@ -134,8 +132,9 @@ def test_a_changed_checkpoint_is_converted_again(tiny_demo, tmp_path):
     last_bias = [name for name in weights if name.endswith(".bias")][-1]
     weights[last_bias] = weights[last_bias] + 1.0  # the retrained fold: every logit moves by 1
     torch.save(saved, checkpoint)
-    second = compiled_fold_networks(model_dir, (0,))[0]
+    second = FoldEnsemble(model_dir, (0,), OPENVINO)
     assert compiled_model_path(checkpoint) != cached and compiled_model_path(checkpoint).is_file()
     assert not cached.exists(), "the stale conversion is left behind"
-    patch = torch.randn(1, 1, *[model_grid_size(model_dir)] * 3)
-    assert np.allclose(second(patch).numpy(), first(patch).numpy() + 1.0, atol=1e-3)
+    patch = torch.randn(1, 1, *[first.grid] * 3)
+    first_logits, second_logits = (ensemble.predictor.fold_networks[0](patch).numpy() for ensemble in (first, second))
+    assert np.allclose(second_logits, first_logits + 1.0, atol=1e-3)

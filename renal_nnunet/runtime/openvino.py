@@ -9,8 +9,6 @@ that have it).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import os
 import uuid
@@ -22,30 +20,21 @@ import openvino as ov
 import torch
 from torch import nn
 
+from renal_nnunet.io import file_sha256
+
 log = logging.getLogger(__name__)
 
 __all__ = ["compiled_model_path", "openvino_model", "compile_on_cpu", "run_once", "OpenVinoNetwork"]
 
 COMPILED_SUFFIX = ".openvino-"
 _HASH_CHARS = 16
-_CHUNK_BYTES = 1 << 22
-
-
-@functools.lru_cache(maxsize=64)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def compiled_model_path(checkpoint: str | os.PathLike) -> Path:
     """Where the OpenVINO model converted from ``checkpoint`` is cached: next to it, named by its
     content (``fold_0/checkpoint_final.openvino-<16 hex of its SHA-256>.xml``)."""
     checkpoint = Path(checkpoint)
-    stat = checkpoint.stat()
-    digest = _file_digest(str(checkpoint.resolve()), stat.st_size, stat.st_mtime_ns)
+    digest = file_sha256(checkpoint)
     return checkpoint.with_name(f"{checkpoint.stem}{COMPILED_SUFFIX}{digest[:_HASH_CHARS]}.xml")
 
 

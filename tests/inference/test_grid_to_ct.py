@@ -1,5 +1,5 @@
-"""Inference helpers that need no trained model: grid size from plans, crop boxes, merging crops,
-and clear errors for a wrong model folder or a missing fold."""
+"""Grid -> CT helpers that need no trained model: label boxes, merging crops, labels from the
+foreground channels, and the map-back of the kidney stage's labels."""
 
 from __future__ import annotations
 
@@ -9,54 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.geometry import box_slices
-from renal_nnunet.inference.stage import (
-    crop_boxes_from_labels,
-    keep_higher_foreground,
-    labels_from_foreground,
-    model_grid_size,
-    predict_stage_probabilities,
-)
-from renal_nnunet.io import InputError
-
-
-def _model_dir(tmp_path, median_size):
-    model_dir = tmp_path / "Dataset501_RenalKidney128" / "nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres"
-    model_dir.mkdir(parents=True)
-    plans = {"configurations": {"3d_fullres": {"median_image_size_in_voxels": median_size}}}
-    (model_dir / "plans.json").write_text(json.dumps(plans))
-    return model_dir
-
-
-def test_grid_size_comes_from_the_plans(tmp_path):
-    assert model_grid_size(_model_dir(tmp_path, [128.0, 128.0, 128.0])) == 128
-
-
-def test_grid_size_is_rounded_and_the_models_folder_reads_it_the_same_way(tmp_path):
-    """One rule for the grid of a model: the plans' float median rounded (127.9999 is 128, not 127),
-    used by inference and by the models folder's manifest."""
-    import renal_nnunet.pipeline.models as models
-
-    assert model_grid_size(_model_dir(tmp_path / "a", [127.9999, 128.0001, 127.6])) == 128
-    assert model_grid_size(_model_dir(tmp_path / "b", [31.4, 31.49, 30.6])) == 31
-    assert models.model_grid_size is model_grid_size
-
-
-def test_a_model_not_trained_on_a_cubic_grid_is_refused(tmp_path):
-    with pytest.raises(InputError, match="not a cubic grid"):
-        model_grid_size(_model_dir(tmp_path, [90.0, 512.0, 512.0]))
-
-
-def test_a_folder_without_plans_is_not_a_model(tmp_path):
-    with pytest.raises(InputError, match="no plans.json"):
-        model_grid_size(tmp_path)
-
-
-def test_a_missing_fold_names_its_checkpoint(tmp_path):
-    model_dir = _model_dir(tmp_path, [32.0, 32.0, 32.0])
-    ct = sitk.Image([8, 8, 8], sitk.sitkInt16)
-    with pytest.raises(InputError, match=r"fold_3.*checkpoint missing"):
-        predict_stage_probabilities(ct, model_dir, folds=(3,))
+from renal_nnunet.anatomy.box import Box
+from renal_nnunet.inference.grid_to_ct import keep_higher_foreground, label_boxes, labels_from_foreground
 
 
 def test_crop_boxes_follow_each_label_with_the_margin_in_mm():
@@ -65,16 +19,16 @@ def test_crop_boxes_follow_each_label_with_the_margin_in_mm():
     labels[5:9, 10:12, 20:25] = 2
     image = sitk.GetImageFromArray(labels)
     image.SetSpacing((2.0, 1.0, 4.0))  # (x, y, z) mm
-    boxes = crop_boxes_from_labels(image, margin_mm=4.0)
+    boxes = label_boxes(image, margin_mm=4.0)
     # margin 4 mm = 2 voxels in x, 4 in y, 1 in z; clipped to the image
-    assert boxes == [((1, 1, 1), (7, 11, 4)), ((18, 6, 4), (9, 10, 6))]
+    assert boxes == {1: Box((1, 1, 1), (7, 11, 4)), 2: Box((18, 6, 4), (9, 10, 6))}
 
 
 def _merged(boxes, shape):
     foreground = np.zeros((len(boxes[0][0]) - 1, *shape), np.float32)
     spread = np.zeros(shape, np.float32)
     for probabilities, start, size, box_spread in boxes:
-        keep_higher_foreground(foreground, probabilities[1:], box_slices(start, size), [(spread, box_spread)])
+        keep_higher_foreground(foreground, probabilities[1:], Box(start, size), [(spread, box_spread)])
     return foreground, spread
 
 
@@ -123,7 +77,7 @@ def test_two_class_labels_are_foreground_above_one_half_as_the_cascade_and_the_o
         boxes.append((box, start, size, np.zeros(size[::-1], np.float32)))
         whole = np.zeros((2, *shape), np.float32)
         whole[0] = 1.0
-        whole[(slice(None), *box_slices(start, size))] = box
+        whole[(slice(None), *Box(start, size).slices)] = box
         full.append(whole)
     foreground, _ = _merged(boxes, shape)
     labels = labels_from_foreground(foreground)
@@ -140,15 +94,15 @@ def test_channel_by_channel_argmax_equals_the_argmax_of_all_probabilities(slab_v
     """The kidney stage takes its labels channel by channel and slab by slab of source slices (a
     700-slice CT's full-size probability maps are never held); the labels are those of the full array."""
     from renal_nnunet.anatomy.geometry import resample_to_grid
-    from renal_nnunet.inference import stage
-    from renal_nnunet.inference.stage import _to_source, _to_source_labels
+    from renal_nnunet.inference import grid_to_ct
+    from renal_nnunet.inference.grid_to_ct import _to_source, _to_source_labels
 
-    monkeypatch.setattr(stage, "SLAB_VOXELS", slab_voxels)
+    monkeypatch.setattr(grid_to_ct, "SLAB_VOXELS", slab_voxels)
 
     ct = sitk.GetImageFromArray(np.zeros((21, 40, 33), np.float32))
     ct.SetSpacing((0.8, 0.8, 2.5))
     ct.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
-    _, sidecar = resample_to_grid(ct, 16, "linear", (2, 5, 1), (25, 30, 18))
+    _, sidecar = resample_to_grid(ct, 16, "linear", Box((2, 5, 1), (25, 30, 18)))
     logits = np.random.default_rng(0).normal(size=(3, 16, 16, 16)).astype(np.float32)
     logits[:, 5:9, 5:9, 5:9] = [[[[0.0]]], [[[4.0]]], [[[4.0]]]]  # exact ties between the two kidneys
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
@@ -164,18 +118,18 @@ def test_labels_are_resampled_near_the_foreground_only_and_equal_the_full_argmax
     kidneys are a few percent of it); the labels everywhere equal the argmax of the full-size
     probabilities, also for foreground at the grid's edge and a reoriented CT."""
     from renal_nnunet.anatomy.geometry import resample_to_grid
-    from renal_nnunet.inference.stage import _labelled_region, _to_source, _to_source_labels
+    from renal_nnunet.inference.grid_to_ct import _labelled_region, _to_source, _to_source_labels
 
     ct = sitk.GetImageFromArray(np.zeros((30, 48, 40), np.float32))
     ct.SetSpacing((0.8, 0.7, 2.5))
     ct.SetDirection((0, 0, 1, 0, -1, 0, -1, 0, 0))
-    _, sidecar = resample_to_grid(ct, 16, "linear", (3, 4, 2), (34, 40, 26))
+    _, sidecar = resample_to_grid(ct, 16, "linear", Box((3, 4, 2), (34, 40, 26)))
     logits = np.random.default_rng(1).normal(scale=0.3, size=(3, 16, 16, 16)).astype(np.float32)
     logits[0] += 3.0  # background everywhere but in the blob
     logits[(slice(1, 3), *blob_zyx)] += 6.0
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
-    start, size = _labelled_region(probabilities, sidecar)
-    assert np.prod(size) < 0.15 * np.prod(sidecar.crop_size)
+    region = _labelled_region(probabilities, sidecar)
+    assert np.prod(region.size) < 0.15 * np.prod(sidecar.box.size)
     labels = _to_source_labels(probabilities, sidecar)
     assert set(np.unique(labels)) >= {0, 1}
     np.testing.assert_array_equal(labels, np.argmax(_to_source(probabilities, sidecar), axis=0))
@@ -191,15 +145,15 @@ def test_labels_of_a_long_ct_need_no_full_size_float_array(monkeypatch):
     import tracemalloc
 
     from renal_nnunet.anatomy.geometry import resample_to_grid
-    from renal_nnunet.inference import stage
+    from renal_nnunet.inference import grid_to_ct
 
-    monkeypatch.setattr(stage, "SLAB_VOXELS", 2**18)
+    monkeypatch.setattr(grid_to_ct, "SLAB_VOXELS", 2**18)
     ct = sitk.Image((256, 256, 90), sitk.sitkInt16)
     _, sidecar = resample_to_grid(ct, 16, "linear")
     logits = np.random.default_rng(0).normal(size=(3, 16, 16, 16)).astype(np.float32)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
     tracemalloc.start()
-    labels = stage._to_source_labels(probabilities, sidecar)
+    labels = grid_to_ct._to_source_labels(probabilities, sidecar)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert labels.shape == (90, 256, 256) and set(np.unique(labels)) == {0, 1, 2}
