@@ -18,6 +18,7 @@ from renal_nnunet.cli_options import (
     nnunet_folds,
     resolve_device,
 )
+from renal_nnunet.nnunet.layout import CHECKPOINT_NAME
 
 _TRAINER_HELP = "trainer class (default nnUNetTrainerRenalPaper; stock ones such as nnUNetTrainer work too)"
 
@@ -56,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_dataset(predict, "dataset id or name of the trained model")
     add_folds(predict)
     _add_model_arguments(predict)
-    predict.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth")
+    predict.add_argument("-chk", "--checkpoint", default=CHECKPOINT_NAME)
     predict.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (1: no pools)")
     predict.add_argument("--save-probabilities", action="store_true")
     predict.set_defaults(func=_run_predict_dataset)
