@@ -33,7 +33,7 @@ import SimpleITK as sitk
 from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.label_maps import image_centre_x_mm, kits_anatomy, pipeline_anatomy
-from renal_nnunet.anatomy.labels import KITS_LABELS, OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import KITS_LABELS, LABEL_MAP_FORMATS, OUTPUT_LABELS
 from renal_nnunet.anatomy.lesions import lesion_components, lesion_properties
 from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM, fill_margin_voxels
 from renal_nnunet.io import InputError, atomic_path, case_id_from_path, read_image, read_label_map, write_json
@@ -43,7 +43,7 @@ __all__ = ["SEG_FORMATS", "CASE_COLUMNS", "CaseNephrometry", "case_nephrometry",
 
 log = logging.getLogger(__name__)
 
-SEG_FORMATS: tuple[str, ...] = ("kits", "pipeline")
+SEG_FORMATS: tuple[str, ...] = LABEL_MAP_FORMATS
 CASE_COLUMNS: tuple[str, ...] = ("case_id", "lesion_id", "side", "lesion_class", "volume_ml",
                                  "centroid_x_mm", "centroid_y_mm", "centroid_z_mm")
 """The columns before the nephrometry columns in ``nephrometry.csv``."""

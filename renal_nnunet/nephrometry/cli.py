@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from renal_nnunet.anatomy.labels import LABEL_MAP_FORMATS
 from renal_nnunet.cli_options import add_input, add_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this stage's subcommands."""
-    from renal_nnunet.nephrometry.cases import SEG_FORMATS
-
     parser = subparsers.add_parser(
         "nephrometry",
         help="R.E.N.A.L., PADUA and C-index of every renal mass of a reference or predicted label map",
@@ -24,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-s", "--seg", type=Path, default=None,
                         help="the label-map file, or a folder of them (<case>.nii.gz, <case>_seg.nii.gz or case "
                         "folders); default for KiTS case folders: their segmentation.nii.gz")
-    parser.add_argument("--seg-format", choices=SEG_FORMATS, default="kits",
+    parser.add_argument("--seg-format", choices=LABEL_MAP_FORMATS, default="kits",
                         help="labels of the label maps: kits (1 kidney, 2 tumour, 3 cyst; default) or pipeline "
                         "(predict's <case>_seg.nii.gz: 1 right, 2 left kidney, 3-6 masses)")
     add_output(parser, "output folder", type=Path)

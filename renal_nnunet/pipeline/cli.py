@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--review-below-agreement", type=float, default=None,
                          help="...or when the share of classifier folds voting for its class is below this "
                               "(default: PredictConfig's)")
+    predict.add_argument("--nephrometry", action=argparse.BooleanOptionalAction, default=True,
+                         help="R.E.N.A.L., PADUA and C-index of every mass in the lesion table, report and SR (default: "
+                              "on; points for solid and AML masses, measurements for the others)")
     predict.add_argument("--num-parts", type=int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
     predict.set_defaults(func=_predict)
@@ -139,7 +142,7 @@ def _predict(args: argparse.Namespace) -> int:
         folds=shipped_folds(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
-        dicom_seg=args.dicom_seg, backend=args.backend,
+        dicom_seg=args.dicom_seg, backend=args.backend, nephrometry=args.nephrometry,
         **{name: getattr(args, name) for name in ("review_below_probability", "review_below_agreement")
            if getattr(args, name) is not None},
     )

@@ -84,6 +84,8 @@ class PredictConfig:
             ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.pipeline.dicom_export``.
         backend: what runs the forward passes: ``auto`` (OpenVINO on the CPU, torch elsewhere),
             ``torch`` or ``openvino``; the results agree to the figures in the README.
+        nephrometry: score every mass's R.E.N.A.L., PADUA and C-index
+            (``renal_nnunet.pipeline.nephrometry``): lesion table, report and SR.
     """
 
     folds: tuple[int, ...] | None = None
@@ -100,6 +102,7 @@ class PredictConfig:
     review_below_probability: float = 0.6
     review_below_agreement: float = 0.8
     backend: str = "auto"
+    nephrometry: bool = True
 
 
 @dataclass(frozen=True)

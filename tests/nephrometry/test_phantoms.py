@@ -17,6 +17,9 @@ from renal_nnunet.nephrometry.score import score_masses
 from tests.nephrometry.phantoms import endophytic_central_scene, exophytic_lower_pole_scene, grid, hilar_upper_scene, render
 
 STORAGE = {"LPS": {}, "RPS (left-right flipped affine)": {"flip_x": True}, "IPL (as KiTS stores)": {"permute": True}}
+EVERY_STORAGE_AND_SIDE = pytest.mark.parametrize(
+    ("storage", "mirrored"), [(s, m) for s in STORAGE for m in (False, True)],
+    ids=[f"{s}-{'left' if m else 'right'} kidney" for s in STORAGE for m in (False, True)])
 
 
 def test_point_tables_and_measurement_examples_hold():
@@ -34,8 +37,7 @@ def _score(scene_of, storage: str, mirrored: bool):
     return results[0]
 
 
-@pytest.mark.parametrize("mirrored", [False, True], ids=["right kidney", "left kidney"])
-@pytest.mark.parametrize("storage", list(STORAGE))
+@EVERY_STORAGE_AND_SIDE
 def test_exophytic_lower_pole_lateral_anterior_mass_is_r1_e1_n1_a_l1(storage, mirrored):
     result = _score(exophytic_lower_pole_scene, storage, mirrored)
     p, m = result.points, result.measurements
@@ -50,8 +52,7 @@ def test_exophytic_lower_pole_lateral_anterior_mass_is_r1_e1_n1_a_l1(storage, mi
     assert result.c_index > 2 and result.side == ("left" if mirrored else "right")
 
 
-@pytest.mark.parametrize("mirrored", [False, True], ids=["right kidney", "left kidney"])
-@pytest.mark.parametrize("storage", list(STORAGE))
+@EVERY_STORAGE_AND_SIDE
 def test_endophytic_mass_crossing_the_midline_into_the_sinus_is_r3_e3_n3_l3(storage, mirrored):
     result = _score(endophytic_central_scene, storage, mirrored)
     p, m = result.points, result.measurements
