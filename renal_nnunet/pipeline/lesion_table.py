@@ -2,7 +2,8 @@
 
 One row per connected mass component of the pipeline's output. Units: volume in ml, diameters and
 centroids in mm (centroid in ITK LPS patient coordinates: +x patient left, +y posterior, +z
-superior), intensities in HU of the input CT.
+superior), intensities in HU of the input CT. The nephrometry columns follow
+(``renal_nnunet.nephrometry.score.NEPHROMETRY_COLUMNS``; points as integers, blank where not scored).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from renal_nnunet.anatomy.labels import LESION_CLASSES
 from renal_nnunet.io import atomic_path, write_json
+from renal_nnunet.nephrometry.score import NEPHROMETRY_COLUMNS, MassNephrometry, nephrometry_dtypes
 
 __all__ = ["TOO_SMALL_CLASS", "CUT_OFF_CLASS", "LesionRecord", "LESION_TABLE_COLUMNS", "write_lesion_tables"]
 
@@ -52,6 +54,8 @@ class LesionRecord:
         plausibility: why the lesion is implausible (``renal_nnunet.pipeline.plausibility``:
             ``mean HU is air`` / ``mean HU is bone``), "" when plausible.
         cam_file: Grad-CAM NIfTI file name ("" when none was written).
+        nephrometry: R.E.N.A.L., PADUA and C-index of the mass (``renal_nnunet.nephrometry``;
+            None when not scored): the columns :data:`~renal_nnunet.nephrometry.score.NEPHROMETRY_COLUMNS`.
     """
 
     lesion_id: int
@@ -71,6 +75,7 @@ class LesionRecord:
     mass_prob_spread: float = math.nan
     plausibility: str = ""
     cam_file: str = ""
+    nephrometry: MassNephrometry | None = field(default=None, compare=False)
 
     def to_row(self) -> dict:
         """Flat table row (the CSV/JSON columns, see :data:`LESION_TABLE_COLUMNS`)."""
@@ -86,6 +91,7 @@ class LesionRecord:
                     "indeterminate": self.indeterminate, "mass_prob_mean": self.mass_prob_mean,
                     "mass_prob_spread": self.mass_prob_spread, "plausibility": self.plausibility,
                     "cam_file": self.cam_file})
+        row.update(self.nephrometry.to_row() if self.nephrometry is not None else dict.fromkeys(NEPHROMETRY_COLUMNS))
         return row
 
 
@@ -102,9 +108,10 @@ def write_lesion_tables(
 
     Floats are written at full precision (shortest repr that reads back to the same value): the
     evaluation links lesions by centroid and draws its ROC from the probabilities."""
-    table = pd.DataFrame([r.to_row() for r in records], columns=list(LESION_TABLE_COLUMNS))
+    table = nephrometry_dtypes(pd.DataFrame([r.to_row() for r in records], columns=list(LESION_TABLE_COLUMNS)))
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
-    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.to_row().items()} for r in records]
+    rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.to_row().items()}
+            for r in records]
     write_json({"case": case_info, "lesions": rows}, json_path)
     return Path(csv_path), Path(json_path)

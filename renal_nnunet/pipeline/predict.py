@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -42,6 +42,7 @@ from renal_nnunet.io import InputError, check_same_geometry, read_series_or_imag
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
 from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
+from renal_nnunet.pipeline.nephrometry import predicted_mass_nephrometry
 from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
 from renal_nnunet.pipeline.provenance import run_record
 from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
@@ -132,7 +133,7 @@ class CascadeNetworks:
 class CaseAnalysis:
     """In-memory result for one CT: output labels (same geometry as the CT), lesion rows,
     Grad-CAM images by lesion id (each on its lesion's box of the CT's grid), messages for the
-    user, wall seconds per stage (``kidney``, ``mass``, ``classification``) and the lesion
+    user, wall seconds per stage (``kidney``, ``mass``, ``classification``, ``nephrometry``) and the lesion
     components (each lesion's voxels hold its ``lesion_id``; same geometry as the CT)."""
 
     seg: sitk.Image
@@ -239,6 +240,11 @@ def _analyse_canonical(ct: sitk.Image, networks: CascadeNetworks, manifest: Mode
             if getattr(classified.get(lesion.lesion_id), "cam", None) is not None}
     if not lesions:
         messages.append("no renal masses found")
+    elif config.nephrometry:
+        scores = predicted_mass_nephrometry(ct, kidneys.labels, components, {r.lesion_id: r.lesion_class for r in records},
+                                            views=config.report)
+        records = tuple(replace(r, nephrometry=scores.get(r.lesion_id)) for r in records)
+        clock.lap("nephrometry")
     seg = _output_labels(kidneys.labels, components, records)
     messages += kidney_problems(seg, records, SIDE_VALUES)
     return replace(_case_analysis(seg, records, cams, tuple(messages), True, clock), components=components)
@@ -327,7 +333,7 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
             name = f"{case_id}_lesion{record.lesion_id}_gradcam.nii.gz"
             files[f"cam_{record.lesion_id}"] = write_image(paste_on_grid(analysis.cams[record.lesion_id], ct),
                                                            output_dir / name)
-            record = LesionRecord(**{**asdict(record), "cam_file": name})
+            record = replace(record, cam_file=name)
         lesions.append(record)
     case_info = {"case_id": case_id, "label_table": OUTPUT_LABELS, "messages": list(analysis.messages),
                  "kidney_found": analysis.kidney_found,

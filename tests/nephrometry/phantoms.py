@@ -105,3 +105,16 @@ def hilar_upper_scene() -> Scene:
     line with about a third of it between the lines (L2), lies posterior (p) and medial (PADUA rim 2)."""
     base = exophytic_lower_pole_scene()
     return Scene(base.kidney, base.sinus, _ball((-50.0, 14.0, 25.0), 30.0), RIGHT)
+
+
+def hand_made_nephrometry(points: bool):
+    """A hand-made nephrometry result: a 52 mm mass, R2 E2 N3 p L3 h (PADUA 11), or measurements only."""
+    from renal_nnunet.nephrometry.measure import MassMeasurements
+    from renal_nnunet.nephrometry.score import MassNephrometry, score_points
+
+    m = MassMeasurements(max_diameter_mm=52.0, endophytic_fraction=0.7, sinus_distance_mm=0.0, anterior_offset_mm=14.0,
+                         polar_fraction=0.8, crosses_polar_midline=True, hilum_distance_mm=0.0, sinus_line_fraction=0.9,
+                         medial_offset_mm=5.0, sinus_fat_distance_mm=0.0, collecting_system_distance_mm=3.0,
+                         centre_distance_mm=20.0, centroid_mm=(0.0, 0.0, 0.0))
+    result = MassNephrometry(1, "right", m, score_points(m, hilum_found=True, collecting_system_found=True), "hilum")
+    return result if points else result.measurements_only("cystic mass: measurements only")
