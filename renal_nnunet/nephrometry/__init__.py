@@ -21,6 +21,6 @@ _EXPORTS = {
     "NephrometryPoints": "score", "MassNephrometry": "score", "score_masses": "score", "score_points": "score",
     "NEPHROMETRY_COLUMNS": "score",
     "MassView": "view", "mass_view": "view",
-    "case_nephrometry": "cases", "write_nephrometry": "cases",
+    "case_nephrometry": "cases", "write_nephrometry": "cases", "score_label_maps": "cases",
 }
 __getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

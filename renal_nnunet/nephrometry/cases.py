@@ -39,7 +39,8 @@ from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM, fill_margin_voxe
 from renal_nnunet.io import InputError, atomic_path, case_id_from_path, read_image, read_label_map, write_json
 from renal_nnunet.nephrometry.score import NEPHROMETRY_COLUMNS, SOLID_ONLY_NOTE, MassNephrometry, nephrometry_dtypes, score_masses
 
-__all__ = ["SEG_FORMATS", "CASE_COLUMNS", "CaseNephrometry", "case_nephrometry", "find_inputs", "write_nephrometry"]
+__all__ = ["SEG_FORMATS", "CASE_COLUMNS", "CaseNephrometry", "case_nephrometry", "find_inputs", "write_nephrometry",
+           "score_label_maps"]
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +188,14 @@ def write_nephrometry(inputs: list[tuple[str, Path, Path]], out_dir: str | os.Pa
                 "masses": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
                            for row in rows]}, out_dir / "nephrometry.json")
     return table, failures
+
+
+def score_label_maps(ct: str | os.PathLike, seg: str | os.PathLike | None, out_dir: str | os.PathLike,
+                     seg_format: str = "kits", figures: bool = True) -> tuple[pd.DataFrame, list[str], int]:
+    """``renal-nnunet nephrometry``: :func:`find_inputs` then :func:`write_nephrometry`.
+
+    Returns:
+        The table, the failed cases and how many cases were given.
+    """
+    inputs = find_inputs(ct, seg)
+    return (*write_nephrometry(inputs, out_dir, seg_format, figures), len(inputs))

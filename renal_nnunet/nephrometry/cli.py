@@ -32,11 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _nephrometry(args: argparse.Namespace) -> int:
-    from renal_nnunet.nephrometry.cases import find_inputs, write_nephrometry
+    from renal_nnunet.nephrometry.cases import score_label_maps
 
-    inputs = find_inputs(args.input, args.seg)
-    table, failures = write_nephrometry(inputs, args.output, args.seg_format, figures=not args.no_figures)
-    print(f"{len(table)} mass(es) of {len(inputs) - len(failures)} case(s) scored: {args.output / 'nephrometry.csv'}")
+    table, failures, cases = score_label_maps(args.input, args.seg, args.output, args.seg_format, not args.no_figures)
+    print(f"{len(table)} mass(es) of {cases - len(failures)} case(s) scored: {args.output / 'nephrometry.csv'}")
     for failure in failures:
         print(f"failed: {failure}")
     return 1 if failures else 0

@@ -44,7 +44,7 @@ from scipy.spatial import ConvexHull, QhullError, cKDTree
 from renal_nnunet.anatomy.sinus import inside_convex_hull
 from renal_nnunet.nephrometry.kidney import KidneyAnatomy
 
-__all__ = ["MassMeasurements", "measure_mass", "voxel_gap_mm", "max_diameter_mm", "endophytic_fraction"]
+__all__ = ["MassMeasurements", "measure_mass", "voxel_gap_mm", "max_diameter_mm", "endophytic_fraction", "kidney_outline"]
 
 _FACES = ndimage.generate_binary_structure(3, 1)
 _IN_PLANE_NEIGHBOURS = np.ones((3, 3), bool)
@@ -154,23 +154,26 @@ def max_diameter_mm(surface_zyx: np.ndarray, spacing_zyx_mm) -> float:
 
 
 def endophytic_fraction(mass: np.ndarray, kidney_without_masses: np.ndarray) -> float:
-    """Share of ``mass`` voxels inside the 2D convex hull of an in-plane connected piece of
-    ``kidney_without_masses`` on their axial slice (numpy axis 0); 0.0 for an empty mass."""
+    """Share of ``mass`` voxels inside :func:`kidney_outline` of ``kidney_without_masses`` on their
+    axial slice (numpy axis 0); 0.0 for an empty mass."""
     total = int(np.count_nonzero(mass))
-    inside = 0
-    for z in np.flatnonzero(mass.any(axis=(1, 2))):
-        pixels = np.argwhere(mass[z])
-        pieces, _ = ndimage.label(kidney_without_masses[z], structure=_IN_PLANE_NEIGHBOURS)
-        endophytic = np.zeros(len(pixels), bool)
-        for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
-            low = np.array([box[0].start, box[1].start])
-            high = np.array([box[0].stop, box[1].stop])
-            candidates = ~endophytic & np.all((pixels >= low) & (pixels < high), axis=1)
-            if candidates.any():
-                outline = np.argwhere(pieces[box] == piece) + low
-                endophytic[candidates] = inside_convex_hull(outline.astype(float), pixels[candidates].astype(float))
-        inside += int(endophytic.sum())
+    inside = sum(int(np.count_nonzero(mass[z] & kidney_outline(kidney_without_masses[z])))
+                 for z in np.flatnonzero(mass.any(axis=(1, 2))))
     return inside / total if total else 0.0
+
+
+def kidney_outline(kidney_slice: np.ndarray) -> np.ndarray:
+    """The kidney's outline on one axial slice: the 2D convex hull of each in-plane connected piece
+    (8-neighbours) of the kidney without its masses, filled (what E calls endophytic)."""
+    out = kidney_slice.copy()
+    pieces, _ = ndimage.label(kidney_slice, structure=_IN_PLANE_NEIGHBOURS)
+    for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
+        low = np.array([box[0].start, box[1].start])
+        pixels = np.argwhere(pieces[box] == piece) + low
+        query = np.argwhere(~kidney_slice[box]) + low
+        if len(pixels) >= 3 and len(query):
+            out[tuple(query[inside_convex_hull(pixels.astype(float), query.astype(float))].T)] = True
+    return out
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.geometry import ImageGeometry, to_canonical_orientation
+from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
 from renal_nnunet.anatomy.lesions import lesion_properties
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, mass_side
 from renal_nnunet.io import check_same_geometry
@@ -53,7 +54,7 @@ CONTEXT_MM = 15.0
 """The kidney box reaches this far past the kidney (mm): room for the pictures and the hull."""
 
 SOLID_ONLY_NOTE = "R.E.N.A.L. and PADUA are defined for solid renal masses"
-SIDE_NAMES = {1: "right", 2: "left"}
+SIDE_NAMES = {KIDNEY_STAGE_LABELS["kidney_right"]: "right", KIDNEY_STAGE_LABELS["kidney_left"]: "left"}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The two planes a mass's scores are read from, as small 2D arrays for the pictures.
 
 * **Axial**: the mass's slice of largest area, where E is read: the kidney, its outline without
-  the mass (the 2D convex hulls of :func:`~renal_nnunet.nephrometry.measure.endophytic_fraction`),
+  the mass (:func:`~renal_nnunet.nephrometry.measure.kidney_outline`),
   sinus fat, collecting system, hilum and the mass; and the kidney centroid's antero-posterior
   position with the +-10 mm band of A's ``x``.
 * **Coronal**: the mass's coronal plane of largest area, where L is read: the same structures, the
@@ -18,10 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from renal_nnunet.anatomy.sinus import inside_convex_hull
 from renal_nnunet.nephrometry.kidney import KidneyAnatomy
+from renal_nnunet.nephrometry.measure import kidney_outline
 from renal_nnunet.nephrometry.points import ANTERIOR_POSTERIOR_MARGIN_MM
 
 __all__ = ["VIEW_LABELS", "MassView", "mass_view"]
@@ -82,7 +81,7 @@ def mass_view(ct_hu: np.ndarray, mass: np.ndarray, anatomy: KidneyAnatomy) -> Ma
         return float(index_of(np.array([0.0, 0.0, z_mm - centroid[2]]))[2])
 
     return MassView(
-        axial_ct=ct_hu[z], axial_labels=labels[z], axial_outline=_outline(anatomy.kidney[z] & ~anatomy.masses[z]),
+        axial_ct=ct_hu[z], axial_labels=labels[z], axial_outline=kidney_outline(anatomy.kidney[z] & ~anatomy.masses[z]),
         axial_spacing_mm=(spacing_y, spacing_x), axial_z_mm=float(geometry.index_to_mm([[0, 0, z]])[0, 2]),
         anterior_rows=anterior,
         coronal_ct=ct_hu[:, y, :], coronal_labels=labels[:, y, :], coronal_spacing_mm=(spacing_z, spacing_x),
@@ -91,16 +90,3 @@ def mass_view(ct_hu: np.ndarray, mass: np.ndarray, anatomy: KidneyAnatomy) -> Ma
         sinus_rows=tuple(row(v) for v in anatomy.sinus_lines_mm),
     )
 
-
-def _outline(kidney_slice: np.ndarray) -> np.ndarray:
-    """The 2D convex hulls of the slice's in-plane connected pieces, filled."""
-    out = np.zeros_like(kidney_slice)
-    pieces, _ = ndimage.label(kidney_slice, structure=np.ones((3, 3), bool))
-    for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
-        low = np.array([box[0].start, box[1].start])
-        pixels = np.argwhere(pieces[box] == piece) + low
-        query = np.argwhere(np.ones(pieces[box].shape, bool)) + low
-        inside = inside_convex_hull(pixels.astype(float), query.astype(float)) if len(pixels) >= 3 else np.zeros(len(query), bool)
-        out[tuple(query[inside].T)] = True
-        out[tuple(pixels.T)] = True
-    return out
