@@ -61,5 +61,5 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"evaluated {evaluated} case(s), {len(result.errors)} error(s); report in {args.output}")
     for row in result.errors.itertuples():
         print(f"  error {row.case_id}: {row.problem}")
-    print((args.output / "summary.md").read_text())
+    print((args.output / "summary.md").read_text(encoding="utf-8"))
     return 0 if evaluated else 1

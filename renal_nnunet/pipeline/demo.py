@@ -272,7 +272,7 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     seconds["total"] = time.perf_counter() - started_all
     text = _summary_text(config, length, evaluation, results, seconds, out_dir, comparison, log_path)
     with atomic_path(out_dir / "demo_summary.md") as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     write_json({"config": asdict(config), "training": length, "seconds": seconds}, out_dir / "demo_run.json")
     reports = [r.files["report"] for r in results if "report" in r.files]
     return DemoSummary(text, evaluation.summary, models_dir, reports, seconds)
@@ -303,7 +303,7 @@ def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, c
         f"{summary_value(s, 'detection', 'left', 'f1'):.3f} |",
         "", f"Classification accuracy (detected lesions, all sizes): "
             f"{summary_value(s, 'classification', 'all', 'accuracy'):.3f}", "",
-        "Full paper-style tables (Tables 1-5):", "", Path(evaluation.files["summary_md"]).read_text(), "",
+        "Full paper-style tables (Tables 1-5):", "", Path(evaluation.files["summary_md"]).read_text(encoding="utf-8"), "",
     ]
     if comparison is not None:
         lines += ["## Cascade vs one-stage baselines", "", comparison.to_string(float_format=lambda v: f"{v:.3f}"), ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import hashlib
 import json
 import shutil
@@ -188,10 +189,15 @@ def test_dicom_seg_and_sr_match_the_nifti_labels_and_the_lesion_table(tiny_demo,
     assert np.array_equal(read_dicom_seg_labels(result.files["dicom_seg"], files), nifti)
     table = pd.read_csv(result.files["lesions_csv"])
     groups = hd.sr.srread(result.files["dicom_sr"]).content.get_volumetric_roi_measurement_groups()
-    assert len(groups) == len(table) > 0
+    nephrometry = {str(g.tracking_identifier): g for g in groups if str(g.tracking_identifier).endswith("nephrometry")}
+    groups = [g for g in groups if not str(g.tracking_identifier).endswith("nephrometry")]
+    assert len(groups) == len(table) > 0 and len(nephrometry) == table.c_index.notna().sum()
     for group, row in zip(groups, table.itertuples()):
         values = {m.name.meaning: m.value for m in group.get_measurements()}
         assert values["Volume"] == pytest.approx(row.volume_ml, rel=1e-3)
+        if not math.isnan(row.c_index):
+            scores = {m.name.value: m.value for m in nephrometry[f"mass {row.lesion_id} nephrometry"].get_measurements()}
+            assert scores["RNN-CINDEX"] == pytest.approx(row.c_index, rel=1e-3)
         assert values["Mean Attenuation Coefficient"] == pytest.approx(row.mean_hu, rel=1e-3, abs=0.1)
         assert group.finding_sites[0].laterality.meaning.lower() == row.side
     # The other slice order through the CLI: the same labels, on that series' own slices.
