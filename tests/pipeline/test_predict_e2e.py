@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 
