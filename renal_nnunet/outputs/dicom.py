@@ -31,7 +31,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS
 from renal_nnunet.io import InputError, atomic_path
-from renal_nnunet.pipeline.lesion_table import LesionRecord
+from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
 
 __all__ = ["DICOM_SEG_SUFFIX", "DICOM_SR_SUFFIX", "write_dicom_outputs", "build_segmentation",
            "build_measurement_report", "segment_labels", "read_dicom_seg_labels"]
@@ -43,7 +43,8 @@ DICOM_SR_SUFFIX = "_sr.dcm"
 PRIVATE_SCHEME = "99RNN"
 _SIDE_OF_LABEL = {"kidney_right": "right", "kidney_left": "left"}
 _CLASS_MEANINGS = {"AML": "angiomyolipoma", "cystic": "cystic renal mass", "solid": "solid renal mass",
-                   "too_small": "mass too small to characterise", "cut_off": "mass cut off by the field of view"}
+                   TOO_SMALL_CLASS: "mass too small to characterise",
+                   CUT_OFF_CLASS: "mass cut off by the field of view"}
 
 
 @dataclass(frozen=True)
