@@ -36,8 +36,8 @@ from renal_nnunet.inference.cascade import (
     segment_kidneys,
     segment_masses,
 )
-from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, write_image, write_json
-from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
+from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, select_part, write_image, write_json
+from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases
 from renal_nnunet.outputs.lesion_table import write_lesion_tables
 from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
 from renal_nnunet.outputs.viewer_labels import write_viewer_label_files
