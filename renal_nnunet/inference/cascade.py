@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from renal_nnunet.anatomy.geometry import ImageGeometry, bounding_box_with_margin, box_slices, image_like, nonzero_box
-from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
 
 __all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "kidney_boxes", "segment_masses",
@@ -26,7 +26,7 @@ __all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels
 
 log = logging.getLogger(__name__)
 
-SIDE_VALUES: dict[str, int] = {"right": KIDNEY_STAGE_LABELS["kidney_right"], "left": KIDNEY_STAGE_LABELS["kidney_left"]}
+SIDE_VALUES: dict[str, int] = KIDNEY_SIDE_LABELS
 
 MIN_KIDNEY_COMPONENT_FRACTION = 0.2
 """Kidney components smaller than this fraction of the largest one on their side are dropped as
