@@ -15,7 +15,7 @@ import os
 import uuid
 import zlib
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 import SimpleITK as sitk
@@ -35,6 +35,7 @@ __all__ = [
     "CHANNEL_SUFFIX",
     "has_image_suffix",
     "case_id_from_path",
+    "select_part",
 ]
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
@@ -77,6 +78,25 @@ def case_id_from_path(path: str | os.PathLike) -> str:
             name = name[: -len(suffix)]
             break
     return name[: -len(CHANNEL_SUFFIX)] if name.endswith(CHANNEL_SUFFIX) else name
+
+
+_Case = TypeVar("_Case")
+
+
+def select_part(cases: Sequence[_Case], num_parts: int, part_id: int) -> list[_Case]:
+    """The share of ``cases`` for part ``part_id`` of ``num_parts`` (``cases[part_id::num_parts]``,
+    as ``nnUNetv2_predict -num_parts/-part_id`` splits its inputs): the one rule every command that
+    runs a batch in parts (``predict``, ``convert``) splits its cases by.
+
+    >>> select_part(["a", "b", "c", "d", "e"], 2, 1)
+    ['b', 'd']
+
+    Raises:
+        ValueError: ``part_id`` is not in ``[0, num_parts)``.
+    """
+    if num_parts < 1 or not 0 <= part_id < num_parts:
+        raise ValueError(f"part_id must be in [0, num_parts); got part_id={part_id}, num_parts={num_parts}")
+    return list(cases[part_id::num_parts])
 
 
 def read_image(path: str | os.PathLike) -> sitk.Image:

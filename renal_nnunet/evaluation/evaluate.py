@@ -44,7 +44,7 @@ from renal_nnunet.anatomy.label_maps import (
     kits_anatomy,
     pipeline_anatomy,
 )
-from renal_nnunet.anatomy.labels import KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, KIDNEY_SIDE_NAMES, KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.anatomy.lesion_classes import UNKNOWN_CLASS
 from renal_nnunet.anatomy.lesions import lesion_properties
 from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM, fill_margin_voxels
@@ -66,7 +66,6 @@ STRUCTURES: tuple[str, ...] = ("kidney_right", "kidney_left", "mass_right", "mas
 CENTROID_LINK_TOLERANCE_MM = 3.0
 """Largest distance (mm) between a lesion-table centroid and a component centroid to link them."""
 
-SIDE_NAMES = {OUTPUT_LABELS["kidney_right"]: "right", OUTPUT_LABELS["kidney_left"]: "left"}
 CLASS_OF_LABEL = {OUTPUT_LABELS[c]: c for c in LESION_CLASSES}
 _KITS_CASE_FILES = ("segmentation.nii.gz", "aggregated_MAJ_seg.nii.gz")
 
@@ -208,7 +207,7 @@ def _component_table(components: sitk.Image, anatomy: Anatomy) -> pd.DataFrame:
         inside = array[box] == lesion.lesion_id
         rows.append({
             "id": lesion.lesion_id,
-            "side": SIDE_NAMES.get(_majority(anatomy.side[box][inside]), "unknown"),
+            "side": KIDNEY_SIDE_NAMES.get(_majority(anatomy.side[box][inside]), "unknown"),
             "class": CLASS_OF_LABEL.get(_majority(anatomy.mass_class[box][inside]), UNKNOWN_CLASS),
             **dict(zip(("centroid_x_mm", "centroid_y_mm", "centroid_z_mm"), lesion.centroid_mm)),
         })
@@ -295,13 +294,14 @@ def evaluate_case(
     structures = []
     for name in STRUCTURES:
         masks = []
+        side_label = KIDNEY_SIDE_LABELS.get(name.partition("_")[2])  # kidney_right -> 1; mass -> None
         for anatomy in (pred_anatomy, ref_anatomy):
             if name.startswith("kidney_"):
-                masks.append(anatomy.side == (1 if name.endswith("right") else 2))
+                masks.append(anatomy.side == side_label)
             elif name == "mass":
                 masks.append(anatomy.mass)
             else:
-                masks.append(anatomy.mass & (anatomy.side == (1 if name.endswith("right") else 2)))
+                masks.append(anatomy.mass & (anatomy.side == side_label))
         structures.append({"case_id": case_id, "structure": name, **segmentation_metrics(*masks, spacing_zyx)})
 
     pred_kits = pipeline_to_kits_labels(sitk.GetArrayViewFromImage(pred))

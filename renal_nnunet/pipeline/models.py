@@ -256,7 +256,7 @@ def assemble_models(
     models_dir = Path(models_dir)
     if models_dir.exists() and any(models_dir.iterdir()):
         raise InputError(models_dir, "models folder already exists and is not empty")
-    from renal_nnunet.pipeline.provenance import TRAINING_DATA_KINDS, training_provenance
+    from renal_nnunet.pipeline.training_provenance import TRAINING_DATA_KINDS, training_provenance
 
     sources = {"kidney": Path(kidney_model_dir), "mass": Path(mass_model_dir)}
     if training_data not in TRAINING_DATA_KINDS:

@@ -9,7 +9,7 @@ Outputs per case in ``output_dir``: ``<case>_seg.nii.gz`` (labels of
 ``renal_nnunet.anatomy.labels.OUTPUT_LABELS``: 0 background, 1 right kidney, 2 left kidney, 3 AML,
 4 cystic, 5 solid, 6 mass too small to classify), ``<case>_lesions.csv`` and ``.json``,
 ``<case>_report.png``, label names and colours for ITK-SNAP and 3D Slicer
-(``renal_nnunet.pipeline.viewer_labels``) and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
+(``renal_nnunet.outputs.viewer_labels``) and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
 also writes ``predict_summary.json``.
 """
 
@@ -26,10 +26,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import from_canonical_orientation, image_like, paste_on_grid, to_canonical_orientation
-from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.classification.ensemble import ClassifierEnsemble
 from renal_nnunet.inference.cascade import (
-    SIDE_VALUES,
     MassResult,
     keep_masses_on_kidneys,
     kidney_boxes,
@@ -38,13 +37,14 @@ from renal_nnunet.inference.cascade import (
     segment_masses,
 )
 from renal_nnunet.inference.ensemble import FoldEnsemble
-from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, write_image, write_json
-from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
-from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
+from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, select_part, write_image, write_json
+from renal_nnunet.outputs.lesion_table import write_lesion_tables
+from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
+from renal_nnunet.outputs.viewer_labels import write_viewer_label_files
+from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
 from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
 from renal_nnunet.pipeline.provenance import run_record
-from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
 from renal_nnunet.runtime.backends import Runtime
 
 __all__ = ["PAPER_PROTOCOL_MIN_DIAMETER_MM", "PredictConfig", "CascadeNetworks", "CaseResult", "CaseAnalysis", "predict",
@@ -81,7 +81,7 @@ class PredictConfig:
         review_below_agreement: ...or when the share of classifier folds voting for its class is
             below this (default 0.8: with 5 folds, 3 of 5 agreeing is flagged).
         dicom_seg: for a DICOM series input, also write ``<case>_seg.dcm`` (DICOM SEG) and
-            ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.pipeline.dicom_export``.
+            ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.outputs.dicom``.
         backend: what runs the forward passes: ``auto`` (OpenVINO on the CPU, torch elsewhere),
             ``torch`` or ``openvino``; the results agree to the figures in the README.
     """
@@ -237,7 +237,7 @@ def _analyse_canonical(ct: sitk.Image, networks: CascadeNetworks, manifest: Mode
     if not lesions:
         messages.append("no renal masses found")
     seg = _output_labels(kidneys.labels, components, records)
-    messages += kidney_problems(seg, records, SIDE_VALUES)
+    messages += kidney_problems(seg, records, KIDNEY_SIDE_LABELS)
     return replace(_case_analysis(seg, records, cams, tuple(messages), True, clock), components=components)
 
 
@@ -314,7 +314,7 @@ def _with_review(record: LesionRecord, classification, temperature: float, confi
 def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, output_dir: Path,
                        config: PredictConfig) -> dict[str, Path]:
     """Write seg, lesion tables, Grad-CAM NIfTIs and the report for one analysed case (atomic)."""
-    from renal_nnunet.pipeline.report import save_case_report
+    from renal_nnunet.outputs.report import save_case_report
 
     files = {"seg": write_image(analysis.seg, output_dir / f"{case_id}_seg.nii.gz"),
              **write_viewer_label_files(output_dir, case_id)}
@@ -330,7 +330,7 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
                  "kidney_found": analysis.kidney_found,
                  "kidney_volume_ml": {side: float(np.count_nonzero(sitk.GetArrayViewFromImage(analysis.seg) == value)
                                                  * np.prod(ct.GetSpacing()) / 1000.0)
-                                      for side, value in SIDE_VALUES.items()}}
+                                      for side, value in KIDNEY_SIDE_LABELS.items()}}
     files["lesions_csv"], files["lesions_json"] = write_lesion_tables(
         lesions, output_dir / f"{case_id}_lesions.csv", output_dir / f"{case_id}_lesions.json", case_info)
     if config.report:
@@ -359,7 +359,7 @@ def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, networks: Ca
 def _write_dicom_objects(analysis: CaseAnalysis, case: CaseInput, output_dir: Path, config: PredictConfig,
                          record: dict) -> tuple[dict[str, Path], list[str]]:
     from renal_nnunet.io import dicom_series_files
-    from renal_nnunet.pipeline.dicom_export import write_dicom_outputs
+    from renal_nnunet.outputs.dicom import write_dicom_outputs
 
     if not case.path.is_dir():
         return {}, ["not a DICOM series input: no DICOM SEG or SR written"]

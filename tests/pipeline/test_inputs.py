@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.io import InputError, read_series_or_image
-from renal_nnunet.pipeline.inputs import check_ct_intensities, discover_cases, select_part
+from renal_nnunet.io import InputError, read_series_or_image, select_part
+from renal_nnunet.pipeline.inputs import check_ct_intensities, discover_cases
 from tests.pipeline.dicom_series import same_physical_volume, write_dicom_series
 
 

@@ -17,8 +17,8 @@ from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.classification.calibration import apply_temperature
 from renal_nnunet.cli import main as cli_main
 from renal_nnunet.io import InputError, dicom_series_files, read_image, read_series_or_image, write_image
-from renal_nnunet.pipeline.dicom_export import read_dicom_seg_labels
-from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS
+from renal_nnunet.outputs.dicom import read_dicom_seg_labels
+from renal_nnunet.outputs.lesion_table import LESION_TABLE_COLUMNS
 from renal_nnunet.pipeline.models import load_models
 from renal_nnunet.pipeline.predict import PredictConfig, predict
 from renal_nnunet.pipeline.provenance import model_files

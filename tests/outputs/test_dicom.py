@@ -14,8 +14,8 @@ from pydicom.sr.codedict import codes
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.io import dicom_series_files, read_series_or_image
-from renal_nnunet.pipeline.dicom_export import read_dicom_seg_labels, write_dicom_outputs
-from renal_nnunet.pipeline.lesion_table import LesionRecord
+from renal_nnunet.outputs.dicom import read_dicom_seg_labels, write_dicom_outputs
+from renal_nnunet.outputs.records import LesionRecord
 from tests.pipeline.dicom_series import write_dicom_series
 
 RUN_RECORD = {"versions": {"renal_nnunet": "0.1.0", "nnunetv2": "2.8.1"}, "device": "cpu",

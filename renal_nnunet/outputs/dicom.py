@@ -29,9 +29,9 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS
 from renal_nnunet.io import InputError, atomic_path
-from renal_nnunet.pipeline.lesion_table import LesionRecord
+from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
 
 __all__ = ["DICOM_SEG_SUFFIX", "DICOM_SR_SUFFIX", "write_dicom_outputs", "build_segmentation",
            "build_measurement_report", "segment_labels", "read_dicom_seg_labels"]
@@ -41,9 +41,9 @@ log = logging.getLogger(__name__)
 DICOM_SEG_SUFFIX = "_seg.dcm"
 DICOM_SR_SUFFIX = "_sr.dcm"
 PRIVATE_SCHEME = "99RNN"
-_SIDE_OF_LABEL = {"kidney_right": "right", "kidney_left": "left"}
 _CLASS_MEANINGS = {"AML": "angiomyolipoma", "cystic": "cystic renal mass", "solid": "solid renal mass",
-                   "too_small": "mass too small to characterise", "cut_off": "mass cut off by the field of view"}
+                   TOO_SMALL_CLASS: "mass too small to characterise",
+                   CUT_OFF_CLASS: "mass cut off by the field of view"}
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def _codes():
 
 def _segments(seg: np.ndarray, lesions: Sequence[LesionRecord]) -> list[_Segment]:
     present = set(np.unique(seg).tolist())
-    kidneys = [(key, side) for key, side in _SIDE_OF_LABEL.items() if OUTPUT_LABELS[key] in present]
     label_keys = {value: key for key, value in OUTPUT_LABELS.items()}
+    kidneys = [(label_keys[value], side) for side, value in KIDNEY_SIDE_LABELS.items() if value in present]
     segments = [_Segment(i + 1, key, side, None) for i, (key, side) in enumerate(kidneys)]
     return segments + [_Segment(len(segments) + i + 1, label_keys[r.output_label], r.side, r.lesion_id)
                        for i, r in enumerate(lesions)]
