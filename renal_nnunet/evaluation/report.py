@@ -238,7 +238,7 @@ def write_report(per_case: pd.DataFrame, per_lesion: pd.DataFrame, kits: pd.Data
              (("per_case", per_case), ("per_lesion", per_lesion), ("kits", kits), ("errors", errors), ("summary", summary))}
     files["summary_md"] = out_dir / "summary.md"
     with atomic_path(files["summary_md"]) as tmp:
-        tmp.write_text(_markdown(summary, per_case, classification, errors, threshold))
+        tmp.write_text(_markdown(summary, per_case, classification, errors, threshold), encoding="utf-8")
     if config.figures and len(per_lesion):
         figures = {
             "fig_dice_by_type_side": _box_plot(per_lesion, "dice", "Dice", out_dir / "fig_dice_by_type_side.png"),
