@@ -126,7 +126,8 @@ def predict_stage_probabilities(ct: sitk.Image, ensemble: FoldEnsemble, box: Box
     return probabilities_to_source(ensemble.grid_probabilities(grid_ct, per_fold), sidecar, crop_only)
 
 
-def probabilities_to_source(grid: FoldProbabilities, sidecar: GridSidecar, crop_only: bool = False) -> FoldProbabilities:
+def probabilities_to_source(grid: FoldProbabilities, sidecar: GridSidecar,
+                            crop_only: bool = False) -> FoldProbabilities:
     """Grid class probabilities (ensemble and folds) onto the source voxels of ``sidecar``: the
     mapping half of :func:`predict_stage_probabilities` (the sidecar of
     :func:`~renal_nnunet.anatomy.grid.prepare_grid_ct`), with the same ``crop_only``."""
@@ -207,7 +208,8 @@ def predict_stage_labels(ct: sitk.Image, ensemble: FoldEnsemble, boxes: Sequence
         return image_like(_to_source_labels(ensemble.grid_probabilities(grid_ct).ensemble, sidecar), ct)
     if len(boxes) == 0:
         raise ValueError("no boxes: nothing to predict (is the kidney segmentation empty?)")
-    return labels_of_boxes(ct, boxes, lambda box: predict_stage_probabilities(ct, ensemble, box, crop_only=True).ensemble)
+    return labels_of_boxes(ct, boxes,
+                           lambda box: predict_stage_probabilities(ct, ensemble, box, crop_only=True).ensemble)
 
 
 def labels_of_boxes(ct: sitk.Image, boxes: Sequence[Box], probabilities_of: Callable[[Box], np.ndarray]) -> sitk.Image:

@@ -32,7 +32,6 @@ from tests.geometry_roundtrip.truth import (
     image_of,
     kidney_blobs,
     one_hot,
-    paste,
     random_layout,
     source_lps_mm,
 )
