@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import cc3d
 import numpy as np
@@ -21,7 +22,7 @@ from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.geometry import ImageGeometry, image_like, physical_points_mm
 from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, KIDNEY_SIDE_NAMES
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
-from renal_nnunet.inference.ensemble import FoldEnsemble
+from renal_nnunet.inference.ensemble import FoldEnsemble, FoldProbabilities
 from renal_nnunet.inference.grid_to_ct import (
     keep_higher_foreground,
     label_boxes,
@@ -31,7 +32,7 @@ from renal_nnunet.inference.grid_to_ct import (
 )
 
 __all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "kidney_boxes", "segment_masses",
-           "keep_masses_on_kidneys", "lesion_sides", "MASS_KIDNEY_TOLERANCE_MM"]
+           "masses_from_boxes", "keep_masses_on_kidneys", "lesion_sides", "MASS_KIDNEY_TOLERANCE_MM"]
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +215,26 @@ def segment_masses(ct: sitk.Image, boxes: dict[str, Box], ensemble: FoldEnsemble
     """
     if not boxes:
         raise ValueError("no kidney boxes: nothing to search for masses in")
+    return masses_from_boxes(ct, boxes, functools.partial(predict_stage_probabilities, ct, ensemble,
+                                                          per_fold=True, crop_only=True))
+
+
+def masses_from_boxes(ct: sitk.Image, boxes: dict[str, Box],
+                      probabilities_of: Callable[[Box], FoldProbabilities]) -> MassResult:
+    """The merging half of :func:`segment_masses`: each box's mass-stage probabilities, asked for
+    one box at a time, in ``boxes``' order.
+
+    Args:
+        ct: the CT the boxes are boxes of.
+        boxes: non-empty crop box per side.
+        probabilities_of: a box's ensemble and per-fold (C, z, y, x) probabilities on its own
+            voxels (``crop_only``, ``per_fold``).
+    """
     region = functools.reduce(Box.union, boxes.values())
     probability = np.zeros((1, *region.shape_zyx), np.float32)
     spread = np.zeros(probability.shape[1:], np.float32)
     for side, box in boxes.items():
-        box_result = predict_stage_probabilities(ct, ensemble, box, per_fold=True, crop_only=True)
+        box_result = probabilities_of(box)
         box_probability = box_result.ensemble[1:]
         box_spread = (np.std(np.stack([fold[1] for fold in box_result.per_fold]), axis=0)
                       if len(box_result.per_fold) > 1
