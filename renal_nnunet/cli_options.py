@@ -18,7 +18,7 @@ from typing import Sequence
 from renal_nnunet.settings import PAPER
 
 __all__ = ["DEVICES", "PAPER_FOLDS", "default_device", "resolve_device", "add_input", "add_output", "add_models", "add_folds",
-           "add_dataset", "add_device", "add_backend", "nnunet_folds", "shipped_folds", "runtime_of", "print_batch_report"]
+           "add_dataset", "add_device", "add_backend", "nnunet_folds", "shipped_folds", "probability", "non_negative_mm", "positive_int", "runtime_of", "print_batch_report"]
 
 DEVICES: tuple[str, ...] = ("cuda", "cpu", "mps")
 """Devices a ``--device`` flag accepts (nnU-Net's choices)."""
@@ -86,6 +86,30 @@ def add_backend(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--backend", dest="backend", default="auto", choices=BACKENDS,
                         help="forward passes on torch or openvino (default auto: openvino on the CPU, torch on a GPU)")
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1] (argparse names the option in its error)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def non_negative_mm(text: str) -> float:
+    """argparse type: a length in mm, at least 0 (argparse names the option in its error)."""
+    value = float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 mm, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def nnunet_folds(folds: Sequence[str]) -> tuple[int | str, ...]:

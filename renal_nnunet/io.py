@@ -99,26 +99,92 @@ def select_part(cases: Sequence[_Case], num_parts: int, part_id: int) -> list[_C
     return list(cases[part_id::num_parts])
 
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
 def read_image(path: str | os.PathLike) -> sitk.Image:
-    """Read a 3D image (NIfTI or anything SimpleITK reads).
+    """Read a 3D image (NIfTI or anything SimpleITK reads) whose voxels are all finite.
 
     Raises:
-        InputError: the file is missing, corrupt or truncated, or not a single-channel 3D image.
+        InputError: the file is missing, corrupt or truncated (a NIfTI shorter than its header
+            says, compressed or not), has a sheared (non-orthogonal) affine, holds NaN or infinite
+            voxels, or is not a single-channel 3D image.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not an image file")
     if path.name.endswith(".gz"):
         _require_complete_gzip(path)
+    is_nifti = path.name.lower().endswith(NIFTI_SUFFIXES)
+    if is_nifti:
+        _require_complete_nifti(path)
     try:
         image = sitk.ReadImage(str(path))
         # Truncated gzip streams only fail once the voxels are decompressed.
-        sitk.GetArrayViewFromImage(image)
+        array = sitk.GetArrayViewFromImage(image)
     except RuntimeError as err:
-        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else "unreadable"
+        message = str(err).strip()
+        if "orthonormal direction" in message:
+            raise InputError(path, "direction not orthogonal (the affine is sheared or skewed): ITK, and so this "
+                                   "package, needs orthogonal voxel axes; resample the image onto an orthogonal grid "
+                                   "first (e.g. with nibabel.processing.resample_from_to or 3D Slicer)") from None
+        first_line = message.splitlines()[-1] if message else "unreadable"
         raise InputError(path, f"cannot be read (corrupt or truncated?): {first_line}") from None
     _require_3d(image, path)
+    # SimpleITK's NIfTI reader turns NaN and inf into 0, so a NIfTI is checked on its raw voxels.
+    _require_finite(_raw_nifti_voxels(path) if is_nifti else array.T, path)
     return image
+
+
+def _require_complete_nifti(path: Path) -> None:
+    """Raise ``InputError`` unless the NIfTI holds every voxel its header announces (ITK reads
+    the missing slices of an uncompressed ``.nii`` as 0 without an error)."""
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+    except Exception as err:  # nibabel's errors for a bad header have no common base class
+        raise InputError(path, f"cannot be read as NIfTI (corrupt header?): {err}") from None
+    expected = int(np.prod(header.get_data_shape(), dtype=np.int64)) * header.get_data_dtype().itemsize
+    if path.name.lower().endswith(".gz"):
+        return  # the gzip stream was checked to its end marker; nibabel checks the size on reading
+    offset = max(int(header["vox_offset"]), header.single_vox_offset)
+    available = path.stat().st_size - offset
+    if available < expected:
+        raise InputError(path, f"is truncated: its header announces {expected} bytes of voxels, the file holds "
+                               f"{max(available, 0)} (an interrupted copy or download?)")
+
+
+def _raw_nifti_voxels(path: Path) -> np.ndarray:
+    """A NIfTI's voxels as stored (scaled by its slope and intercept), read by nibabel, indexed
+    (x, y, z) as ITK counts; integer data without scaling is not read (it cannot hold NaN or inf)."""
+    import nibabel as nib
+
+    image = nib.load(str(path))
+    slope, intercept = image.header.get_slope_inter()
+    if np.issubdtype(image.header.get_data_dtype(), np.integer) and all(
+            v is None or np.isfinite(v) for v in (slope, intercept)):
+        return np.zeros(0, np.int8)
+    try:
+        return np.asanyarray(image.dataobj)
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(path, f"cannot be read (corrupt or truncated?): {err}") from None
+
+
+def _require_finite(array_xyz: np.ndarray, path: Path) -> None:
+    """Raise ``InputError`` naming the count and the first voxel (ITK x, y, z index) of NaN or
+    infinite values."""
+    if not np.issubdtype(array_xyz.dtype, np.floating):
+        return
+    bad = ~np.isfinite(array_xyz)
+    count = int(np.count_nonzero(bad))
+    if count:
+        where = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+        raise InputError(path, f"holds {count} non-finite voxel(s) (NaN or infinite), the first at voxel {where}: "
+                               "an image must have a finite value in every voxel; fix the export (or fill them) "
+                               "before predicting")
 
 
 def _require_complete_gzip(path: Path) -> None:

@@ -12,6 +12,7 @@ from renal_nnunet.cli_options import (
     add_models,
     add_output,
     nnunet_folds,
+    non_negative_mm,
     print_batch_report,
     runtime_of,
 )
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_folds(stage)
     stage.add_argument("--crop-from", nargs="+", default=None, metavar="LABELS",
                        help="one label map per input (e.g. kidney predictions): predict in each label's box")
-    stage.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
+    stage.add_argument("--margin-mm", type=non_negative_mm, default=PAPER.kidney_margin_mm,
                        help=f"crop margin around each box, mm (default {PAPER.kidney_margin_mm:g}, the paper's)")
     add_device(stage)
     add_backend(stage)

@@ -27,7 +27,13 @@ import SimpleITK as sitk
 import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-from renal_nnunet.nnunet.layout import model_grid_size, new_predictor, parse_folds, trained_fold_checkpoints
+from renal_nnunet.nnunet.layout import (
+    load_checkpoint,
+    model_grid_size,
+    new_predictor,
+    parse_folds,
+    trained_fold_checkpoints,
+)
 from renal_nnunet.runtime.backends import NETWORK_CLOCK, Runtime
 from renal_nnunet.settings import PAPER
 
@@ -168,7 +174,7 @@ class FoldEnsemble:
         example_input = torch.zeros((1, channels, *predictor.configuration_manager.patch_size))
 
         def build(checkpoint: Path) -> tuple:
-            template.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"])
+            template.load_state_dict(load_checkpoint(checkpoint)["network_weights"])
             return template.eval(), example_input
 
         predictor.use_fold_networks([OpenVinoNetwork(openvino_model(checkpoint, functools.partial(build, checkpoint)))

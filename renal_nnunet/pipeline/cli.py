@@ -14,6 +14,9 @@ from renal_nnunet.cli_options import (
     add_input,
     add_models,
     add_output,
+    non_negative_mm,
+    positive_int,
+    probability,
     resolve_device,
     shipped_folds,
 )
@@ -27,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Outputs per case: <case>_seg.nii.gz (0 background, 1 right kidney, 2 left kidney, 3 AML, "
                     "4 cystic, 5 solid, 6 mass too small to classify; the input's exact geometry), "
                     "<case>_lesions.csv/.json, <case>_report.png, <case>_lesion<k>_gradcam.nii.gz, label names and "
-                    "colours for ITK-SNAP (<case>_seg_itksnap.txt) and 3D Slicer (<case>_seg.ctbl).")
+                    "colours for ITK-SNAP (<case>_seg_itksnap.txt) and 3D Slicer (<case>_seg.ctbl), and "
+                    "<case>_outputs.json, written last (a case without it is incomplete). An existing output folder "
+                    "is reused: each case predicted replaces all earlier outputs of that case; each run's summary is "
+                    "kept in predict_runs/.")
     add_input(predict, "a NIfTI file, a folder of NIfTI files, a DICOM series folder, or a folder of series folders "
                        "(CASE_0000.nii.gz is case CASE)", type=Path)
     add_output(predict, "output folder", type=Path)
@@ -37,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_backend(predict)
     predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
     predict.add_argument("--no-report", action="store_true", help="skip the report PNG")
-    predict.add_argument("--min-diameter-mm", type=float, default=None,
+    predict.add_argument("--min-diameter-mm", type=non_negative_mm, default=None,
                          help="classify masses at least this large, mm (average diameter; default: the models "
                               f"folder's, {PAPER.size_threshold_mm:g} mm as in the paper)")
     predict.add_argument("--skip-intensity-check", action="store_true", help="accept inputs that do not look like CT in HU")
@@ -46,14 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--dicom-seg", action="store_true",
                          help="for DICOM series inputs also write <case>_seg.dcm (DICOM SEG) and <case>_sr.dcm "
                               "(TID 1500 measurement report)")
-    predict.add_argument("--review-below-probability", type=float, default=None,
+    predict.add_argument("--review-below-probability", type=probability, default=None,
                          help="flag a classified mass as indeterminate when its calibrated class probability is "
                               "below this (default: PredictConfig's, see README 'Calibrated classes')")
-    predict.add_argument("--review-below-agreement", type=float, default=None,
+    predict.add_argument("--review-below-agreement", type=probability, default=None,
                          help="...or when the share of classifier folds voting for its class is below this "
                               "(default: PredictConfig's)")
-    predict.add_argument("--num-parts", type=int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
+    predict.add_argument("--num-parts", type=positive_int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
+    predict.add_argument("--continue", "--continue_prediction", dest="continue_prediction", action="store_true",
+                         help="skip cases whose complete outputs from these models are already in the output folder "
+                              "(as nnUNetv2_predict --continue_prediction); an interrupted case is predicted again")
     predict.set_defaults(func=_predict)
 
     assemble = subparsers.add_parser(
@@ -70,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="folder written by `renal-nnunet classifier train -o DIR` (every fold_*/ is shipped)")
     add_output(assemble, "models folder to create (must not exist or be empty)", type=Path)
     add_folds(assemble)
-    assemble.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
+    assemble.add_argument("--margin-mm", type=non_negative_mm, default=PAPER.kidney_margin_mm,
                           help="kidney-crop margin the mass model was converted with, mm "
                                f"(default {PAPER.kidney_margin_mm:g}, the paper's and convert's)")
     assemble.add_argument("--training-data", choices=("synthetic", "real", "unknown"), default="unknown",
@@ -139,7 +148,7 @@ def _predict(args: argparse.Namespace) -> int:
         folds=shipped_folds(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
-        dicom_seg=args.dicom_seg, backend=args.backend,
+        dicom_seg=args.dicom_seg, backend=args.backend, continue_prediction=args.continue_prediction,
         **{name: getattr(args, name) for name in ("review_below_probability", "review_below_agreement")
            if getattr(args, name) is not None},
     )
@@ -147,6 +156,9 @@ def _predict(args: argparse.Namespace) -> int:
     for r in results:
         if r.status == "failed":
             print(f"{r.case_id}: FAILED: {r.error}")
+            continue
+        if r.status == "skipped":
+            print(f"{r.case_id}: skipped (complete outputs of these models exist)")
             continue
         classes = ", ".join(f"{x.side} {x.lesion_class}{' (indeterminate)' if x.indeterminate else ''} "
                             f"{x.average_diameter_mm:.0f} mm" for x in r.lesions) or "no masses"

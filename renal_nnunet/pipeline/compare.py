@@ -29,7 +29,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
-from renal_nnunet.io import atomic_path, read_series_or_image, write_image, write_json
+from renal_nnunet.io import InputError, atomic_path, read_series_or_image, write_image, write_json
 from renal_nnunet.pipeline.inputs import CaseInput, discover_cases
 
 __all__ = ["one_stage_to_output_labels", "compare_methods", "train_and_compare", "summary_value", "COMPARISON_COLUMNS"]
@@ -149,8 +149,14 @@ def compare_methods(
     from renal_nnunet.pipeline.models import load_models
     from renal_nnunet.pipeline.predict import PAPER_PROTOCOL_MIN_DIAMETER_MM, PredictConfig, predict
 
+    from renal_nnunet.evaluation.evaluate import label_files
+
     output = Path(output)
     cases = discover_cases(images)
+    unreferenced = sorted({case.case_id for case in cases} - set(label_files(references)))
+    if unreferenced:
+        raise InputError(references, f"holds no reference for the CT(s) {', '.join(unreferenced)}: every method would "
+                                     "be scored without them; add their references or leave the CTs out")
     folds = tuple(folds) if folds is not None else load_models(cascade_models).kidney.folds
     seconds = {}
     started = time.perf_counter()

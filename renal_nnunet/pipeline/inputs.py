@@ -62,6 +62,11 @@ def discover_cases(input_path: str | os.PathLike) -> list[CaseInput]:
         # A test set may mix NIfTI files and series folders; neither kind is dropped for the other.
         series = [d for d in sorted(input_path.iterdir()) if d.is_dir() and _holds_dicom_series(d)]
         cases = [CaseInput(case_id_from_path(p), p) for p in [*images, *series]]
+        skipped = sorted(p.name for p in set(input_path.iterdir()) - set(images) - set(series)
+                         if not p.name.startswith("."))
+        if skipped:
+            log.warning("%s: %d entr(ies) neither an image file nor a DICOM series folder, not predicted: %s",
+                        input_path, len(skipped), ", ".join(skipped))
     if not cases:
         raise InputError(input_path, f"holds no images ({', '.join(IMAGE_SUFFIXES)}) and no DICOM series")
     ids = [c.case_id for c in cases]

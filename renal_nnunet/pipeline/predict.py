@@ -41,6 +41,7 @@ from renal_nnunet.io import InputError, check_same_geometry, read_series_or_imag
 from renal_nnunet.outputs.lesion_table import write_lesion_tables
 from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
 from renal_nnunet.outputs.viewer_labels import write_viewer_label_files
+from renal_nnunet.pipeline.case_outputs import case_output_set, is_complete
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
 from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
@@ -84,6 +85,8 @@ class PredictConfig:
             ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.outputs.dicom``.
         backend: what runs the forward passes: ``auto`` (OpenVINO on the CPU, torch elsewhere),
             ``torch`` or ``openvino``; the results agree to the figures in the README.
+        continue_prediction: skip cases whose complete outputs from these models exist
+            (``nnUNetv2_predict --continue_prediction``).
     """
 
     folds: tuple[int, ...] | None = None
@@ -100,6 +103,16 @@ class PredictConfig:
     review_below_probability: float = 0.6
     review_below_agreement: float = 0.8
     backend: str = "auto"
+    continue_prediction: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("review_below_probability", "review_below_agreement"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.min_classify_diameter_mm is not None and not self.min_classify_diameter_mm >= 0:
+            raise ValueError(f"min_classify_diameter_mm must be at least 0 mm, got {self.min_classify_diameter_mm}")
+        if not 0 <= self.part_id < self.num_parts:
+            raise ValueError(f"part_id must lie in [0, num_parts), got part {self.part_id} of {self.num_parts}")
 
 
 @dataclass(frozen=True)
@@ -339,21 +352,27 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
     return files
 
 
-def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, networks: CascadeNetworks,
+def _predict_one(ct: sitk.Image | None, case: CaseInput, output_dir: Path, networks: CascadeNetworks,
                  manifest: ModelsManifest, config: PredictConfig, record: dict) -> CaseResult:
+    """One case, its outputs written as one set (:mod:`renal_nnunet.pipeline.case_outputs`); the
+    CT is read from ``case.path`` when not given."""
     start = time.perf_counter()
-    if config.check_intensities:
-        check_ct_intensities(ct, case.path)
-    analysis = analyse_ct(ct, networks, manifest, config)
-    files = write_case_outputs(analysis, ct, case.case_id, output_dir, config)
-    messages = list(analysis.messages)
-    if config.dicom_seg:
-        dicom_files, notes = _write_dicom_objects(analysis, case, output_dir, config, record)
-        files.update(dicom_files)
-        messages += notes
+    with case_output_set(output_dir, case.case_id, record["models_sha256"]) as staging:
+        if ct is None:
+            ct = read_series_or_image(case.path, config.series_uid)
+        if config.check_intensities:
+            check_ct_intensities(ct, case.path)
+        analysis = analyse_ct(ct, networks, manifest, config)
+        files = write_case_outputs(analysis, ct, case.case_id, staging, config)
+        messages = list(analysis.messages)
+        if config.dicom_seg:
+            dicom_files, notes = _write_dicom_objects(analysis, case, staging, config, record)
+            files.update(dicom_files)
+            messages += notes
     status = "ok" if analysis.kidney_found else "no_kidney"
-    return CaseResult(case.case_id, str(case.path), status, files, analysis.lesions, tuple(messages),
-                      seconds=time.perf_counter() - start, stage_seconds=analysis.stage_seconds)
+    return CaseResult(case.case_id, str(case.path), status, {kind: output_dir / path.name for kind, path in files.items()},
+                      analysis.lesions, tuple(messages), seconds=time.perf_counter() - start,
+                      stage_seconds=analysis.stage_seconds)
 
 
 def _write_dicom_objects(analysis: CaseAnalysis, case: CaseInput, output_dir: Path, config: PredictConfig,
@@ -390,15 +409,21 @@ def predict(
 
     Returns:
         One :class:`CaseResult` per case. A failing case is reported (status ``failed`` with the
-        reason) and the batch goes on; a single-case input that fails raises instead.
+        reason) and the batch goes on; a single-case input that fails raises instead. A case
+        whose complete outputs from these models exist is ``skipped`` with ``continue_prediction``.
 
     Raises:
-        InputError: bad models folder (missing fold checkpoints...), no inputs, or a single
-            input that cannot be read or is not a CT in HU.
+        InputError: bad models folder (missing fold checkpoints...), no inputs, an output folder
+            that cannot be created, or a single input that cannot be read or is not a CT in HU.
+
+    An existing output folder is reused: each case predicted replaces every earlier output of
+    that case (see :mod:`renal_nnunet.pipeline.case_outputs`), other cases' files are left alone,
+    and each run's summary is kept in ``predict_runs/`` beside the latest ``predict_summary.json``.
     """
     from tqdm import tqdm
 
     models_dir, output_dir = Path(models_dir), Path(output_dir)
+    _make_output_folder(output_dir)
     runtime = Runtime.resolve(config.backend, config.device)
     config = replace(config, backend=runtime.backend)
     manifest = load_models(models_dir, config.folds)
@@ -406,7 +431,6 @@ def predict(
     for warning in _model_warnings(manifest):
         log.warning("%s: %s", models_dir, warning)
     networks = CascadeNetworks.load(models_dir, manifest, runtime)
-    output_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
         return [_predict_one(input, case, output_dir, networks, manifest, config, record)]
@@ -414,20 +438,37 @@ def predict(
     single = Path(input).is_file() or (len(cases) == 1 and cases[0].path == Path(input))
     results = []
     for case in tqdm(cases, desc="predict", unit="case", disable=len(cases) < 2):
+        if config.continue_prediction and is_complete(output_dir, case.case_id, record["models_sha256"]):
+            log.info("case %s: complete outputs of these models exist, skipped (--continue)", case.case_id)
+            results.append(CaseResult(case.case_id, str(case.path), "skipped"))
+            continue
         try:
-            ct = read_series_or_image(case.path, config.series_uid)
-            results.append(_predict_one(ct, case, output_dir, networks, manifest, config, record))
+            results.append(_predict_one(None, case, output_dir, networks, manifest, config, record))
         except Exception as err:  # a batch reports every failure and goes on
             if single:
                 raise
             log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
             results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
-    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
-                "run": record,
-                "cases": [_summary_row(r) for r in results]}, output_dir / "predict_summary.json")
+    summary = {"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
+               "run": record, "cases": [_summary_row(r) for r in results]}
+    write_json(summary, output_dir / SUMMARY_NAME)
+    write_json(summary, output_dir / RUNS_DIR / f"predict_{record['started_utc'].replace(':', '')}_{os.getpid()}.json")
     failed = [r.case_id for r in results if r.status == "failed"]
     log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")
     return results
+
+
+SUMMARY_NAME = "predict_summary.json"
+RUNS_DIR = "predict_runs"
+"""Every run's summary is also kept here (the latest is ``predict_summary.json``)."""
+
+
+def _make_output_folder(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(output_dir, "cannot be created as the output folder: a file of that name (or above it) is "
+                                     "in the way; choose another -o") from None
 
 
 def _summary_row(result: CaseResult) -> dict:

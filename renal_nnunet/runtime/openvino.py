@@ -3,7 +3,8 @@
 A torch network is converted with ``openvino.convert_model`` (traced with an example input at the
 model's grid) and cached next to its checkpoint as ``<checkpoint stem>.openvino-<hash>.xml`` (and
 ``.bin``), the hash being the checkpoint file's SHA-256: a retrained fold gets a new file and is
-never served stale. The compiled model runs in fp32 (OpenVINO's CPU plugin would pick bf16 on CPUs
+never served stale. The SHA-256 of the cached ``.bin`` is recorded beside it (``.sha256``) and
+checked on every read: a damaged cache entry is converted again, never run. The compiled model runs in fp32 (OpenVINO's CPU plugin would pick bf16 on CPUs
 that have it).
 """
 
@@ -51,8 +52,9 @@ def openvino_model(checkpoint: str | os.PathLike, build: Callable[[], tuple]):
         conversion on every run; it is logged.
     """
     xml = compiled_model_path(checkpoint)
-    if xml.is_file() and xml.with_suffix(".bin").is_file():
-        return ov.Core().read_model(xml)
+    cached = _read_cached(xml)
+    if cached is not None:
+        return cached
     module, example_input = build()
     log.info("converting %s to OpenVINO (once per checkpoint)", checkpoint)
     with torch.no_grad():
@@ -65,12 +67,32 @@ def openvino_model(checkpoint: str | os.PathLike, build: Callable[[], tuple]):
     return model
 
 
+def _read_cached(xml: Path):
+    """The cached model, or None when the cache has none or a damaged one (which is removed): its
+    ``.bin`` must match the SHA-256 recorded when it was saved, and OpenVINO must read it."""
+    paths = (xml, xml.with_suffix(".bin"), xml.with_suffix(".sha256"))
+    if not all(path.is_file() for path in paths):
+        return None
+    try:
+        if paths[2].read_text().strip() == file_sha256(paths[1]):
+            return ov.Core().read_model(xml)
+        problem = "its weights do not match the recorded SHA-256"
+    except (OSError, RuntimeError) as err:
+        problem = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    log.warning("the cached OpenVINO model %s is damaged (%s): converting it again", xml, problem)
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return None
+
+
 def _save_atomically(model, xml: Path) -> None:
-    """Save ``model`` as ``xml`` + ``.bin`` in fp32; the .xml appears last, so a cache entry is
-    complete when its .xml exists. Other conversions of the same checkpoint name are removed."""
+    """Save ``model`` as ``xml`` + ``.bin`` in fp32 with the ``.bin``'s SHA-256 beside them; the
+    .xml appears last, so a cache entry is complete when its .xml exists. Other conversions of the
+    same checkpoint name are removed."""
     temporary = xml.with_name(f".{xml.stem}.{uuid.uuid4().hex}.xml")
     try:
         ov.save_model(model, temporary, compress_to_fp16=False)
+        xml.with_suffix(".sha256").write_text(file_sha256(temporary.with_suffix(".bin")) + "\n")
         os.replace(temporary.with_suffix(".bin"), xml.with_suffix(".bin"))
         os.replace(temporary, xml)
     finally:
