@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.io import LOCALIZER_MAX_SLICES, InputError, find_dicom_series, read_dicom_series, read_series_or_image
+from renal_nnunet.io import (
+    LOCALIZER_MAX_SLICES,
+    InputError,
+    find_dicom_series,
+    read_dicom_series,
+    read_series_or_image,
+)
 from renal_nnunet.pipeline.inputs import check_ct_intensities, discover_cases, select_part
 from tests.pipeline.dicom_series import same_physical_volume, write_dicom_series
 from tests.pipeline.real_dicom import add_localizer
