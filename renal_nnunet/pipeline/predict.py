@@ -44,7 +44,7 @@ from renal_nnunet.io import (
     check_same_geometry,
     find_dicom_series,
     read_dicom_series,
-    read_series_or_image,
+    read_image,
     write_image,
     write_json,
 )
@@ -402,7 +402,7 @@ def _write_dicom_objects(analysis: CaseAnalysis, series: DicomSeries | None, out
 def _read_case(case: CaseInput, series_uid: str | None) -> tuple[sitk.Image, DicomSeries | None]:
     """The CT of a case, and its DICOM series (None for an image file)."""
     if not case.path.is_dir():
-        return read_series_or_image(case.path), None
+        return read_image(case.path), None
     series = find_dicom_series(case.path, series_uid)
     return read_dicom_series(series), series
 
