@@ -1,7 +1,8 @@
 """Shared test fixtures.
 
 The real KiTS23 label maps are read from ``../shared/kits23`` beside the checkout, or from the
-folder named by ``RENAL_KITS23_DIR``. A missing folder fails the tests that need it (never skips).
+folder named by ``RENAL_KITS23_DIR``; the real CT series from ``../shared/realct``, or from the
+folder named by ``RENAL_REALCT_DIR``. A missing folder fails the tests that need it (never skips).
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ def kits23_dataset() -> Path:
     if not (dataset / "kits23.json").is_file():
         pytest.fail(f"real KiTS23 labels not found at {dataset}; set RENAL_KITS23_DIR to the folder holding dataset/")
     return dataset
+
+
+def realct_dir() -> Path:
+    """Folder holding the real CT series ``pancreas_ct_cb001/`` (see its README)."""
+    return Path(os.environ.get("RENAL_REALCT_DIR", REPO_ROOT.parent / "shared" / "realct"))
+
+
+@pytest.fixture(scope="session")
+def realct_series() -> Path:
+    """The real CT series folder: 134 axial slices ``1-001.dcm``... of a de-identified abdominal CT
+    (TCIA Pancreatic-CT-CBCT-SEG, patient Pancreas-CT-CB_001), Implicit VR Little Endian. Read only."""
+    root = realct_dir()
+    series = root / "pancreas_ct_cb001" if (root / "pancreas_ct_cb001").is_dir() else root
+    if not (series / "1-001.dcm").is_file():
+        pytest.fail(f"the real CT series was not found at {series}; set RENAL_REALCT_DIR to the folder holding "
+                    "pancreas_ct_cb001/")
+    return series
 
 
 INPLANE_DOWNSAMPLE = 8

@@ -249,6 +249,10 @@ def write_dicom_outputs(seg: sitk.Image, components: np.ndarray, lesions: Sequen
                         run_record: dict) -> tuple[dict[str, Path], list[str]]:
     """Write ``<case>_seg.dcm`` and ``<case>_sr.dcm`` for a case read from ``source_files`` (atomic).
 
+    The source headers are read into memory and repaired there where the standard allows
+    (:mod:`renal_nnunet.outputs.dicom_sources`); the source files are never written to. Both
+    objects are built before either is written.
+
     Args:
         seg: the output labels on the source series' grid.
         components: lesion ids (z, y, x) on the same grid (each lesion's voxels hold its id).
@@ -257,25 +261,31 @@ def write_dicom_outputs(seg: sitk.Image, components: np.ndarray, lesions: Sequen
         run_record: what produced the result (versions, device, settings, model hashes).
 
     Returns:
-        Files written by kind (``dicom_seg``, ``dicom_sr``) and messages for the user. Nothing is
-        written when nothing was found (no kidney, no mass); no SR when no mass was found.
-    """
-    import pydicom
+        Files written by kind (``dicom_seg``, ``dicom_sr``) and messages for the user (what was
+        repaired in the source headers, what was not written). Nothing is written when nothing was
+        found (no kidney, no mass); no SR when no mass was found.
 
-    datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in source_files]
-    segmentation, segments = build_segmentation(seg, components, lesions, datasets, run_record)
-    if segmentation is None:
+    Raises:
+        InputError: the series lacks an attribute the objects must copy or reference (nothing written).
+    """
+    from renal_nnunet.outputs.dicom_sources import read_source_headers
+
+    if not _segments(sitk.GetArrayViewFromImage(seg), lesions):
         return {}, ["nothing found: no DICOM SEG or SR written"]
-    files = {"dicom_seg": output_dir / f"{case_id}{DICOM_SEG_SUFFIX}"}
-    with atomic_path(files["dicom_seg"]) as tmp:
-        segmentation.save_as(tmp)
-    if not lesions:
-        return files, ["no renal masses: no DICOM SR written"]
-    report = build_measurement_report(segmentation, segments, lesions, datasets, run_record)
-    files["dicom_sr"] = output_dir / f"{case_id}{DICOM_SR_SUFFIX}"
-    with atomic_path(files["dicom_sr"]) as tmp:
-        report.save_as(tmp)
-    return files, []
+    datasets, notes = read_source_headers(source_files)
+    segmentation, segments = build_segmentation(seg, components, lesions, datasets, run_record)
+    objects = {"dicom_seg": (segmentation, DICOM_SEG_SUFFIX)}
+    if lesions:
+        report = build_measurement_report(segmentation, segments, lesions, datasets, run_record)
+        objects["dicom_sr"] = (report, DICOM_SR_SUFFIX)
+    else:
+        notes.append("no renal masses: no DICOM SR written")
+    files = {}
+    for kind, (dataset, suffix) in objects.items():
+        files[kind] = output_dir / f"{case_id}{suffix}"
+        with atomic_path(files[kind]) as tmp:
+            dataset.save_as(tmp)
+    return files, notes
 
 
 def read_dicom_seg_labels(seg_path: str | Path, source_files: Sequence[str]) -> np.ndarray:

@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="SeriesInstanceUID of the series to read from a DICOM folder holding several")
     predict.add_argument("--dicom-seg", action="store_true",
                          help="for DICOM series inputs also write <case>_seg.dcm (DICOM SEG) and <case>_sr.dcm "
-                              "(TID 1500 measurement report)")
+                              "(TID 1500 measurement report); where they cannot be written the case keeps its "
+                              "other outputs, a note says why, and the exit code is 1")
     predict.add_argument("--review-below-probability", type=probability, default=None,
                          help="flag a classified mass as indeterminate when its calibrated class probability is "
                               "below this (default: PredictConfig's, see README 'Calibrated classes')")
@@ -167,7 +168,11 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"  note: {message}")
     failed = sum(r.status == "failed" for r in results)
     print(f"{len(results) - failed}/{len(results)} case(s) predicted into {args.output}")
-    return 1 if failed else 0
+    incomplete = [r.case_id for r in results if r.output_errors]
+    if incomplete:
+        print(f"outputs asked for were not written for {len(incomplete)} case(s) (see their notes): "
+              f"{', '.join(incomplete)}")
+    return 1 if failed or incomplete else 0
 
 
 def _assemble(args: argparse.Namespace) -> int:

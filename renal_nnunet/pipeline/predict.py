@@ -37,7 +37,17 @@ from renal_nnunet.inference.cascade import (
     segment_masses,
 )
 from renal_nnunet.inference.ensemble import FoldEnsemble
-from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, select_part, write_image, write_json
+from renal_nnunet.io import (
+    DicomSeries,
+    InputError,
+    check_same_geometry,
+    find_dicom_series,
+    read_dicom_series,
+    read_image,
+    select_part,
+    write_image,
+    write_json,
+)
 from renal_nnunet.outputs.lesion_table import write_lesion_tables
 from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
 from renal_nnunet.outputs.viewer_labels import write_viewer_label_files
@@ -82,7 +92,8 @@ class PredictConfig:
         review_below_agreement: ...or when the share of classifier folds voting for its class is
             below this (default 0.8: with 5 folds, 3 of 5 agreeing is flagged).
         dicom_seg: for a DICOM series input, also write ``<case>_seg.dcm`` (DICOM SEG) and
-            ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.outputs.dicom``.
+            ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.outputs.dicom``; where they
+            cannot be written the case keeps its other outputs and its ``output_errors`` say why.
         backend: what runs the forward passes: ``auto`` (OpenVINO on the CPU, torch elsewhere),
             ``torch`` or ``openvino``; the results agree to the figures in the README.
         continue_prediction: skip cases whose complete outputs from these models exist
@@ -160,10 +171,15 @@ class CaseResult:
 
     Attributes:
         status: ``ok``, ``no_kidney`` (outputs written, all background) or ``failed``.
-        files: written files by kind (``seg``, ``lesions_csv``, ``lesions_json``, ``report``, ``cam_<k>``).
+        files: written files by kind (``seg``, ``lesions_csv``, ``lesions_json``, ``report``, ``cam_<k>``,
+            ``dicom_seg``, ``dicom_sr``).
+        messages: notes for the user.
         error: why it failed (``failed`` only).
         seconds: wall time for the case.
         stage_seconds: wall time of each stage (see :class:`CaseAnalysis`).
+        output_errors: why an output asked for was not written (also among ``messages``), e.g. the
+            DICOM SEG and SR of a series that lacks an attribute they need; the case's other outputs
+            are in place.
     """
 
     case_id: str
@@ -175,6 +191,7 @@ class CaseResult:
     error: str = ""
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    output_errors: tuple[str, ...] = ()
 
 
 def _classify(ct: sitk.Image, components: sitk.Image, skip_ids: Sequence[int], classifier: ClassifierEnsemble,
@@ -352,44 +369,59 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
     return files
 
 
-def _predict_one(ct: sitk.Image | None, case: CaseInput, output_dir: Path, networks: CascadeNetworks,
+def _predict_one(image: sitk.Image | None, case: CaseInput, output_dir: Path, networks: CascadeNetworks,
                  manifest: ModelsManifest, config: PredictConfig, record: dict) -> CaseResult:
     """One case, its outputs written as one set (:mod:`renal_nnunet.pipeline.case_outputs`); the
-    CT is read from ``case.path`` when not given."""
+    CT is read from ``case.path`` unless given in memory."""
     start = time.perf_counter()
     with case_output_set(output_dir, case.case_id, record["models_sha256"]) as staging:
-        if ct is None:
-            ct = read_series_or_image(case.path, config.series_uid)
+        ct, series = (image, None) if image is not None else _read_case(case, config.series_uid)
         if config.check_intensities:
             check_ct_intensities(ct, case.path)
         analysis = analyse_ct(ct, networks, manifest, config)
         files = write_case_outputs(analysis, ct, case.case_id, staging, config)
-        messages = list(analysis.messages)
+        messages = [*(series.left_out if series else ()), *analysis.messages]
+        errors: list[str] = []
         if config.dicom_seg:
-            dicom_files, notes = _write_dicom_objects(analysis, case, staging, config, record)
+            dicom_files, notes, errors = _write_dicom_objects(analysis, series, staging, case.case_id, record)
             files.update(dicom_files)
             messages += notes
     status = "ok" if analysis.kidney_found else "no_kidney"
     return CaseResult(case.case_id, str(case.path), status, {kind: output_dir / path.name for kind, path in files.items()},
                       analysis.lesions, tuple(messages), seconds=time.perf_counter() - start,
-                      stage_seconds=analysis.stage_seconds)
+                      stage_seconds=analysis.stage_seconds, output_errors=tuple(errors))
 
 
-def _write_dicom_objects(analysis: CaseAnalysis, case: CaseInput, output_dir: Path, config: PredictConfig,
-                         record: dict) -> tuple[dict[str, Path], list[str]]:
-    from renal_nnunet.io import dicom_series_files
+def _write_dicom_objects(analysis: CaseAnalysis, series: DicomSeries | None, output_dir: Path, case_id: str,
+                         record: dict) -> tuple[dict[str, Path], list[str], list[str]]:
+    """The DICOM SEG and SR of a series input: files written, notes, and why they were not written.
+
+    A failure here never fails the case (its NIfTI results, tables and report are written already):
+    it becomes a note and an output error.
+    """
     from renal_nnunet.outputs.dicom import write_dicom_outputs
 
-    if not case.path.is_dir():
-        return {}, ["not a DICOM series input: no DICOM SEG or SR written"]
+    if series is None:
+        return {}, ["not a DICOM series input: no DICOM SEG or SR written"], []
     components = sitk.GetArrayFromImage(analysis.components) if analysis.components is not None else None
     try:
-        return write_dicom_outputs(analysis.seg, components, analysis.lesions,
-                                   dicom_series_files(case.path, config.series_uid), output_dir, case.case_id, record)
-    except ValueError as err:  # highdicom refuses a source series the SEG/SR cannot reference (nothing is written)
-        message = f"no DICOM SEG or SR written: the series in {case.path} cannot be referenced ({err})"
-        log.warning(message)
-        return {}, [message]
+        files, notes = write_dicom_outputs(analysis.seg, components, analysis.lesions, series.files, output_dir,
+                                           case_id, record)
+        return files, notes, []
+    except Exception as err:  # the export never aborts the run; the reason goes to the user
+        unexpected = not isinstance(err, InputError)
+        message = (f"no DICOM SEG or SR written for the series in {series.folder}: "
+                   f"{f'{type(err).__name__}: ' if unexpected else ''}{err}")
+        log.warning(message, exc_info=unexpected)
+        return {}, [message], [message]
+
+
+def _read_case(case: CaseInput, series_uid: str | None) -> tuple[sitk.Image, DicomSeries | None]:
+    """The CT of a case, and its DICOM series (None for an image file)."""
+    if not case.path.is_dir():
+        return read_image(case.path), None
+    series = find_dicom_series(case.path, series_uid)
+    return read_dicom_series(series), series
 
 
 def predict(
@@ -411,6 +443,8 @@ def predict(
         One :class:`CaseResult` per case. A failing case is reported (status ``failed`` with the
         reason) and the batch goes on; a single-case input that fails raises instead. A case
         whose complete outputs from these models exist is ``skipped`` with ``continue_prediction``.
+        DICOM SEG/SR that cannot be written never fail a case: the reason is in its
+        ``output_errors`` and notes.
 
     Raises:
         InputError: bad models folder (missing fold checkpoints...), no inputs, an output folder
@@ -454,7 +488,9 @@ def predict(
     write_json(summary, output_dir / SUMMARY_NAME)
     write_json(summary, output_dir / RUNS_DIR / f"predict_{record['started_utc'].replace(':', '')}_{os.getpid()}.json")
     failed = [r.case_id for r in results if r.status == "failed"]
-    log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")
+    incomplete = [r.case_id for r in results if r.output_errors]
+    log.info("predicted %d case(s), %d failed%s%s", len(results), len(failed), f": {failed}" if failed else "",
+             f"; outputs not written for {incomplete}" if incomplete else "")
     return results
 
 
@@ -476,5 +512,5 @@ def _summary_row(result: CaseResult) -> dict:
             "lesions": len(result.lesions), "messages": list(result.messages), "error": result.error,
             "seconds": round(result.seconds, 2),
             "stage_seconds": {name: round(s, 2) for name, s in result.stage_seconds.items()},
-            "files": {k: str(v) for k, v in result.files.items()}}
+            "files": {k: str(v) for k, v in result.files.items()}, "output_errors": list(result.output_errors)}
 
