@@ -19,6 +19,7 @@ _STAGE_CLI_MODULES = (
     "renal_nnunet.nnunet.cli",
     "renal_nnunet.inference.cli",
     "renal_nnunet.classification.cli",
+    "renal_nnunet.nephrometry.cli",
     "renal_nnunet.evaluation.cli",
     "renal_nnunet.pipeline.cli",
 )

@@ -42,7 +42,7 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 def test_the_parser_has_every_stage():
     assert {"convert kits", "convert manifest", "env", "plan", "train", "predict-dataset", "predict-stage", "map-back",
             "classifier train", "classifier predict", "evaluate", "predict", "assemble-models", "export-models",
-            "import-models", "compile-models", "demo", "compare"} <= set(SUBCOMMANDS)
+            "import-models", "compile-models", "demo", "compare", "nephrometry"} <= set(SUBCOMMANDS)
 
 
 def test_the_commands_that_predict_choose_the_backend_the_same_way():

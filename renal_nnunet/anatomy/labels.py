@@ -14,6 +14,9 @@ from __future__ import annotations
 
 KITS_LABELS: dict[str, int] = {"background": 0, "kidney": 1, "tumor": 2, "cyst": 3}
 
+LABEL_MAP_FORMATS: tuple[str, ...] = ("kits", "pipeline")
+"""The label maps commands read: KiTS's (:data:`KITS_LABELS`) or the pipeline output's (:data:`OUTPUT_LABELS`)."""
+
 KIDNEY_STAGE_LABELS: dict[str, int] = {"background": 0, "kidney_right": 1, "kidney_left": 2}
 SIDES: tuple[str, ...] = ("right", "left")
 """Kidney sides (the patient's), in the order of their labels."""

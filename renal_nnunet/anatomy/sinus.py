@@ -25,10 +25,11 @@ about twice its radius. On the synthetic phantoms (wide-open sinus) 7 / 10 / 15 
 
 
 def inside_convex_hull(hull_points: np.ndarray, query_points: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
-    """Which ``query_points`` lie inside (or on) the convex hull of ``hull_points`` (both (N, 3)).
+    """Which ``query_points`` lie inside (or on) the convex hull of ``hull_points`` (both (N, d),
+    d = 2 or 3: a slice's pixels or a volume's voxels).
 
     Uses the hull's facet half-spaces (``normal . p + offset <= 0`` for every facet). Returns all
-    False if the hull is degenerate (points in a plane or on a line).
+    False if the hull is degenerate (points in a plane or on a line in 3D, on a line in 2D).
     """
     try:
         facets = ConvexHull(hull_points).equations
@@ -37,7 +38,7 @@ def inside_convex_hull(hull_points: np.ndarray, query_points: np.ndarray, tolera
     inside = np.ones(len(query_points), bool)
     for start in range(0, len(query_points), 65536):  # bounded memory: chunk x facets
         chunk = query_points[start:start + 65536]
-        inside[start:start + 65536] = np.all(chunk @ facets[:, :3].T + facets[:, 3] <= tolerance, axis=1)
+        inside[start:start + 65536] = np.all(chunk @ facets[:, :-1].T + facets[:, -1] <= tolerance, axis=1)
     return inside
 
 

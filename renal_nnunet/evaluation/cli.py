@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default: the --pred folder)")
     parser.add_argument("--lesions-ref", type=Path, default=None,
                         help="reference lesion table, e.g. RenalLesions/lesions.csv from convert")
+    parser.add_argument("--nephrometry-ref", type=Path, default=None,
+                        help="the references' nephrometry (OUT/nephrometry.csv of renal-nnunet nephrometry on them, "
+                        "or that folder): adds predicted vs reference scores per TP mass and their agreement")
     add_output(parser, "output folder", type=Path)
     parser.add_argument("--workers", type=int, default=1, help="cases evaluated in parallel")
     parser.add_argument("--size-threshold-mm", type=non_negative_mm, default=PAPER.size_threshold_mm,
@@ -50,7 +53,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         ref_format=args.ref_format, ref_kidney=args.ref_kidney, size_threshold_mm=args.size_threshold_mm,
         detection=DetectionConfig(connectivity=args.connectivity, min_size_voxels=args.min_lesion_voxels,
                                   min_volume_mm3=args.min_lesion_mm3),
-        lesions_pred=args.lesions_pred, lesions_ref=args.lesions_ref, workers=args.workers, figures=not args.no_figures,
+        lesions_pred=args.lesions_pred, lesions_ref=args.lesions_ref, nephrometry_ref=args.nephrometry_ref,
+        workers=args.workers, figures=not args.no_figures,
     )
     result = evaluate_folders(args.pred, args.ref, args.output, config)
     evaluated = result.per_case["case_id"].nunique() if len(result.per_case) else 0

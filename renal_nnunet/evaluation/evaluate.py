@@ -50,6 +50,7 @@ from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, KIDNEY_SIDE_NAMES, K
 from renal_nnunet.anatomy.lesion_classes import UNKNOWN_CLASS
 from renal_nnunet.anatomy.lesions import lesion_properties
 from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM, fill_margin_voxels
+from renal_nnunet.evaluation.agreement import AGREEMENT_ITEMS
 from renal_nnunet.evaluation.crop import union_box
 from renal_nnunet.evaluation.detection import DetectionConfig, label_lesions, match_lesions
 from renal_nnunet.evaluation.kits import kits_hec_metrics, pipeline_to_kits_labels
@@ -85,6 +86,11 @@ class EvaluationConfig:
         detection: connectivity and size filter of lesion detection.
         lesions_pred, lesions_ref: a lesion table (CSV with ``case_id``) or a folder of
             ``<case>_lesions.csv``; ``lesions_pred`` defaults to the prediction folder's tables.
+        nephrometry_ref: the references' nephrometry (``renal-nnunet nephrometry``'s
+            ``nephrometry.csv``, or its output folder): with it, ``per_lesion.csv`` pairs the
+            predicted masses' scores (from the predicted lesion tables) with the reference masses'
+            and ``nephrometry_agreement.csv`` holds their agreement
+            (:mod:`renal_nnunet.evaluation.agreement`).
         workers: processes evaluating cases in parallel.
         figures: write the PNG figures.
     """
@@ -95,6 +101,7 @@ class EvaluationConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     lesions_pred: Path | None = None
     lesions_ref: Path | None = None
+    nephrometry_ref: Path | None = None
     workers: int = 1
     figures: bool = True
 
@@ -230,9 +237,10 @@ def _component_table(components: sitk.Image, anatomy: Anatomy) -> pd.DataFrame:
 
 def _lesion_rows(
     case_id: str, pred_anatomy: Anatomy, ref_anatomy: Anatomy, like: sitk.Image, config: EvaluationConfig,
-    pred_table: pd.DataFrame | None, ref_table: pd.DataFrame | None,
+    pred_table: pd.DataFrame | None, ref_table: pd.DataFrame | None, ref_nephrometry: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Detection rows with side, reference and predicted class and class probabilities.
+    """Detection rows with side, reference and predicted class, class probabilities and the
+    nephrometry items of both (``pred_<item>``, ``ref_<item>``; NaN where not scored).
 
     A TP or FN takes the side of its reference lesion, an FP that of its predicted lesion. A TP's
     predicted class is that of the largest predicted lesion overlapping it.
@@ -243,7 +251,8 @@ def _lesion_rows(
     rows = match_lesions(*images)
     pred_info, ref_info = _component_table(images[0], pred_anatomy), _component_table(images[1], ref_anatomy)
     pred_linked, ref_linked = _link_table(pred_info, pred_table), _link_table(ref_info, ref_table)
-    sides, ref_classes, pred_classes, probabilities = [], [], [], []
+    ref_scored = _link_table(ref_info, ref_nephrometry)
+    sides, ref_classes, pred_classes, probabilities, scores = [], [], [], [], []
     for _, row in rows.iterrows():
         # Lesion ids run by decreasing volume, so the first matched id is the largest lesion.
         main_pred = int(row.pred_ids.split(";")[0]) if row.pred_ids else 0
@@ -256,13 +265,21 @@ def _lesion_rows(
         pred_classes.append(pred_class if pred_class in LESION_CLASSES or not main_pred else UNKNOWN_CLASS)
         probabilities.append([float(pred_row.get(f"prob_{c}", math.nan)) if pred_row is not None else math.nan
                               for c in LESION_CLASSES])
+        scores.append(_items(pred_row, "pred") | _items(ref_scored.get(int(row.ref_id)), "ref"))
     rows.insert(0, "case_id", case_id)
     rows.insert(1, "side", sides)
     rows.insert(3, "ref_class", ref_classes)
     rows.insert(4, "pred_class", pred_classes)
     for i, c in enumerate(LESION_CLASSES):
         rows[f"prob_{c}"] = [p[i] for p in probabilities]
-    return rows
+    columns = [f"{who}_{item}" for who in ("pred", "ref") for item in AGREEMENT_ITEMS]
+    return pd.concat([rows, pd.DataFrame(scores, columns=columns, index=rows.index)], axis=1)
+
+
+def _items(table_row: pd.Series | None, who: str) -> dict:
+    """A lesion-table row's nephrometry items as ``<who>_<item>`` (NaN where absent)."""
+    return {f"{who}_{item}": (table_row.get(item, math.nan) if table_row is not None else math.nan)
+            for item in AGREEMENT_ITEMS}
 
 
 def crop_to_labels(pred: sitk.Image, ref: sitk.Image, margin_voxels: int = 1) -> tuple[sitk.Image, sitk.Image]:
@@ -282,6 +299,7 @@ def crop_to_labels(pred: sitk.Image, ref: sitk.Image, margin_voxels: int = 1) ->
 def evaluate_case(
     case_id: str, pred_path: Path, ref_path: Path, config: EvaluationConfig = EvaluationConfig(),
     pred_table: pd.DataFrame | None = None, ref_table: pd.DataFrame | None = None,
+    ref_nephrometry: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Segmentation, detection and KiTS metrics of one case (``pred_path`` None: an empty prediction).
 
@@ -329,7 +347,7 @@ def evaluate_case(
     ref_kits = ref_array if config.ref_format == "kits" else pipeline_to_kits_labels(ref_array)
     kits_rows = [{"case_id": case_id, "hec": hec, **values}
                  for hec, values in kits_hec_metrics(pred_kits, ref_kits, spacing_zyx).items()]
-    lesions = _lesion_rows(case_id, pred_anatomy, ref_anatomy, ref, config, pred_table, ref_table)
+    lesions = _lesion_rows(case_id, pred_anatomy, ref_anatomy, ref, config, pred_table, ref_table, ref_nephrometry)
     return {"per_case": pd.DataFrame(structures), "per_lesion": lesions, "kits": pd.DataFrame(kits_rows)}
 
 
@@ -389,7 +407,11 @@ def evaluate_folders(
     case_ids = list(pairs)
     pred_tables = _lesion_tables(config.lesions_pred if config.lesions_pred is not None else pred_dir, case_ids)
     ref_tables = _lesion_tables(config.lesions_ref, case_ids)
-    jobs = [(c, *pairs[c], config, pred_tables.get(c), ref_tables.get(c)) for c in case_ids]
+    nephrometry = config.nephrometry_ref
+    if nephrometry is not None and Path(nephrometry).is_dir():
+        nephrometry = Path(nephrometry) / "nephrometry.csv"
+    ref_scores = _lesion_tables(nephrometry, case_ids)
+    jobs = [(c, *pairs[c], config, pred_tables.get(c), ref_tables.get(c), ref_scores.get(c)) for c in case_ids]
     results: dict[str, dict] = {}
     progress = tqdm(total=len(jobs), desc="evaluate", unit="case", disable=None)
     if config.workers > 1 and len(jobs) > 1:

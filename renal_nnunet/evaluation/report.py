@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from renal_nnunet.anatomy.labels import LESION_CLASSES
+from renal_nnunet.evaluation.agreement import nephrometry_agreement
 from renal_nnunet.evaluation.classification import (
     UNKNOWN_CLASS,
     sequential_protocol_metrics,
@@ -80,7 +81,7 @@ MISSING_PREDICTION = "no prediction for this reference (missing case): scored as
 
 
 def _markdown(summary: pd.DataFrame, per_case: pd.DataFrame, classification: dict, errors: pd.DataFrame,
-              threshold_mm: float) -> str:
+              threshold_mm: float, agreement: pd.DataFrame) -> str:
     missing = errors[errors.problem == MISSING_PREDICTION].case_id.tolist() if len(errors) else []
     lines = ["# Evaluation summary", ""]
     if missing:
@@ -132,9 +133,23 @@ def _markdown(summary: pd.DataFrame, per_case: pd.DataFrame, classification: dic
         counts = kits.groupby("group")["n"].first()
         lines += [f"| {hec} | {_fmt(table.loc[hec, 'dice'], 4)} | {_fmt(table.loc[hec, 'surface_dice'], 4)} | {counts[hec]} |"
                   for hec in kits.group.unique()]
+    lines += _agreement_lines(agreement)
     lines += ["", f"## Errors ({len(errors)})", ""]
     lines += [f"- {row.case_id}: {row.problem}" for row in errors.itertuples()] or ["none"]
     return "\n".join(lines) + "\n"
+
+
+def _agreement_lines(agreement: pd.DataFrame) -> list[str]:
+    """The nephrometry agreement section of ``summary.md`` (none without scores on both sides)."""
+    if agreement.empty:
+        return []
+    lines = ["", "## Nephrometry: predicted vs reference, true-positive masses", "",
+             "Exact match, Cohen's kappa (quadratic-weighted; unweighted for A) and ICC(2,1) of the composites "
+             "(n: masses scored on both sides).", "",
+             "| item | n | exact match | kappa | ICC(2,1) |", "|---|---|---|---|---|"]
+    lines += [f"| {r.item} | {r.n} | {_fmt(r.exact_match)} | {_fmt(r.kappa)} | {_fmt(r.icc)} |"
+              for r in agreement.itertuples()]
+    return lines
 
 
 def _unclassified_note(stratified: dict, small: str, threshold_mm: float) -> list[str]:
@@ -243,11 +258,14 @@ def write_report(per_case: pd.DataFrame, per_lesion: pd.DataFrame, kits: pd.Data
     out_dir.mkdir(parents=True, exist_ok=True)
     threshold = config.size_threshold_mm
     summary, classification = summarise(per_case, per_lesion, kits, errors, threshold)
+    agreement = nephrometry_agreement(per_lesion)
     files = {name: _write_csv(table, out_dir / f"{name}.csv") for name, table in
              (("per_case", per_case), ("per_lesion", per_lesion), ("kits", kits), ("errors", errors), ("summary", summary))}
+    if len(agreement):
+        files["nephrometry_agreement"] = _write_csv(agreement, out_dir / "nephrometry_agreement.csv")
     files["summary_md"] = out_dir / "summary.md"
     with atomic_path(files["summary_md"]) as tmp:
-        tmp.write_text(_markdown(summary, per_case, classification, errors, threshold), encoding="utf-8")
+        tmp.write_text(_markdown(summary, per_case, classification, errors, threshold, agreement), encoding="utf-8")
     if config.figures and len(per_lesion):
         figures = {
             "fig_dice_by_type_side": _box_plot(per_lesion, "dice", "Dice", out_dir / "fig_dice_by_type_side.png"),

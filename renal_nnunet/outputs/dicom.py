@@ -15,6 +15,13 @@ category morphologically abnormal structure 49755003: AML as neoplasm 108369006,
 367643001, solid as mass 4147007, too small (or cut off) as lesion 52988006; laterality right
 24028007 / left 7771000. SNOMED's angiomyolipoma concept is not in DICOM's segmentation property
 list (CID 7151), so the class itself is also given in a private scheme ``99RNN``.
+
+Nephrometry: a second measurement group per scored mass ("mass k nephrometry", referencing the
+same segment) holds the R.E.N.A.L., PADUA and C-index items. DICOM has no codes for them, so they
+are coded in ``99RNN`` as the class is (:data:`NEPHROMETRY_CODES`): points and sums as numeric
+measurements in UCUM ``{score}``, the C-index and the endophytic fraction unitless, the maximal
+diameter as SCT Diameter with derivation Maximum, the sinus distance in mm; the A descriptor,
+the h suffix (where decidable) and the complexity categories as qualitative evaluations.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, OUTPUT_LABEL_COLOURS
 from renal_nnunet.io import InputError, atomic_path
 from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
 
-__all__ = ["DICOM_SEG_SUFFIX", "DICOM_SR_SUFFIX", "write_dicom_outputs", "build_segmentation",
+__all__ = ["DICOM_SEG_SUFFIX", "DICOM_SR_SUFFIX", "NEPHROMETRY_CODES", "write_dicom_outputs", "build_segmentation",
            "build_measurement_report", "segment_labels", "read_dicom_seg_labels"]
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,31 @@ PRIVATE_SCHEME = "99RNN"
 _CLASS_MEANINGS = {"AML": "angiomyolipoma", "cystic": "cystic renal mass", "solid": "solid renal mass",
                    TOO_SMALL_CLASS: "mass too small to characterise",
                    CUT_OFF_CLASS: "mass cut off by the field of view"}
+
+
+NEPHROMETRY_CODES: dict[str, tuple[str, str]] = {
+    "renal_r": ("RNN-RENAL-R", "R.E.N.A.L. radius points"),
+    "renal_e": ("RNN-RENAL-E", "R.E.N.A.L. exophytic/endophytic points"),
+    "renal_n": ("RNN-RENAL-N", "R.E.N.A.L. nearness to collecting system or sinus points"),
+    "renal_l": ("RNN-RENAL-L", "R.E.N.A.L. location to polar lines points"),
+    "renal_score": ("RNN-RENAL", "R.E.N.A.L. nephrometry score"),
+    "padua_location": ("RNN-PADUA-LOC", "PADUA longitudinal location points"),
+    "padua_exophytic": ("RNN-PADUA-EXO", "PADUA exophytic rate points"),
+    "padua_rim": ("RNN-PADUA-RIM", "PADUA renal rim points"),
+    "padua_sinus": ("RNN-PADUA-SINUS", "PADUA renal sinus points"),
+    "padua_collecting_system": ("RNN-PADUA-UCS", "PADUA urinary collecting system points"),
+    "padua_size": ("RNN-PADUA-SIZE", "PADUA tumour size points"),
+    "padua_score": ("RNN-PADUA", "PADUA score"),
+    "c_index": ("RNN-CINDEX", "C-index"),
+    "endophytic_fraction": ("RNN-ENDO", "endophytic fraction"),
+    "sinus_distance_mm": ("RNN-SINUS-DIST", "distance to renal sinus or collecting system"),
+    "renal_a": ("RNN-RENAL-A", "R.E.N.A.L. anterior/posterior descriptor"),
+    "renal_h": ("RNN-RENAL-H", "R.E.N.A.L. hilar contact (h)"),
+    "renal_category": ("RNN-RENAL-CAT", "R.E.N.A.L. complexity"),
+    "padua_category": ("RNN-PADUA-CAT", "PADUA risk class"),
+}
+"""Private (``99RNN``) concept codes and meanings of the nephrometry items in the SR."""
+_DESCRIPTORS = {"a": "anterior", "p": "posterior", "x": "neither anterior nor posterior"}
 
 
 @dataclass(frozen=True)
@@ -215,21 +247,82 @@ def _evaluations(record: LesionRecord) -> list:
     return evaluations
 
 
+def _private(item: str):
+    from pydicom.sr.coding import Code
+
+    return Code(NEPHROMETRY_CODES[item][0], PRIVATE_SCHEME, NEPHROMETRY_CODES[item][1])
+
+
+def _nephrometry_measurements(record: LesionRecord) -> list:
+    """The nephrometry group's numeric items (measurements always, points where scored)."""
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    row, codes = record.nephrometry.to_row(), _codes()
+    score, unitless = Code("{score}", "UCUM", "score"), Code("1", "UCUM", "no units")
+    values = [hd.sr.Measurement(name=codes.SCT.Diameter, value=row["max_diameter_mm"], derivation=codes.SCT.Maximum,
+                                unit=Code("mm", "UCUM", "millimeter")),
+              hd.sr.Measurement(name=_private("endophytic_fraction"), value=row["endophytic_fraction"], unit=unitless),
+              hd.sr.Measurement(name=_private("c_index"), value=row["c_index"], unit=unitless)]
+    if math.isfinite(row["sinus_distance_mm"]):
+        values.append(hd.sr.Measurement(name=_private("sinus_distance_mm"), value=row["sinus_distance_mm"],
+                                        unit=Code("mm", "UCUM", "millimeter")))
+    if record.nephrometry.points is not None:
+        values += [hd.sr.Measurement(name=_private(item), value=row[item], unit=score)
+                   for item in ("renal_r", "renal_e", "renal_n", "renal_l", "renal_score", "padua_location",
+                                "padua_exophytic", "padua_rim", "padua_sinus", "padua_collecting_system", "padua_size",
+                                "padua_score")]
+    return values
+
+
+def _nephrometry_evaluations(record: LesionRecord) -> list:
+    """The nephrometry group's coded items (where scored): A, h (where decidable), the categories."""
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    row, codes = record.nephrometry.to_row(), _codes()
+    if record.nephrometry.points is None:
+        return []
+    evaluations = [hd.sr.QualitativeEvaluation(name=_private("renal_a"),
+                                               value=Code(row["renal_a"], PRIVATE_SCHEME, _DESCRIPTORS[row["renal_a"]]))]
+    if row["renal_h"] is not None:
+        evaluations.append(hd.sr.QualitativeEvaluation(name=_private("renal_h"),
+                                                       value=codes.SCT.Yes if row["renal_h"] else codes.SCT.No))
+    evaluations += [hd.sr.QualitativeEvaluation(name=_private(item), value=Code(row[item], PRIVATE_SCHEME, row[item]))
+                    for item in ("renal_category", "padua_category")]
+    return evaluations
+
+
+def _groups(record: LesionRecord, segmentation, segment_number: int) -> list:
+    """The lesion's measurement group, and its nephrometry group when it was measured."""
+    import highdicom as hd
+
+    codes = _codes()
+    reference = hd.sr.ReferencedSegment.from_segmentation(segmentation, segment_number)
+    groups = [hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"mass {record.lesion_id}"),
+        referenced_segment=reference, finding_type=codes.SCT.Mass, finding_sites=[_finding_site(record.side)],
+        measurements=_measurements(record), qualitative_evaluations=_evaluations(record))]
+    if record.nephrometry is not None and record.nephrometry.measurements is not None:
+        groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"mass {record.lesion_id} nephrometry"),
+            referenced_segment=reference, finding_type=codes.SCT.Mass, finding_sites=[_finding_site(record.side)],
+            measurements=_nephrometry_measurements(record),
+            qualitative_evaluations=_nephrometry_evaluations(record) or None))
+    return groups
+
+
 def build_measurement_report(segmentation, segments: Sequence[_Segment], lesions: Sequence[LesionRecord],
                              datasets: Sequence, run_record: dict):
-    """The TID 1500 Comprehensive 3D SR: one volumetric measurement group per lesion, referencing its segment."""
+    """The TID 1500 Comprehensive 3D SR: one volumetric measurement group per lesion (and one of its
+    nephrometry), referencing its segment."""
     import highdicom as hd
 
     codes = _codes()
     by_lesion = {s.lesion_id: s for s in segments if s.lesion_id is not None}
     groups = []
     for record in lesions:
-        segment = by_lesion[record.lesion_id]
-        groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"mass {record.lesion_id}"),
-            referenced_segment=hd.sr.ReferencedSegment.from_segmentation(segmentation, segment.number),
-            finding_type=codes.SCT.Mass, finding_sites=[_finding_site(record.side)],
-            measurements=_measurements(record), qualitative_evaluations=_evaluations(record)))
+        groups += _groups(record, segmentation, by_lesion[record.lesion_id].number)
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(

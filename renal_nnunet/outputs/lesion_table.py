@@ -3,7 +3,8 @@
 A row is a :class:`~renal_nnunet.outputs.records.LesionRecord` flattened (columns
 :data:`LESION_TABLE_COLUMNS`), one per connected mass component of the pipeline's output. Units:
 volume in ml, diameters and centroids in mm (centroid in ITK LPS patient coordinates: +x patient
-left, +y posterior, +z superior), intensities in HU of the input CT.
+left, +y posterior, +z superior), intensities in HU of the input CT; the nephrometry points are
+integer columns, blank where a mass was not scored.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from renal_nnunet.io import atomic_path, write_json
+from renal_nnunet.nephrometry.score import nephrometry_dtypes
 from renal_nnunet.outputs.records import LesionRecord
 
 __all__ = ["LESION_TABLE_COLUMNS", "write_lesion_tables"]
@@ -32,9 +34,10 @@ def write_lesion_tables(
 
     Floats are written at full precision (shortest repr that reads back to the same value): the
     evaluation links lesions by centroid and draws its ROC from the probabilities."""
-    table = pd.DataFrame([r.to_row() for r in records], columns=list(LESION_TABLE_COLUMNS))
+    table = nephrometry_dtypes(pd.DataFrame([r.to_row() for r in records], columns=list(LESION_TABLE_COLUMNS)))
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
-    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.to_row().items()} for r in records]
+    rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.to_row().items()}
+            for r in records]
     write_json({"case": case_info, "lesions": rows}, json_path)
     return Path(csv_path), Path(json_path)

@@ -3,7 +3,8 @@
 Every output writer (lesion table, report, DICOM SEG/SR) and ``renal_nnunet.pipeline.predict``
 import it from here, so no writer owns it. Units: volume in ml, diameters and centroids in mm
 (centroid in ITK LPS patient coordinates: +x patient left, +y posterior, +z superior),
-intensities in HU of the input CT.
+intensities in HU of the input CT. The nephrometry columns follow
+(``renal_nnunet.nephrometry.score.NEPHROMETRY_COLUMNS``; points as integers, blank where not scored).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from renal_nnunet.anatomy.labels import LESION_CLASSES
+from renal_nnunet.nephrometry.score import NEPHROMETRY_COLUMNS, MassNephrometry
 
 __all__ = ["TOO_SMALL_CLASS", "CUT_OFF_CLASS", "LesionRecord"]
 
@@ -48,6 +50,8 @@ class LesionRecord:
         plausibility: why the lesion is implausible (``renal_nnunet.pipeline.plausibility``:
             ``mean HU is air`` / ``mean HU is bone``), "" when plausible.
         cam_file: Grad-CAM NIfTI file name ("" when none was written).
+        nephrometry: R.E.N.A.L., PADUA and C-index of the mass (``renal_nnunet.nephrometry``;
+            None when not scored): the columns :data:`~renal_nnunet.nephrometry.score.NEPHROMETRY_COLUMNS`.
     """
 
     lesion_id: int
@@ -67,6 +71,7 @@ class LesionRecord:
     mass_prob_spread: float = math.nan
     plausibility: str = ""
     cam_file: str = ""
+    nephrometry: MassNephrometry | None = field(default=None, compare=False)
 
     def to_row(self) -> dict:
         """Flat table row (the CSV/JSON columns, see :data:`LESION_TABLE_COLUMNS`)."""
@@ -82,4 +87,5 @@ class LesionRecord:
                     "indeterminate": self.indeterminate, "mass_prob_mean": self.mass_prob_mean,
                     "mass_prob_spread": self.mass_prob_spread, "plausibility": self.plausibility,
                     "cam_file": self.cam_file})
+        row.update(self.nephrometry.to_row() if self.nephrometry is not None else dict.fromkeys(NEPHROMETRY_COLUMNS))
         return row

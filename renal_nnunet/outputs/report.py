@@ -2,7 +2,9 @@
 
 Top: an axial and a coronal slice through the largest mass (or the kidneys' centre) with kidney and
 mass outlines. Middle: one zoomed axial panel per mass (up to :data:`MAX_LESION_PANELS`) with its
-Grad-CAM. Bottom: the lesion table.
+Grad-CAM, then one row per mass with nephrometry: the axial and coronal planes its R.E.N.A.L. and
+PADUA were read from (``renal_nnunet.nephrometry.figure``) and a line with its scores. Bottom: the
+lesion table.
 
 Images are shown in radiological convention: the volume is reoriented to LPS first, so columns run
 from the patient's right (screen left) to the patient's left and axial rows from anterior (top) to
@@ -26,6 +28,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS  # noqa: E402
 from renal_nnunet.io import atomic_path  # noqa: E402
+from renal_nnunet.nephrometry.figure import draw_mass_view, legend_handles, mass_caption  # noqa: E402
 from renal_nnunet.outputs.records import LesionRecord  # noqa: E402
 
 __all__ = ["MAX_LESION_PANELS", "note_lines", "save_case_report"]
@@ -106,7 +109,7 @@ def _table(ax, records: list[LesionRecord]) -> None:
         ax.text(0.5, 0.5, "no renal masses found", ha="center", va="center", fontsize=10)
         return
     header = ["#", "side", "class", "diam. mm", "vol. ml", "mean HU", "p(class)", "p calibr.", "fold agr.",
-              "mass spread"]
+              "mass spread", "R.E.N.A.L.", "PADUA"]
     cells = []
     for r in records:
         p = r.probabilities.get(r.lesion_class)
@@ -116,11 +119,29 @@ def _table(ax, records: list[LesionRecord]) -> None:
                       f"{r.mean_hu:.0f}", "-" if p is None else f"{p:.2f}",
                       "-" if math.isnan(r.probability_calibrated) else f"{r.probability_calibrated:.2f}",
                       "-" if math.isnan(r.fold_agreement) else f"{r.fold_agreement:.2f}",
-                      "-" if math.isnan(r.mass_prob_spread) else f"{r.mass_prob_spread:.3f}"])
+                      "-" if math.isnan(r.mass_prob_spread) else f"{r.mass_prob_spread:.3f}",
+                      *_nephrometry_codes(r)])
     table = ax.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.auto_set_column_width(col=list(range(len(header))))  # room for "cystic (indeterminate, ...)"
+
+
+def _nephrometry_codes(record: LesionRecord) -> tuple[str, str]:
+    """The R.E.N.A.L. and PADUA codes of a lesion-table row ("-" where not scored)."""
+    row = record.nephrometry.to_row() if record.nephrometry is not None else {}
+    return row.get("renal_code") or "-", row.get("padua_code") or "-"
+
+
+def _nephrometry_row(fig, grid_row, record: LesionRecord, legend: bool) -> None:
+    """One mass's nephrometry: the axial and coronal planes its scores were read from, and its line."""
+    draw_mass_view(fig.add_subplot(grid_row[0]), fig.add_subplot(grid_row[1]), record.nephrometry.view)
+    text = fig.add_subplot(grid_row[2])
+    text.axis("off")
+    text.text(0.0, 1.0, "\n".join(textwrap.wrap(mass_caption(record.nephrometry), 44)), fontsize=7, va="top")
+    if legend:
+        text.legend(handles=legend_handles(), loc="lower left", fontsize=5.5, ncol=2, facecolor="#505050",
+                    labelcolor="white", framealpha=1.0)
 
 
 def note_lines(notes: list[str]) -> list[str]:
@@ -157,12 +178,13 @@ def save_case_report(
     z, y, _ = _focus_index(seg_array, records, ct_lps)
     panels = records[:MAX_LESION_PANELS]
     lesion_rows = math.ceil(len(panels) / 3)
+    scored = [r for r in panels if r.nephrometry is not None and r.nephrometry.view is not None]
     lines = note_lines(notes or [])
     title_inches = 0.6 + 0.17 * len(lines)
-    height = 5 + 2.8 * lesion_rows + 0.3 * max(len(records), 1) + title_inches
+    height = 5 + 2.8 * lesion_rows + 3.2 * len(scored) + 0.3 * max(len(records), 1) + title_inches
     fig = plt.figure(figsize=(10, height))
-    grid = fig.add_gridspec(2 + lesion_rows, 3, height_ratios=[4] + [2.6] * lesion_rows + [0.6 + 0.3 * len(records)],
-                            top=1 - title_inches / height)
+    grid = fig.add_gridspec(2 + lesion_rows + len(scored), 3, top=1 - title_inches / height,
+                            height_ratios=[4] + [2.6] * lesion_rows + [3.0] * len(scored) + [0.6 + 0.3 * len(records)])
     axial, coronal = fig.add_subplot(grid[0, :2]), fig.add_subplot(grid[0, 2])
     _show_ct(axial, ct_array[z], spacing_y / spacing_x, "upper")
     _outline(axial, seg_array[z])
@@ -174,6 +196,8 @@ def save_case_report(
         cam = cams.get(record.lesion_id) if cams else None
         _lesion_panel(fig.add_subplot(grid[1 + i // 3, i % 3]), ct_array, seg_array,
                       cam, record, ct_lps)
+    for i, record in enumerate(scored):
+        _nephrometry_row(fig, [grid[1 + lesion_rows + i, column] for column in range(3)], record, legend=i == 0)
     _table(fig.add_subplot(grid[-1, :]), records)
     handles = [Line2D([], [], color=c, label=OUTPUT_LABEL_NAMES[n]) for n, c in LABEL_COLOURS.items()]
     fig.legend(handles=handles, loc="upper right", fontsize=7, ncol=3)

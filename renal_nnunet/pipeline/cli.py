@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--review-below-agreement", type=probability, default=None,
                          help="...or when the share of classifier folds voting for its class is below this "
                               "(default: PredictConfig's)")
+    predict.add_argument("--nephrometry", action=argparse.BooleanOptionalAction, default=True,
+                         help="R.E.N.A.L., PADUA and C-index of every mass in the lesion table, report and SR (default: "
+                              "on; points for solid and AML masses, measurements for the others)")
     predict.add_argument("--num-parts", type=positive_int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
     predict.add_argument("--continue", "--continue_prediction", dest="continue_prediction", action="store_true",
@@ -150,6 +153,7 @@ def _predict(args: argparse.Namespace) -> int:
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
         dicom_seg=args.dicom_seg, backend=args.backend, continue_prediction=args.continue_prediction,
+        nephrometry=args.nephrometry,
         **{name: getattr(args, name) for name in ("review_below_probability", "review_below_agreement")
            if getattr(args, name) is not None},
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -54,6 +54,7 @@ from renal_nnunet.outputs.viewer_labels import write_viewer_label_files
 from renal_nnunet.pipeline.case_outputs import case_output_set, is_complete
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
+from renal_nnunet.pipeline.nephrometry import predicted_mass_nephrometry
 from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
 from renal_nnunet.pipeline.provenance import run_record
 from renal_nnunet.runtime.backends import Runtime
@@ -98,6 +99,8 @@ class PredictConfig:
             ``torch`` or ``openvino``; the results agree to the figures in the README.
         continue_prediction: skip cases whose complete outputs from these models exist
             (``nnUNetv2_predict --continue_prediction``).
+        nephrometry: score every mass's R.E.N.A.L., PADUA and C-index
+            (``renal_nnunet.pipeline.nephrometry``): lesion table, report and SR.
     """
 
     folds: tuple[int, ...] | None = None
@@ -115,6 +118,7 @@ class PredictConfig:
     review_below_agreement: float = 0.8
     backend: str = "auto"
     continue_prediction: bool = False
+    nephrometry: bool = True
 
     def __post_init__(self) -> None:
         for name in ("review_below_probability", "review_below_agreement"):
@@ -153,7 +157,7 @@ class CascadeNetworks:
 class CaseAnalysis:
     """In-memory result for one CT: output labels (same geometry as the CT), lesion rows,
     Grad-CAM images by lesion id (each on its lesion's box of the CT's grid), messages for the
-    user, wall seconds per stage (``kidney``, ``mass``, ``classification``) and the lesion
+    user, wall seconds per stage (``kidney``, ``mass``, ``classification``, ``nephrometry``) and the lesion
     components (each lesion's voxels hold its ``lesion_id``; same geometry as the CT)."""
 
     seg: sitk.Image
@@ -266,6 +270,11 @@ def _analyse_canonical(ct: sitk.Image, networks: CascadeNetworks, manifest: Mode
             if getattr(classified.get(lesion.lesion_id), "cam", None) is not None}
     if not lesions:
         messages.append("no renal masses found")
+    elif config.nephrometry:
+        scores = predicted_mass_nephrometry(ct, kidneys.labels, components, {r.lesion_id: r.lesion_class for r in records},
+                                            views=config.report)
+        records = tuple(replace(r, nephrometry=scores.get(r.lesion_id)) for r in records)
+        clock.lap("nephrometry")
     seg = _output_labels(kidneys.labels, components, records)
     messages += kidney_problems(seg, records, KIDNEY_SIDE_LABELS)
     return replace(_case_analysis(seg, records, cams, tuple(messages), True, clock), components=components)
@@ -354,7 +363,7 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
             name = f"{case_id}_lesion{record.lesion_id}_gradcam.nii.gz"
             files[f"cam_{record.lesion_id}"] = write_image(paste_on_grid(analysis.cams[record.lesion_id], ct),
                                                            output_dir / name)
-            record = LesionRecord(**{**asdict(record), "cam_file": name})
+            record = replace(record, cam_file=name)
         lesions.append(record)
     case_info = {"case_id": case_id, "label_table": OUTPUT_LABELS, "messages": list(analysis.messages),
                  "kidney_found": analysis.kidney_found,

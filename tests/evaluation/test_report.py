@@ -38,6 +38,6 @@ def test_markdown_says_when_small_lesions_were_not_classified():
     errors = pd.DataFrame(columns=["case_id", "file", "problem"])
     for pred_classes, note in ((["too_small", "AML"], True), (["AML", "cystic"], False)):
         summary, classification = summarise(pd.DataFrame(), _detected_lesions(pred_classes), pd.DataFrame(), errors, 5.0)
-        text = _markdown(summary, pd.DataFrame(), classification, errors, 5.0)
+        text = _markdown(summary, pd.DataFrame(), classification, errors, 5.0, pd.DataFrame())
         assert ("1 of the 2 detected lesions under 5 mm were not classified" in text) == note
         assert ("--min-diameter-mm 0" in text) == note

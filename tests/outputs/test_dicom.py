@@ -17,6 +17,7 @@ from renal_nnunet.io import InputError, dicom_series_files, read_series_or_image
 from renal_nnunet.outputs.dicom import read_dicom_seg_labels, write_dicom_outputs
 from renal_nnunet.outputs.dicom_sources import repaired_source_headers
 from renal_nnunet.outputs.records import LesionRecord
+from tests.nephrometry.phantoms import hand_made_nephrometry
 from tests.pipeline.dicom_series import write_dicom_series
 from tests.pipeline.real_dicom import dciodvfy_errors
 
@@ -136,3 +137,25 @@ def test_source_headers_are_repaired_on_copies_and_what_cannot_be_repaired_names
     with pytest.raises(InputError, match=r"slice_0003.dcm: Frame of Reference UID \(0020,0052\) is missing or empty "
                                          r"in 1 of 9 slice\(s\): a Segmentation shares the frame of reference"):
         repaired_source_headers(headers[1:])
+
+
+def test_sr_holds_a_nephrometry_group_per_measured_mass_coded_in_the_private_scheme(tmp_path):
+    from dataclasses import replace
+
+    seg, components, records = _series_case(tmp_path / "series", "LPS")
+    records = [replace(records[0], nephrometry=hand_made_nephrometry(True)),
+               replace(records[1], nephrometry=hand_made_nephrometry(False))]
+    written, _ = write_dicom_outputs(seg, components, records, dicom_series_files(tmp_path / "series"), tmp_path,
+                                     "case", RUN_RECORD)
+    groups = hd.sr.srread(written["dicom_sr"]).content.get_volumetric_roi_measurement_groups()
+    assert [str(g.tracking_identifier) for g in groups] == ["mass 1", "mass 1 nephrometry", "mass 2", "mass 2 nephrometry"]
+    scored = {m.name.value: m.value for m in groups[1].get_measurements()}
+    assert scored["RNN-RENAL"] == 10 and scored["RNN-PADUA"] == 11 and scored["RNN-CINDEX"] == pytest.approx(20 / 26)
+    assert scored["81827009"] == pytest.approx(52.0)  # SCT Diameter, derivation Maximum
+    coded = {e.name.value: e.value.value for e in groups[1].get_qualitative_evaluations()}
+    assert coded == {"RNN-RENAL-A": "p", "RNN-RENAL-H": "373066001", "RNN-RENAL-CAT": "high", "RNN-PADUA-CAT": "high"}
+    measured_only = {m.name.value for m in groups[3].get_measurements()}
+    assert "RNN-CINDEX" in measured_only and "RNN-RENAL" not in measured_only
+    assert groups[3].get_qualitative_evaluations() == []
+    if shutil.which("dciodvfy") is not None:
+        assert dciodvfy_errors(written["dicom_sr"]) == []

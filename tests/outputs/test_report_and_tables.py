@@ -13,6 +13,7 @@ from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.outputs.lesion_table import LESION_TABLE_COLUMNS, write_lesion_tables
 from renal_nnunet.outputs.records import TOO_SMALL_CLASS, LesionRecord
 from renal_nnunet.outputs.report import NOTE_WIDTH_CHARACTERS, note_lines, save_case_report
+from tests.nephrometry.phantoms import hand_made_nephrometry
 
 
 def _case():
@@ -58,6 +59,7 @@ def test_tables_have_documented_columns_and_null_for_unclassified(tmp_path):
         assert column in table.columns
     assert table["lesion_class"].tolist() == ["cystic", "too_small"]
     assert math.isnan(table.loc[1, "prob_cystic"]) and table.loc[0, "prob_cystic"] == 0.8
+    assert table["renal_score"].isna().all() and table["nephrometry_note"].isna().all()  # not scored: blank
     rows = json.loads(json_path.read_text())["lesions"]
     assert rows[1]["prob_solid"] is None and rows[0]["side"] == "right"
     empty_csv, _ = write_lesion_tables([], tmp_path / "e.csv", tmp_path / "e.json", {})
@@ -72,7 +74,7 @@ def test_tables_keep_full_precision(tmp_path):
                           centroid_mm=(1234.567, -987.654321, 0.001), lesion_class="solid",
                           probabilities={"AML": 2.5e-05, "cystic": 1.5e-05, "solid": 0.99996},
                           fold_agreement=0.8, mass_prob_mean=0.987654, mass_prob_spread=0.0123456,
-                          probability_calibrated=0.9999612)
+                          probability_calibrated=0.9999612, nephrometry=hand_made_nephrometry(True))
     csv_path, json_path = write_lesion_tables([record], tmp_path / "c_lesions.csv", tmp_path / "c_lesions.json", {})
     from_csv = pd.read_csv(csv_path).iloc[0].to_dict()
     from_json = json.loads(json_path.read_text())["lesions"][0]
@@ -128,3 +130,20 @@ def test_report_samples_a_box_grad_cam_on_its_panel_without_a_full_size_copy():
     window = _cam_window(cam, ct_lps, z, rows, cols)
     np.testing.assert_array_equal(window, full[z, rows, cols])
     assert (window > 0).any() and (window == 0).any()
+
+
+def test_report_adds_a_nephrometry_row_per_measured_mass(tmp_path):
+    """The planes each mass's scores were read from, with its line, below the lesion panels."""
+    from dataclasses import replace
+
+    from renal_nnunet.pipeline.nephrometry import predicted_mass_nephrometry
+
+    ct, seg, _, record = _case()
+    kidneys = sitk.Cast(seg == OUTPUT_LABELS["kidney_right"], sitk.sitkUInt8)
+    components = sitk.Cast(seg == OUTPUT_LABELS["cystic"], sitk.sitkUInt8)
+    scores = predicted_mass_nephrometry(ct, kidneys, components, {1: "cystic"}, views=True)
+    assert scores[1].points is None and scores[1].view is not None and "measurements only" in scores[1].notes[-1]
+    plain = save_case_report(tmp_path / "plain.png", "case", ct, seg, [record], None)
+    with_scores = save_case_report(tmp_path / "scores.png", "case", ct, seg, [replace(record, nephrometry=scores[1])], None)
+    heights = [sitk.ReadImage(str(p)).GetSize()[1] for p in (plain, with_scores)]
+    assert heights[1] > heights[0] + 250

@@ -24,7 +24,8 @@ from renal_nnunet.pipeline.predict import PredictConfig, predict
 from renal_nnunet.pipeline.provenance import model_files
 from tests.pipeline.dicom_series import write_dicom_series
 
-REQUIRED_COLUMNS = ("side", "volume_ml", "average_diameter_mm", "lesion_class")
+REQUIRED_COLUMNS = ("side", "volume_ml", "average_diameter_mm", "lesion_class", "renal_r", "renal_e", "renal_n",
+                    "renal_a", "renal_l", "renal_score", "padua_score", "c_index")
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,19 @@ def test_outputs_keep_the_input_geometry_and_label_table(three_ways):
         assert set(np.unique(sitk.GetArrayViewFromImage(seg))) <= set(OUTPUT_LABELS.values())
         table = pd.read_csv(result.files["lesions_csv"])
         assert tuple(table.columns) == LESION_TABLE_COLUMNS and set(REQUIRED_COLUMNS) <= set(table.columns)
+        _check_nephrometry(table)
         assert result.files["report"].stat().st_size > 10_000
         assert result.files["labels_itksnap"].is_file() and result.files["labels_slicer"].is_file()
         assert {"kidney", "mass"} <= set(result.stage_seconds) and min(result.stage_seconds.values()) >= 0
+
+
+def _check_nephrometry(table: pd.DataFrame) -> None:
+    """Solid and AML masses have points (unless no kidney is within reach), the others measurements only."""
+    scored = table.lesion_class.isin(["solid", "AML"])
+    measured = table.c_index.notna()
+    assert (table.renal_score.notna() == (scored & measured)).all()
+    assert table.loc[table.renal_score.notna(), "renal_score"].between(4, 12).all()
+    assert (measured | table.nephrometry_note.str.contains("no kidney", na=False)).all()
 
 
 def test_storage_order_and_dicom_give_identical_results(three_ways):
