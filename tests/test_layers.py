@@ -54,6 +54,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("renal_nnunet.inference", "renal_nnunet.synthetic"),
     ("renal_nnunet.evaluation",),
     ("renal_nnunet.outputs", "renal_nnunet.runtime"),
+    ("renal_nnunet.nephrometry",),
     ("renal_nnunet.nnunet", "renal_nnunet.nnunet.layout"),
     ("renal_nnunet.trainers", "renal_nnunet.anatomy"),
     ("renal_nnunet.io", "renal_nnunet.nnunet.environment"),

@@ -19,7 +19,7 @@ from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.cli import main as cli_main
 from renal_nnunet.io import file_sha256, find_dicom_series, read_dicom_series, read_image, read_series_or_image
 from renal_nnunet.outputs.dicom import read_dicom_seg_labels, write_dicom_outputs
-from renal_nnunet.outputs.lesion_table import LesionRecord
+from renal_nnunet.outputs.records import LesionRecord
 from tests.pipeline.real_dicom import REAL_SLICES, TRANSFER_SYNTAXES, dciodvfy_errors, real_series_variants
 from tests.pipeline.test_dicom_export import RUN_RECORD
 
