@@ -78,8 +78,9 @@ def _predict_grid_one_stage(cases: list[CaseInput], out: Path, ensemble) -> floa
     for case in cases:
         ct = read_series_or_image(case.path)
         started = time.perf_counter()
-        # labels channel by channel: no full-size (C, z, y, x) float stack or int64 argmax of the whole CT
-        labels = sitk.GetArrayViewFromImage(predict_stage_labels(ct, ensemble))
+        # labels channel by channel: no full-size (C, z, y, x) float stack or int64 argmax of the whole CT;
+        # a copy, not a view: a view of the temporary image read freed memory once the image was collected
+        labels = sitk.GetArrayFromImage(predict_stage_labels(ct, ensemble))
         seg = one_stage_to_output_labels(labels, ct)
         seconds += time.perf_counter() - started
         write_image(seg, out / f"{case.case_id}_seg.nii.gz")
