@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "predict_stage_probabilities",
     "predict_stage_labels",
+    "predict_boxes_with_spread",
     "keep_higher_foreground",
     "labels_from_foreground",
     "label_boxes",
@@ -124,6 +125,35 @@ def predict_stage_probabilities(ct: sitk.Image, ensemble: FoldEnsemble, box: Box
     grid = ensemble.grid_probabilities(grid_ct, per_fold)
     return FoldProbabilities(_to_source(grid.ensemble, sidecar, crop_only),
                              tuple(_to_source(fold, sidecar, crop_only) for fold in grid.per_fold))
+
+
+def predict_boxes_with_spread(ct: sitk.Image, ensemble: FoldEnsemble,
+                              boxes: Sequence[Box]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Class probabilities of one stage on each box of ``ct`` (``crop_only``, as
+    :func:`predict_stage_probabilities`), with the spread of its folds, each fold run on all the
+    boxes in turn (:meth:`FoldEnsemble.grid_probabilities_of_each`).
+
+    The spread is the standard deviation across folds of the first foreground class's probability
+    (the mass stage's mass), taken on the grid and resampled onto the box once: mapping every
+    fold's probabilities back at the CT's resolution cost one full-resolution resampling per fold
+    for a figure that is only averaged over each lesion.
+
+    Returns:
+        Per box, float32 (C, z, y, x) ensemble probabilities and float32 (z, y, x) spread (NaN
+        with a single fold: no spread to measure).
+    """
+    prepared = [prepare_grid_ct(ct, ensemble.grid, box) for box in boxes]
+    grids = ensemble.grid_probabilities_of_each([grid_ct for grid_ct, _ in prepared], per_fold=True)
+    results = []
+    for (_, sidecar), grid in zip(prepared, grids):
+        probabilities = _to_source(grid.ensemble, sidecar, crop_only=True)
+        if len(grid.per_fold) > 1:
+            spread = np.std(np.stack([fold[1] for fold in grid.per_fold]), axis=0)
+            spread = resample_from_grid(spread[None], sidecar, "linear", 0.0, crop_only=True)[0].astype(np.float32)
+        else:
+            spread = np.full(probabilities.shape[1:], np.nan, np.float32)
+        results.append((probabilities, spread))
+    return results
 
 
 def keep_higher_foreground(merged: np.ndarray, box_foreground: np.ndarray, box: Box,

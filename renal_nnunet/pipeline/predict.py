@@ -84,6 +84,9 @@ class PredictConfig:
             ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.pipeline.dicom_export``.
         backend: what runs the forward passes: ``auto`` (OpenVINO on the CPU, torch elsewhere),
             ``torch`` or ``openvino``; the results agree to the figures in the README.
+        precision: OpenVINO's arithmetic per stage: ``auto`` (INT8 where its measured agreement
+            with fp32 meets the bounds, else bf16 where the CPU has it and it was measured within
+            them, else fp32), ``fp32``, ``bf16`` or ``int8`` (see ``compile-models``); torch runs fp32.
     """
 
     folds: tuple[int, ...] | None = None
@@ -100,6 +103,7 @@ class PredictConfig:
     review_below_probability: float = 0.6
     review_below_agreement: float = 0.8
     backend: str = "auto"
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,12 @@ class CascadeNetworks:
         return cls(FoldEnsemble(models_dir / manifest.kidney.path, manifest.kidney.folds, runtime),
                    FoldEnsemble(models_dir / manifest.mass.path, manifest.mass.folds, runtime),
                    ClassifierEnsemble([models_dir / p for p in manifest.classifier], runtime))
+
+    @property
+    def precisions(self) -> dict[str, dict[str, str]]:
+        """Each stage's precision and why (``{"kidney": {"precision": "int8", "reason": ...}, ...}``)."""
+        return {name: {"precision": ensemble.runtime.precision, "reason": ensemble.runtime.reason}
+                for name, ensemble in (("kidney", self.kidney), ("mass", self.mass), ("classifier", self.classifier))}
 
 
 @dataclass(frozen=True)
@@ -399,13 +409,15 @@ def predict(
     from tqdm import tqdm
 
     models_dir, output_dir = Path(models_dir), Path(output_dir)
-    runtime = Runtime.resolve(config.backend, config.device)
+    runtime = Runtime.resolve(config.backend, config.device, config.precision)
     config = replace(config, backend=runtime.backend)
     manifest = load_models(models_dir, config.folds)
-    record = run_record(models_dir, manifest, config)
     for warning in _model_warnings(manifest):
         log.warning("%s: %s", models_dir, warning)
     networks = CascadeNetworks.load(models_dir, manifest, runtime)
+    record = run_record(models_dir, manifest, config, networks.precisions)
+    for stage, chosen in networks.precisions.items():
+        log.info("%s stage runs %s: %s", stage, chosen["precision"], chosen["reason"])
     output_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
@@ -423,7 +435,7 @@ def predict(
             log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
             results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
     write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
-                "run": record,
+                "precision": networks.precisions, "run": record,
                 "cases": [_summary_row(r) for r in results]}, output_dir / "predict_summary.json")
     failed = [r.case_id for r in results if r.status == "failed"]
     log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")
