@@ -37,10 +37,16 @@ preprocessing/export workers are separate processes, so its peak memory is that 
 Usage: python scripts/bench_predict.py --work /tmp/renal_bench [--device cpu] [--baseline-one-fold]
        [--build-only] [--sides cascade baseline] [--json PATH]
 
-``--json PATH`` writes ``{"backends": {"torch": {"wall_s", "peak_rss_gb", "stages_s", "network_s"},
-"openvino": {...}}, "ratios": {...}, "forward_passes": {...}}``; every row also goes to
+Runtimes (:func:`bench_runtimes`): PyTorch fp32 (``torch``), OpenVINO fp32 (``openvino``) and
+OpenVINO at the best precision the CPU runs natively (``openvino_int8``: INT8 wherever OpenVINO
+has it, else ``openvino_bf16``). Its INT8 models are quantised by ``compile_models`` on two
+calibration images per stage of the bench's own converted data (see :data:`QUANTISATION`).
+
+``--json PATH`` writes ``{"cpu": {"model", "flags"}, "backends": {"torch": {"backend", "precision",
+"wall_s", "peak_rss_gb", "stages_s", "network_s", "stage_precisions"}, "openvino": {...},
+"openvino_int8": {...}}, "ratios": {...}, "forward_passes": {...}}``; every row also goes to
 ``WORK/bench_predict.json``. ``forward_passes`` (measured in the parent after the children) holds
-one U-Net and one classifier pass per backend and the cascade's network floor: the time its
+one U-Net and one classifier pass per runtime and the cascade's network floor: the time its
 forward passes alone take, which no work around the network can cut.
 """
 

@@ -121,9 +121,9 @@ class Runtime:
 
     def _auto(self, checks: dict, native: frozenset[str]) -> "Runtime":
         int8, bf16 = checks["int8"], checks["bf16"]
-        if int8 is not None and int8.passed:
+        if int8 is not None and int8.passed and "int8" in native:
             return replace(self, precision="int8", reason=f"auto: INT8 agreement with fp32 meets the bounds "
-                                                          f"({int8.cases} held-out cases)")
+                                                          f"({int8.cases} held-out case(s))")
         why = ["no INT8 agreement measured" if int8 is None else f"INT8 below the bounds ({'; '.join(int8.failures)})"]
         if "bf16" not in native:
             why.append("no native bf16 on this CPU")
@@ -133,7 +133,7 @@ class Runtime:
             why.append(f"bf16 below the bounds ({'; '.join(bf16.failures)})")
         else:
             return replace(self, precision="bf16", reason=f"auto: {why[0]}; native bf16, agreement with fp32 meets "
-                                                          f"the bounds ({bf16.cases} held-out cases)")
+                                                          f"the bounds ({bf16.cases} held-out case(s))")
         return replace(self, precision="fp32", reason="auto: " + "; ".join(why))
 
 

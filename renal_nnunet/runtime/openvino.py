@@ -92,7 +92,7 @@ def openvino_model(checkpoint: str | os.PathLike, build: Callable[[], tuple]):
 
 
 def int8_model(checkpoint: str | os.PathLike, fp32_model, calibration: Callable[[], Sequence[np.ndarray]],
-               calibration_sha256: str, ignored_types: Sequence[str] = ()):
+               calibration_sha256: str, ignored_patterns: Sequence[str] = ()):
     """The INT8 model of a checkpoint: read from the cache, or quantised (:func:`quantize_model`) and cached.
 
     Args:
@@ -101,26 +101,27 @@ def int8_model(checkpoint: str | os.PathLike, fp32_model, calibration: Callable[
         calibration: returns the calibration inputs, each as the network receives it (called only
             when the cache has no INT8 model for this checkpoint and calibration set).
         calibration_sha256: names the calibration set in the cache.
-        ignored_types: OpenVINO operation types left in fp32 (NNCF's ignored scope).
+        ignored_patterns: regular expressions of OpenVINO operation names left in fp32 (NNCF's ignored scope).
     """
     xml = int8_model_path(checkpoint, calibration_sha256)
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return ov.Core().read_model(xml)
     log.info("quantising %s to INT8 (NNCF post-training quantisation)", checkpoint)
-    model = quantize_model(fp32_model, calibration(), ignored_types)
+    model = quantize_model(fp32_model, calibration(), ignored_patterns)
     _cache(model, xml, checkpoint)
     return model
 
 
-def quantize_model(model, calibration: Sequence[np.ndarray], ignored_types: Sequence[str] = ()):
+def quantize_model(model, calibration: Sequence[np.ndarray], ignored_patterns: Sequence[str] = ()):
     """NNCF's post-training INT8 quantisation of an OpenVINO model on every calibration input.
 
     Mixed preset (symmetric weights, asymmetric activations: the U-Nets' leaky ReLUs and instance
-    norms give signed activations) and NNCF's fast bias correction; ``ignored_types`` stay fp32.
+    norms give signed activations) and NNCF's fast bias correction; operations whose names match
+    ``ignored_patterns`` stay fp32.
     """
     import nncf
 
-    ignored = nncf.IgnoredScope(types=list(ignored_types), validate=False) if ignored_types else None
+    ignored = nncf.IgnoredScope(patterns=list(ignored_patterns), validate=False) if ignored_patterns else None
     return nncf.quantize(model, nncf.Dataset(list(calibration)), preset=nncf.QuantizationPreset.MIXED,
                          target_device=nncf.TargetDevice.CPU, subset_size=len(calibration),
                          fast_bias_correction=True, ignored_scope=ignored)
