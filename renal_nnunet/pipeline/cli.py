@@ -88,13 +88,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "with --precision int8|bf16|auto also quantise and measure against fp32")
     add_models(compile_parser, "models folder (with manifest.json)", type=Path)
     add_folds(compile_parser, all_shipped=True)
-    add_precision(compile_parser, help="fp32 (default: convert only), int8 (NNCF quantisation per fold, then "
-                                       "measured against fp32), bf16 (measured against fp32), auto (both)")
+    add_precision(compile_parser, help="fp32 (default: convert only), int8 or auto (NNCF quantisation per fold, "
+                                       "then INT8 and, where the CPU has it natively, bf16 measured against "
+                                       "fp32), bf16 (bf16 measured against fp32)")
     compile_parser.set_defaults(precision="fp32")
     compile_parser.add_argument("--calibration", type=Path, default=None, metavar="NNUNET_RAW",
                                 help="nnU-Net raw folder holding the stages' training datasets and the converter's "
                                      "RenalLesions crops: INT8 calibrates on part of them, agreement is measured on "
                                      "the rest (needed unless --precision fp32)")
+    compile_parser.add_argument("--calibration-cases", type=int, default=None, metavar="N",
+                                help="grid images (lesion crops) per stage INT8 calibrates on (default 4)")
+    compile_parser.add_argument("--held-out-cases", type=int, default=None, metavar="N",
+                                help="most held-out cases per stage the agreement is measured on (default 8)")
     compile_parser.set_defaults(func=_compile_models)
 
     export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share "
@@ -188,7 +193,12 @@ def _assemble(args: argparse.Namespace) -> int:
 def _compile_models(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.compile_models import compile_models
 
-    result = compile_models(args.models, shipped_folds(args.folds), args.precision, args.calibration)
+    from renal_nnunet.pipeline.quantization import QuantizationConfig
+
+    counts = {name: value for name, value in (("calibration_cases", args.calibration_cases),
+                                              ("validation_cases", args.held_out_cases)) if value is not None}
+    result = compile_models(args.models, shipped_folds(args.folds), args.precision, args.calibration,
+                            QuantizationConfig(**counts))
     for path in result["files"]:
         print(path)
     for stage, agreement in result["agreement"].items():
