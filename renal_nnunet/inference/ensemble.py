@@ -223,7 +223,8 @@ class FoldEnsemble:
         prepared = [self._preprocess(grid_ct) for grid_ct in grid_cts]
         all_logits = self.predictor.predict_fold_logits_of_each([data for data, _ in prepared])
         results = []
-        for (_, properties), fold_logits in zip(prepared, all_logits):
+        for index, (_, properties) in enumerate(prepared):
+            fold_logits, all_logits[index] = all_logits[index], None  # each image's logits let go once used
             ensemble = self._probabilities(mean_logits(fold_logits), properties)
             folds = tuple(self._probabilities(logits, properties) for logits in fold_logits) if per_fold else ()
             results.append(FoldProbabilities(ensemble, folds))

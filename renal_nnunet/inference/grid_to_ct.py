@@ -145,7 +145,8 @@ def predict_boxes_with_spread(ct: sitk.Image, ensemble: FoldEnsemble,
     prepared = [prepare_grid_ct(ct, ensemble.grid, box) for box in boxes]
     grids = ensemble.grid_probabilities_of_each([grid_ct for grid_ct, _ in prepared], per_fold=True)
     results = []
-    for (_, sidecar), grid in zip(prepared, grids):
+    for index, (_, sidecar) in enumerate(prepared):
+        grid, grids[index] = grids[index], None  # each box's grid probabilities let go once mapped back
         probabilities = _to_source(grid.ensemble, sidecar, crop_only=True)
         if len(grid.per_fold) > 1:
             spread = np.std(np.stack([fold[1] for fold in grid.per_fold]), axis=0)
