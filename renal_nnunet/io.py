@@ -8,6 +8,7 @@ them with ``sitk.GetArrayFromImage`` are indexed (z, y, x), the reverse of ITK's
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import hashlib
 import json
@@ -317,7 +318,19 @@ def write_json(obj, path: str | os.PathLike) -> Path:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's content (hex): what names a model file's content (provenance, caches)."""
+    """SHA-256 of a file's content (hex): what names a model file's content (provenance, caches).
+
+    Remembered per process by the file's resolved path, size, modification time and inode: a
+    prediction asks for each checkpoint's hash several times (its OpenVINO cache name, its
+    agreement record, the run record), and a 128^3 U-Net checkpoint is hundreds of MB. A file
+    rewritten in place (new mtime or size) or replaced (new inode) is hashed again.
+    """
+    status = os.stat(path)
+    return _content_sha256(str(Path(path).resolve()), status.st_size, status.st_mtime_ns, status.st_ino)
+
+
+@functools.lru_cache(maxsize=1024)
+def _content_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Sequence
 
 import cc3d
 import numpy as np
@@ -22,13 +22,13 @@ from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.geometry import ImageGeometry, image_like, physical_points_mm
 from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, KIDNEY_SIDE_NAMES
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
-from renal_nnunet.inference.ensemble import FoldEnsemble, FoldProbabilities
+from renal_nnunet.inference.ensemble import FoldEnsemble
 from renal_nnunet.inference.grid_to_ct import (
     keep_higher_foreground,
     label_boxes,
     labels_from_foreground,
+    predict_boxes_with_spread,
     predict_stage_labels,
-    predict_stage_probabilities,
 )
 
 __all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "kidney_boxes", "segment_masses",
@@ -80,7 +80,8 @@ class MassResult:
         probability: float32 image on ``region`` (a sub-grid of the CT: same spacing and direction),
             the ensemble's mass probability (0 outside the boxes).
         spread: float32 image on ``region``, standard deviation of the mass probability across folds
-            (NaN with a single fold), from the box whose probability won the voxel.
+            (taken on the grid, resampled like the probability; NaN with a single fold), from the
+            box whose probability won the voxel.
         boxes: crop box per side.
         region: the boxes' union, in the CT's voxels: full-size float maps of a 512x512 CT would
             cost more than the stage itself.
@@ -206,6 +207,9 @@ def kidney_boxes(kidneys: sitk.Image, margin_mm: float) -> dict[str, Box]:
 def segment_masses(ct: sitk.Image, boxes: dict[str, Box], ensemble: FoldEnsemble) -> MassResult:
     """Run the mass stage's ensemble on each kidney's box and paste back (boxes of :func:`kidney_boxes`).
 
+    Each fold runs on both boxes in turn (one compilation per fold, not per box); the fold spread
+    is taken on the grid (:func:`renal_nnunet.inference.grid_to_ct.predict_boxes_with_spread`).
+
     Overlapping boxes merge by :func:`renal_nnunet.inference.grid_to_ct.keep_higher_foreground` (the
     higher mass probability wins). Probabilities are held on the boxes' union only; masses are
     only searched inside the boxes (the paper's region of interest).
@@ -215,31 +219,25 @@ def segment_masses(ct: sitk.Image, boxes: dict[str, Box], ensemble: FoldEnsemble
     """
     if not boxes:
         raise ValueError("no kidney boxes: nothing to search for masses in")
-    return masses_from_boxes(ct, boxes, functools.partial(predict_stage_probabilities, ct, ensemble,
-                                                          per_fold=True, crop_only=True))
+    return masses_from_boxes(ct, boxes, predict_boxes_with_spread(ct, ensemble, list(boxes.values())))
 
 
 def masses_from_boxes(ct: sitk.Image, boxes: dict[str, Box],
-                      probabilities_of: Callable[[Box], FoldProbabilities]) -> MassResult:
-    """The merging half of :func:`segment_masses`: each box's mass-stage probabilities, asked for
-    one box at a time, in ``boxes``' order.
+                      box_results: Sequence[tuple[np.ndarray, np.ndarray]]) -> MassResult:
+    """The merging half of :func:`segment_masses`.
 
     Args:
         ct: the CT the boxes are boxes of.
         boxes: non-empty crop box per side.
-        probabilities_of: a box's ensemble and per-fold (C, z, y, x) probabilities on its own
-            voxels (``crop_only``, ``per_fold``).
+        box_results: per box, in ``boxes``' order, its (C, z, y, x) ensemble probabilities and its
+            (z, y, x) fold spread on its own voxels
+            (:func:`~renal_nnunet.inference.grid_to_ct.probabilities_and_spread_to_source`).
     """
     region = functools.reduce(Box.union, boxes.values())
     probability = np.zeros((1, *region.shape_zyx), np.float32)
     spread = np.zeros(probability.shape[1:], np.float32)
-    for side, box in boxes.items():
-        box_result = probabilities_of(box)
-        box_probability = box_result.ensemble[1:]
-        box_spread = (np.std(np.stack([fold[1] for fold in box_result.per_fold]), axis=0)
-                      if len(box_result.per_fold) > 1
-                      else np.full(box_probability.shape[1:], np.nan, np.float32))  # one fold: no spread to measure
-        del box_result
+    for (side, box), (box_result, box_spread) in zip(boxes.items(), box_results):
+        box_probability = box_result[1:]
         keep_higher_foreground(probability, box_probability, box.relative_to(region), [(spread, box_spread)])
         log.info("%s kidney box start %s size %s: %d mass voxels", side, box.start, box.size,
                  int((box_probability > 0.5).sum()))

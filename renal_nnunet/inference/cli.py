@@ -6,6 +6,7 @@ import argparse
 
 from renal_nnunet.cli_options import (
     add_backend,
+    add_precision,
     add_device,
     add_folds,
     add_input,
@@ -33,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=f"crop margin around each box, mm (default {PAPER.kidney_margin_mm:g}, the paper's)")
     add_device(stage)
     add_backend(stage)
+    add_precision(stage)
     stage.set_defaults(func=_run_predict_stage)
 
     back = subparsers.add_parser("map-back", help="map grid predictions (e.g. from nnUNetv2_predict) onto the source CTs")

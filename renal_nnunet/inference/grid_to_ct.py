@@ -34,6 +34,8 @@ __all__ = [
     "probabilities_to_source",
     "predict_stage_labels",
     "labels_of_boxes",
+    "predict_boxes_with_spread",
+    "probabilities_and_spread_to_source",
     "keep_higher_foreground",
     "labels_from_foreground",
     "label_boxes",
@@ -133,6 +135,39 @@ def probabilities_to_source(grid: FoldProbabilities, sidecar: GridSidecar,
     :func:`~renal_nnunet.anatomy.grid.prepare_grid_ct`), with the same ``crop_only``."""
     return FoldProbabilities(_to_source(grid.ensemble, sidecar, crop_only),
                              tuple(_to_source(fold, sidecar, crop_only) for fold in grid.per_fold))
+
+
+def predict_boxes_with_spread(ct: sitk.Image, ensemble: FoldEnsemble,
+                              boxes: Sequence[Box]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Class probabilities of one stage on each box of ``ct`` with the spread of its folds
+    (:func:`probabilities_and_spread_to_source`), each fold run on all the boxes in turn
+    (:meth:`FoldEnsemble.grid_probabilities_of_each`: one compilation per fold, not per box).
+
+    Returns:
+        Per box, float32 (C, z, y, x) ensemble probabilities and float32 (z, y, x) spread.
+    """
+    prepared = [prepare_grid_ct(ct, ensemble.grid, box) for box in boxes]
+    grids = ensemble.grid_probabilities_of_each([grid_ct for grid_ct, _ in prepared], per_fold=True)
+    results = []
+    for index, (_, sidecar) in enumerate(prepared):
+        grid, grids[index] = grids[index], None  # each box's grid probabilities let go once mapped back
+        results.append(probabilities_and_spread_to_source(grid, sidecar))
+    return results
+
+
+def probabilities_and_spread_to_source(grid: FoldProbabilities, sidecar: GridSidecar) -> tuple[np.ndarray, np.ndarray]:
+    """A box's ensemble probabilities on its own voxels (``crop_only``) and the spread of its folds.
+
+    The spread is the standard deviation across folds of the first foreground class's probability
+    (the mass stage's mass), taken on the grid and resampled onto the box once: mapping every
+    fold's probabilities back at the CT's resolution cost one full-resolution resampling per fold
+    for a figure that is only averaged over each lesion. NaN with a single fold (no spread to measure).
+    """
+    probabilities = _to_source(grid.ensemble, sidecar, crop_only=True)
+    if len(grid.per_fold) < 2:
+        return probabilities, np.full(probabilities.shape[1:], np.nan, np.float32)
+    spread = np.std(np.stack([fold[1] for fold in grid.per_fold]), axis=0)
+    return probabilities, resample_from_grid(spread[None], sidecar, "linear", 0.0, crop_only=True)[0].astype(np.float32)
 
 
 def keep_higher_foreground(merged: np.ndarray, box_foreground: np.ndarray, box: Box,

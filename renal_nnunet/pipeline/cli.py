@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_folds(predict, all_shipped=True)
     add_device(predict)
     add_backend(predict)
+    add_precision(predict)
     predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
     predict.add_argument("--no-report", action="store_true", help="skip the report PNG")
     predict.add_argument("--min-diameter-mm", type=non_negative_mm, default=None,
@@ -95,9 +96,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     compile_parser = subparsers.add_parser(
         "compile-models", help="convert every network of a models folder to OpenVINO now (predict on the CPU "
-                               "otherwise does it on first use); the files are cached next to each checkpoint")
+                               "otherwise does it on first use); the files are cached next to each checkpoint; "
+                               "with --precision int8|bf16|auto also quantise and measure against fp32")
     add_models(compile_parser, "models folder (with manifest.json)", type=Path)
     add_folds(compile_parser, all_shipped=True)
+    add_precision(compile_parser, help="fp32 (default: convert only), int8 or auto (NNCF quantisation per fold, "
+                                       "then INT8 and, where the CPU has it natively, bf16 measured against "
+                                       "fp32), bf16 (bf16 measured against fp32)")
+    compile_parser.set_defaults(precision="fp32")
+    compile_parser.add_argument("--calibration", type=Path, default=None, metavar="NNUNET_RAW",
+                                help="nnU-Net raw folder holding the stages' training datasets and the converter's "
+                                     "RenalLesions crops: INT8 calibrates on part of them, agreement is measured on "
+                                     "the rest (needed unless --precision fp32)")
+    compile_parser.add_argument("--calibration-cases", type=int, default=None, metavar="N",
+                                help="grid images (lesion crops) per stage INT8 calibrates on (default 4)")
+    compile_parser.add_argument("--held-out-cases", type=int, default=None, metavar="N",
+                                help="most held-out cases per stage the agreement is measured on (default 8)")
     compile_parser.set_defaults(func=_compile_models)
 
     export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share "
@@ -142,6 +156,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_folds(compare, all_shipped=True)
     add_device(compare)
     add_backend(compare)
+    add_precision(compare)
     compare.set_defaults(func=_compare)
 
 
@@ -152,8 +167,8 @@ def _predict(args: argparse.Namespace) -> int:
         folds=shipped_folds(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
-        dicom_seg=args.dicom_seg, backend=args.backend, continue_prediction=args.continue_prediction,
-        nephrometry=args.nephrometry,
+        dicom_seg=args.dicom_seg, backend=args.backend, precision=args.precision,
+        continue_prediction=args.continue_prediction, nephrometry=args.nephrometry,
         **{name: getattr(args, name) for name in ("review_below_probability", "review_below_agreement")
            if getattr(args, name) is not None},
     )
@@ -198,8 +213,19 @@ def _assemble(args: argparse.Namespace) -> int:
 def _compile_models(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.compile_models import compile_models
 
-    for path in compile_models(args.models, shipped_folds(args.folds)):
+    from renal_nnunet.pipeline.quantization import QuantizationConfig
+
+    counts = {name: value for name, value in (("calibration_cases", args.calibration_cases),
+                                              ("validation_cases", args.held_out_cases)) if value is not None}
+    result = compile_models(args.models, shipped_folds(args.folds), args.precision, args.calibration,
+                            QuantizationConfig(**counts))
+    for path in result["files"]:
         print(path)
+    for stage, agreement in result["agreement"].items():
+        for precision, check in agreement.checks.items():
+            verdict = "meets the bounds" if check.passed else "BELOW the bounds: " + "; ".join(check.failures)
+            figures = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in check.figures.items())
+            print(f"{stage} {precision} vs fp32 on {check.cases} held-out case(s): {verdict} ({figures})")
     return 0
 
 
@@ -233,7 +259,8 @@ def _compare(args: argparse.Namespace) -> int:
     table = compare_methods(args.input, args.references, args.output, cascade_models=args.models,
                             one_stage_model=args.one_stage_model, fullres_model=args.fullres_model,
                             folds=shipped_folds(args.folds), device=resolve_device(args.device),
-                            ref_format=args.ref_format, ref_kidney=args.ref_kidney, backend=args.backend)
+                            ref_format=args.ref_format, ref_kidney=args.ref_kidney, backend=args.backend,
+                            precision=args.precision)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"table written to {args.output / 'comparison.csv'}")
     return 0

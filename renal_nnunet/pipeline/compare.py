@@ -121,6 +121,7 @@ def compare_methods(
     ref_format: str = "pipeline",
     ref_kidney: str = "paper",
     backend: str = "auto",
+    precision: str = "auto",
 ) -> pd.DataFrame:
     """Predict the test CTs with each method, evaluate, and write ``comparison.csv``/``.json``.
 
@@ -139,6 +140,8 @@ def compare_methods(
             :class:`~renal_nnunet.evaluation.evaluate.EvaluationConfig`).
         backend: forward passes of the cascade and the one-stage grid model (``auto``, ``torch``,
             ``openvino``); stock 3d_fullres always runs nnU-Net's own torch predictor.
+        precision: OpenVINO's precision of the cascade and the one-stage grid model (``auto``,
+            ``fp32``, ``bf16``, ``int8``; see :meth:`~renal_nnunet.runtime.backends.Runtime.for_stage`).
 
     Returns:
         One row per method: the metrics of :data:`COMPARISON_COLUMNS` and ``seconds_per_case``.
@@ -163,10 +166,11 @@ def compare_methods(
     started = time.perf_counter()
     results = predict(images, output / "cascade", cascade_models,
                       PredictConfig(folds=folds, device=device, cam=False, report=False,
-                                    min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM, backend=backend))
+                                    min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM, backend=backend,
+                                    precision=precision))
     seconds["cascade"] = (time.perf_counter() - started) / max(len(results), 1)
     if one_stage_model is not None:
-        ensemble = FoldEnsemble(one_stage_model, folds, Runtime.resolve(backend, device))
+        ensemble = FoldEnsemble(one_stage_model, folds, Runtime.resolve(backend, device, precision))
         seconds["one_stage_grid"] = _predict_grid_one_stage(cases, output / "one_stage_grid", ensemble)
     if fullres_model is not None:
         seconds["nnunet_3d_fullres"] = _predict_stock_fullres(cases, output / "nnunet_3d_fullres",

@@ -101,6 +101,9 @@ class PredictConfig:
             (``nnUNetv2_predict --continue_prediction``).
         nephrometry: score every mass's R.E.N.A.L., PADUA and C-index
             (``renal_nnunet.pipeline.nephrometry``): lesion table, report and SR.
+        precision: OpenVINO's arithmetic per stage: ``auto`` (INT8 where its measured agreement
+            with fp32 meets the bounds, else bf16 where the CPU has it and it was measured within
+            them, else fp32), ``fp32``, ``bf16`` or ``int8`` (see ``compile-models``); torch runs fp32.
     """
 
     folds: tuple[int, ...] | None = None
@@ -119,6 +122,7 @@ class PredictConfig:
     backend: str = "auto"
     continue_prediction: bool = False
     nephrometry: bool = True
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("review_below_probability", "review_below_agreement"):
@@ -151,6 +155,12 @@ class CascadeNetworks:
         return cls(FoldEnsemble(models_dir / manifest.kidney.path, manifest.kidney.folds, runtime),
                    FoldEnsemble(models_dir / manifest.mass.path, manifest.mass.folds, runtime),
                    ClassifierEnsemble([models_dir / p for p in manifest.classifier], runtime))
+
+    @property
+    def precisions(self) -> dict[str, dict[str, str]]:
+        """Each stage's precision and why (``{"kidney": {"precision": "int8", "reason": ...}, ...}``)."""
+        return {name: {"precision": ensemble.runtime.precision, "reason": ensemble.runtime.reason}
+                for name, ensemble in (("kidney", self.kidney), ("mass", self.mass), ("classifier", self.classifier))}
 
 
 @dataclass(frozen=True)
@@ -467,13 +477,15 @@ def predict(
 
     models_dir, output_dir = Path(models_dir), Path(output_dir)
     _make_output_folder(output_dir)
-    runtime = Runtime.resolve(config.backend, config.device)
+    runtime = Runtime.resolve(config.backend, config.device, config.precision)
     config = replace(config, backend=runtime.backend)
     manifest = load_models(models_dir, config.folds)
-    record = run_record(models_dir, manifest, config)
     for warning in _model_warnings(manifest):
         log.warning("%s: %s", models_dir, warning)
     networks = CascadeNetworks.load(models_dir, manifest, runtime)
+    record = run_record(models_dir, manifest, config, networks.precisions)
+    for stage, chosen in networks.precisions.items():
+        log.info("%s stage runs %s: %s", stage, chosen["precision"], chosen["reason"])
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
         return [_predict_one(input, case, output_dir, networks, manifest, config, record)]
@@ -493,7 +505,7 @@ def predict(
             log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
             results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
     summary = {"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
-               "run": record, "cases": [_summary_row(r) for r in results]}
+               "precision": networks.precisions, "run": record, "cases": [_summary_row(r) for r in results]}
     write_json(summary, output_dir / SUMMARY_NAME)
     write_json(summary, output_dir / RUNS_DIR / f"predict_{record['started_utc'].replace(':', '')}_{os.getpid()}.json")
     failed = [r.case_id for r in results if r.status == "failed"]

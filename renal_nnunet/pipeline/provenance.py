@@ -33,15 +33,18 @@ def model_files(models_dir: str | os.PathLike, manifest: ModelsManifest) -> list
     return files + [models_dir / relative for relative in manifest.classifier]
 
 
-def run_record(models_dir: Path, manifest: ModelsManifest, config) -> dict:
+def run_record(models_dir: Path, manifest: ModelsManifest, config, precisions: dict | None = None) -> dict:
     """What produces a result: package versions, the device, the settings (``config``, a
-    ``PredictConfig``), and the SHA-256 of every model file used (by path relative to the models
-    folder; ``models_sha256`` hashes them all)."""
+    ``PredictConfig``), each stage's precision and why (``precisions``, from
+    ``CascadeNetworks.precisions``), and the SHA-256 of every model file used (by path relative to
+    the models folder; ``models_sha256`` hashes them all)."""
     hashes = {path.relative_to(models_dir).as_posix(): file_sha256(path) for path in model_files(models_dir, manifest)}
-    versions = package_versions(("renal_nnunet", "nnunetv2", "torch", "SimpleITK", "highdicom", "pydicom"))
+    versions = package_versions(("renal_nnunet", "nnunetv2", "torch", "SimpleITK", "highdicom", "pydicom", "openvino",
+                                 "nncf"))
     settings = {k: v for k, v in asdict(config).items() if k not in ("device", "case_id", "num_parts", "part_id")}
     settings["folds"] = list(manifest.kidney.folds)
     return {"versions": versions, "device": _device_name(config.device), "settings": settings,
+            "precision": precisions or {},
             "models_dir": str(models_dir), "model_files_sha256": hashes,
             "models_sha256": hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest(),
             "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}

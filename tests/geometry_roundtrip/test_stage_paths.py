@@ -19,7 +19,12 @@ from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.inference.cascade import kidney_boxes, masses_from_boxes
 from renal_nnunet.inference.ensemble import FoldProbabilities
-from renal_nnunet.inference.grid_to_ct import _to_source_labels, labels_of_boxes, probabilities_to_source
+from renal_nnunet.inference.grid_to_ct import (
+    _to_source_labels,
+    labels_of_boxes,
+    probabilities_and_spread_to_source,
+    probabilities_to_source,
+)
 from renal_nnunet.inference.map_back import map_labels_to_source, map_predictions_to_source
 from renal_nnunet.io import read_image
 from renal_nnunet.pipeline.compare import one_stage_to_output_labels
@@ -143,12 +148,13 @@ def _expected_merge(whole, boxes, grid_maps):
     for box in boxes.values():
         box_layout, _, grid = grid_maps[box]
         p = expected_from_grid(grid.ensemble[1], box_layout, order=1)[0]
-        folds = np.stack([expected_from_grid(fold[1], box_layout, order=1)[0] for fold in grid.per_fold])
+        fold_spread = expected_from_grid(np.std(np.stack([fold[1] for fold in grid.per_fold]), axis=0), box_layout,
+                                         order=1)[0]  # the spread is taken on the grid, then mapped back
         where = box.slices
         tie[where] |= np.abs(p - merged[where]) < CLEAR
         higher = p > merged[where]
         merged[where] = np.where(higher, p, merged[where])
-        spread[where] = np.where(higher, folds.std(axis=0), spread[where])
+        spread[where] = np.where(higher, fold_spread, spread[where])
     return merged, spread, tie
 
 
@@ -161,7 +167,8 @@ def test_mass_stage_boxes_land_on_their_own_voxels_and_merge_by_the_higher_proba
         _, sidecar, grid = grid_maps[box]
         return probabilities_to_source(grid, sidecar, crop_only=True)
 
-    result = masses_from_boxes(ct, boxes, probabilities_of)
+    result = masses_from_boxes(ct, boxes, [probabilities_and_spread_to_source(grid_maps[box][2], grid_maps[box][1])
+                                           for box in boxes.values()])
     merged, spread, tie = _expected_merge(whole, boxes, grid_maps)
     region = result.region
     assert region == boxes["right"].union(boxes["left"])
