@@ -14,6 +14,7 @@ from renal_nnunet.cli_options import (
     add_input,
     add_models,
     add_output,
+    add_precision,
     non_negative_mm,
     positive_int,
     probability,
