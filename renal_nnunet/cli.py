@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (InputError, ValueError, FileNotFoundError) as err:
+    except (InputError, ValueError, OSError) as err:  # the user's input or files: a message, no traceback
+        if args.verbose:
+            logging.getLogger(__name__).exception("traceback (shown with -v)")
         print(f"renal-nnunet {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -18,7 +18,8 @@ from typing import Sequence
 from renal_nnunet.settings import PAPER
 
 __all__ = ["DEVICES", "PAPER_FOLDS", "default_device", "resolve_device", "add_input", "add_output", "add_models", "add_folds",
-           "add_dataset", "add_device", "add_backend", "nnunet_folds", "shipped_folds", "runtime_of", "print_batch_report"]
+           "add_dataset", "add_device", "add_backend", "add_precision", "nnunet_folds", "shipped_folds", "probability",
+           "non_negative_mm", "positive_int", "runtime_of", "print_batch_report"]
 
 DEVICES: tuple[str, ...] = ("cuda", "cpu", "mps")
 """Devices a ``--device`` flag accepts (nnU-Net's choices)."""
@@ -88,6 +89,40 @@ def add_backend(parser: argparse.ArgumentParser) -> None:
                         help="forward passes on torch or openvino (default auto: openvino on the CPU, torch on a GPU)")
 
 
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1] (argparse names the option in its error)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def non_negative_mm(text: str) -> float:
+    """argparse type: a length in mm, at least 0 (argparse names the option in its error)."""
+    value = float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 mm, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def add_precision(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """``--precision``: the OpenVINO networks' arithmetic (``args.precision``, default ``auto``)."""
+    from renal_nnunet.runtime.backends import PRECISIONS
+
+    parser.add_argument("--precision", dest="precision", default="auto", choices=PRECISIONS,
+                        help=help or "OpenVINO arithmetic (torch runs fp32): fp32, bf16, int8, or auto (default): per "
+                                     "stage INT8 where compile-models measured it within the bounds, else bf16 where "
+                                     "the CPU has it and it was measured within them, else fp32")
+
+
 def nnunet_folds(folds: Sequence[str]) -> tuple[int | str, ...]:
     """``-f`` values as nnU-Net takes them: integers, and ``all`` for the model trained on every case.
 
@@ -110,10 +145,10 @@ def shipped_folds(folds: Sequence[str] | None) -> tuple[int | str, ...] | None:
 
 
 def runtime_of(args: argparse.Namespace):
-    """The :class:`~renal_nnunet.runtime.backends.Runtime` of ``--backend`` and ``--device``."""
+    """The :class:`~renal_nnunet.runtime.backends.Runtime` of ``--backend``, ``--device`` and ``--precision``."""
     from renal_nnunet.runtime.backends import Runtime
 
-    return Runtime.resolve(args.backend, resolve_device(args.device))
+    return Runtime.resolve(args.backend, resolve_device(args.device), getattr(args, "precision", "auto"))
 
 
 def print_batch_report(written: Sequence[Path], failures: Sequence[str]) -> int:

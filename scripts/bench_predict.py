@@ -37,10 +37,16 @@ preprocessing/export workers are separate processes, so its peak memory is that 
 Usage: python scripts/bench_predict.py --work /tmp/renal_bench [--device cpu] [--baseline-one-fold]
        [--build-only] [--sides cascade baseline] [--json PATH]
 
-``--json PATH`` writes ``{"backends": {"torch": {"wall_s", "peak_rss_gb", "stages_s", "network_s"},
-"openvino": {...}}, "ratios": {...}, "forward_passes": {...}}``; every row also goes to
+Runtimes (:func:`bench_runtimes`): PyTorch fp32 (``torch``), OpenVINO fp32 (``openvino``) and
+OpenVINO at the best precision the CPU runs natively (``openvino_int8``: INT8 wherever OpenVINO
+has it, else ``openvino_bf16``). Its INT8 models are quantised by ``compile_models`` on two
+calibration images per stage of the bench's own converted data (see :data:`QUANTISATION`).
+
+``--json PATH`` writes ``{"cpu": {"model", "flags"}, "backends": {"torch": {"backend", "precision",
+"wall_s", "peak_rss_gb", "stages_s", "network_s", "stage_precisions"}, "openvino": {...},
+"openvino_int8": {...}}, "ratios": {...}, "forward_passes": {...}}``; every row also goes to
 ``WORK/bench_predict.json``. ``forward_passes`` (measured in the parent after the children) holds
-one U-Net and one classifier pass per backend and the cascade's network floor: the time its
+one U-Net and one classifier pass per runtime and the cascade's network floor: the time its
 forward passes alone take, which no work around the network can cut.
 """
 
@@ -61,6 +67,18 @@ BENCH_SPACING_ZYX_MM = (2.5, 0.78, 0.78)
 BASELINE_TRAINER = "nnUNetTrainer_CPUsmoke"
 """Stock nnU-Net for 1 epoch x 5 iterations (timing only), a named variant of this package."""
 BENCH_BACKENDS = ("torch", "openvino")
+
+
+def bench_runtimes() -> dict[str, tuple[str, str]]:
+    """The runtimes timed, by row name: torch fp32, OpenVINO fp32, and OpenVINO at the best precision
+    this CPU runs natively (INT8 wherever OpenVINO has it, else bf16; nothing more if neither)."""
+    from renal_nnunet.runtime.cpu import native_precisions
+
+    runtimes = {"torch": ("torch", "fp32"), "openvino": ("openvino", "fp32")}
+    best = next((p for p in ("int8", "bf16") if p in native_precisions()), None)
+    if best:
+        runtimes[f"openvino_{best}"] = ("openvino", best)
+    return runtimes
 
 
 def _run_measured(command: list[str], env: dict, log_path: Path) -> tuple[float, float, int]:
@@ -98,7 +116,7 @@ def _build_models(work: Path, args) -> dict:
         with nnunet_output_to(work / "nnunet_output.log"):
             _train_fold_0_as_5_folds(folders, work, args)
     native = args.first_id + 3
-    compile_s = _compile_all(work / "models")
+    compile_s = _compile_all(work / "models", folders.raw)
     if "baseline" not in args.sides:
         return {"folders": folders, "native": native, "compile_s": compile_s, **_test_case(work, geometry)}
     with nnunet_environment(folders), nnunet_output_to(work / "nnunet_output.log"):
@@ -174,36 +192,67 @@ def _untrained_fold_0(dataset: int, trainer: str, device: str) -> Path:
     return model_dir
 
 
-def _compile_all(models) -> float:
-    """Seconds to convert every network of the models folder to OpenVINO (0 when cached).
+QUANTISATION = {"calibration_cases": 2, "validation_cases": 1}
+"""The bench's INT8: two calibration grid images (crops) per stage, one held out. Its models have
+random weights, so their measured agreement means nothing (logits without margin): the INT8 row
+runs with ``--precision int8`` asked for, as a deployment whose stages met the bounds would."""
 
-    Folds 1-4 are copies of fold 0 (same checkpoint content, so the same cache name), so fold 0's
-    conversion is copied to them instead of being converted four more times."""
+
+def _compile_all(models, raw) -> float:
+    """Seconds to convert every network of the models folder to OpenVINO and, for the best precision
+    the CPU has, quantise and measure them (0 when cached).
+
+    Folds 1-4 are copies of fold 0 (same checkpoint content, so the same cache names), so fold 0's
+    conversion and INT8 model are copied to them instead of being made four more times."""
     import shutil
 
     from renal_nnunet.classification.ensemble import ClassifierEnsemble
-    from renal_nnunet.inference.ensemble import FoldEnsemble
     from renal_nnunet.nnunet.layout import fold_checkpoint
     from renal_nnunet.pipeline.compile_models import compile_models
     from renal_nnunet.pipeline.models import load_models
+    from renal_nnunet.pipeline.quantization import QuantizationConfig, measure_classifier, measure_unet_stage
     from renal_nnunet.runtime.backends import Runtime
-    from renal_nnunet.runtime.openvino import compiled_model_path
 
     started = time.perf_counter()
     manifest = load_models(models)
-    openvino = Runtime("openvino", "cpu")
+    precisions = [precision for _, precision in bench_runtimes().values() if precision != "fp32"]
+    if _measured(models, manifest, precisions):
+        return 0.0
+    config = QuantizationConfig(precisions=tuple(precisions), **QUANTISATION)
     copies = []
     for stage in (manifest.kidney, manifest.mass):
         stage_dir = models / stage.path
-        FoldEnsemble(stage_dir, (0,), openvino)
+        if precisions:
+            measure_unet_stage(stage_dir, (0,), raw, config)
         copies += [(fold_checkpoint(stage_dir, 0), fold_checkpoint(stage_dir, fold)) for fold in stage.folds[1:]]
-    ClassifierEnsemble([models / manifest.classifier[0]], openvino).load_folds()
-    copies += [(models / manifest.classifier[0], models / other) for other in manifest.classifier[1:]]
+    first = models / manifest.classifier[0]
+    if precisions:
+        measure_classifier([first], raw, config)
+    ClassifierEnsemble([first], Runtime("openvino", "cpu", "fp32")).load_folds()
+    copies += [(first, models / other) for other in manifest.classifier[1:]]
     for source, copy in copies:
-        for suffix in (".bin", ".xml"):
-            shutil.copy(compiled_model_path(source).with_suffix(suffix), compiled_model_path(copy).with_suffix(suffix))
-    compile_models(models)
+        for cached in source.parent.glob(f"{source.stem}.openvino-*"):
+            shutil.copy(cached, copy.parent / cached.name.replace(source.stem, copy.stem, 1))
+    compile_models(models, precision=precisions[0] if precisions else "fp32", calibration=raw, config=config)
     return time.perf_counter() - started
+
+
+def _measured(models: Path, manifest, precisions: list[str]) -> bool:
+    """Whether every stage's fp32 conversions are cached and its agreement with fp32 is recorded
+    for ``precisions`` with its current checkpoints (a later bench run then converts nothing)."""
+    from renal_nnunet.nnunet.layout import fold_checkpoint
+    from renal_nnunet.runtime.agreement import read_stage_agreement
+    from renal_nnunet.runtime.openvino import compiled_model_path
+
+    stages = [(models / s.path, [fold_checkpoint(models / s.path, f) for f in s.folds])
+              for s in (manifest.kidney, manifest.mass)]
+    stages.append((models / "classifier", [models / c for c in manifest.classifier]))
+    for folder, checkpoints in stages:
+        agreement = read_stage_agreement(folder, checkpoints)
+        if not all(compiled_model_path(c).is_file() for c in checkpoints) or (
+                precisions and (agreement is None or set(precisions) - set(agreement.checks))):
+            return False
+    return True
 
 
 def _test_case(work: Path, geometry: dict) -> dict:
@@ -235,7 +284,8 @@ def _reference_kidneys_path(work: Path) -> Path:
     return work / "test_reference" / "bench_kidneys.nii.gz"
 
 
-def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, backend: str, out_dir: Path) -> dict:
+def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, backend: str, precision: str,
+                                  out_dir: Path) -> dict:
     """The cascade's stages as ``predict`` runs them: the kidney model on the whole CT, its
     post-processing, the mass stage on the kidneys' boxes and the classifier (with Grad-CAM) on
     the masses, then the seg and CAM NIfTIs written; kidneys and masses are the reference's.
@@ -260,7 +310,7 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, bac
     models = work / "models"
     manifest = load_models(models, tuple(folds))
     seconds, started = {}, time.perf_counter()
-    networks = CascadeNetworks.load(models, manifest, Runtime.resolve(backend, device))
+    networks = CascadeNetworks.load(models, manifest, Runtime.resolve(backend, device, precision))
     seconds["load"] = time.perf_counter() - started
     started = time.perf_counter()
     ct = read_image(work / "test_ct" / "bench_0000.nii.gz")
@@ -286,14 +336,16 @@ def _cascade_on_reference_regions(work: Path, folds: list[int], device: str, bac
     for result in classified:
         write_image(paste_on_grid(result.cam, ct), out_dir / f"bench_lesion{result.lesion_id}_gradcam.nii.gz")
     seconds["write"] = time.perf_counter() - started
-    return {"stage_seconds": seconds, "network_s": NETWORK_CLOCK.seconds, "lesions": len(classified)}
+    return {"stage_seconds": seconds, "network_s": NETWORK_CLOCK.seconds, "lesions": len(classified),
+            "precisions": networks.precisions}
 
 
 def _forward_pass_seconds(work: Path, lesions: int, repeats: int = 3) -> dict:
     """Best-of-``repeats`` seconds of one forward pass of fold 0's kidney U-Net and of a classifier
-    fold on each backend (random input at each model's grid; OpenVINO compiling for the pass as
-    the cascade does), and the cascade's network floor from them: its 15 U-Net passes (5 folds x
-    kidney, right box, left box) and 5 classifier passes per mass, with nothing else done."""
+    fold on each runtime of :func:`bench_runtimes` (random input at each model's grid; OpenVINO
+    compiling for the pass as the cascade's U-Nets do), and the cascade's network floor from them:
+    its 15 U-Net passes (5 folds x kidney, right box, left box) and 5 classifier passes per mass,
+    with nothing else done."""
     import numpy as np
     import torch
 
@@ -301,21 +353,24 @@ def _forward_pass_seconds(work: Path, lesions: int, repeats: int = 3) -> dict:
     from renal_nnunet.inference.ensemble import FoldEnsemble
     from renal_nnunet.pipeline.models import load_models
     from renal_nnunet.runtime.backends import Runtime
+    from renal_nnunet.runtime.openvino import run_once
 
     models = work / "models"
     manifest = load_models(models)
     networks, grids = {}, {}
-    for backend in ("torch", "openvino"):
-        runtime = Runtime(backend, "cpu")
+    for name, (backend, precision) in bench_runtimes().items():
+        runtime = Runtime(backend, "cpu", precision)
         unet = FoldEnsemble(models / manifest.kidney.path, (0,), runtime)
         classifier, = ClassifierEnsemble([models / manifest.classifier[0]], runtime).load_folds()
-        networks[backend] = {"unet": unet.predictor.network.eval() if backend == "torch" else unet.predictor.fold_networks[0],
-                             "classifier": classifier.logits}
+        classify = classifier.logits if backend == "torch" else (
+            lambda volume, fold=classifier: run_once(fold.model, volume.numpy(), fold.precision))
+        networks[name] = {"unet": unet.predictor.network.eval() if backend == "torch" else unet.predictor.fold_networks[0],
+                          "classifier": classify}
         grids = {"unet": unet.grid, "classifier": classifier.grid}
     rng = np.random.default_rng(0)
     seconds = {}
-    for backend, pair in networks.items():
-        seconds[backend] = {}
+    for runtime, pair in networks.items():
+        seconds[runtime] = {}
         for name, network in pair.items():
             volume = torch.from_numpy(rng.random((1, 1, *[grids[name]] * 3), np.float32))
             times = []
@@ -324,9 +379,9 @@ def _forward_pass_seconds(work: Path, lesions: int, repeats: int = 3) -> dict:
                 with torch.no_grad():
                     network(volume)
                 times.append(time.perf_counter() - started)
-            seconds[backend][f"{name}_pass_s"] = min(times)
-        seconds[backend]["network_floor_s"] = (15 * seconds[backend]["unet_pass_s"]
-                                               + 5 * lesions * seconds[backend]["classifier_pass_s"])
+            seconds[runtime][f"{name}_pass_s"] = min(times)
+        seconds[runtime]["network_floor_s"] = (15 * seconds[runtime]["unet_pass_s"]
+                                               + 5 * lesions * seconds[runtime]["classifier_pass_s"])
     return seconds
 
 
@@ -344,11 +399,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the backends' figures here")
     parser.add_argument("--cascade-child", type=int, nargs="+", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--backend", choices=BENCH_BACKENDS, default="openvino", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.cascade_child is not None:  # the measured child process of a cascade row
-        result = _cascade_on_reference_regions(args.work, args.cascade_child, args.device, args.backend, args.child_out)
+        result = _cascade_on_reference_regions(args.work, args.cascade_child, args.device, args.backend,
+                                               args.precision, args.child_out)
         (args.child_out / "stages.json").write_text(json.dumps(result))
         return 0
     built = _build_models(args.work, args)
@@ -362,9 +419,9 @@ def main() -> int:
     env["nnUNet_extTrainer"] = ext_trainer_search_path(env.get("nnUNet_extTrainer"))
     bin_dir = Path(sys.executable).parent
 
-    def cascade(name: str, folds: list[str], backend: str) -> list[str]:
+    def cascade(name: str, folds: list[str], backend: str, precision: str = "fp32") -> list[str]:
         return [sys.executable, __file__, "--work", str(args.work), "--device", args.device, "--cascade-child",
-                *folds, "--child-out", str(args.work / name), "--backend", backend]
+                *folds, "--child-out", str(args.work / name), "--backend", backend, "--precision", precision]
 
     def baseline(name: str, folds: list[str], tta: bool) -> list[str]:
         return [str(bin_dir / "nnUNetv2_predict"), "-i", str(built["test_dir"]), "-o", str(args.work / name), "-d",
@@ -373,9 +430,9 @@ def main() -> int:
 
     runs = {}
     if "cascade" in args.sides:
-        for backend in BENCH_BACKENDS:
-            runs[f"cascade_5_folds_{backend}"] = cascade(f"cascade_5_folds_{backend}", ["0", "1", "2", "3", "4"],
-                                                         backend)
+        for runtime, (backend, precision) in bench_runtimes().items():
+            runs[f"cascade_5_folds_{runtime}"] = cascade(f"cascade_5_folds_{runtime}", ["0", "1", "2", "3", "4"],
+                                                         backend, precision)
     if "cascade" in args.sides and "baseline" in args.sides:
         runs["cascade_fold_0"] = cascade("cascade_fold_0", ["0"], "openvino")
     if "baseline" in args.sides and args.baseline_one_fold:
@@ -384,8 +441,10 @@ def main() -> int:
         runs["nnunet_3d_fullres_5_folds"] = baseline("nnunet_5_folds", ["0", "1", "2", "3", "4"], tta=True)
     result_path = args.work / "bench_predict.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {"rows": {}}
+    from renal_nnunet.runtime.cpu import cpu_description
+
     result.update(ct_shape_zyx=BENCH_SHAPE_ZYX, spacing_zyx_mm=BENCH_SPACING_ZYX_MM, device=args.device,
-                  cpu_count=os.cpu_count(), compile_s=built["compile_s"])
+                  cpu_count=os.cpu_count(), compile_s=built["compile_s"], cpu=cpu_description())
     cascade_env = {k: v for k, v in env.items() if k != "nnUNet_def_n_proc"}
     rows = result["rows"]
     for name, command in runs.items():
@@ -416,24 +475,29 @@ def main() -> int:
 
 
 def _backends_json(result: dict, rows: dict) -> dict:
-    """The ``--json`` file: each backend's cascade figures and their ratios."""
+    """The ``--json`` file: the CPU, each runtime's cascade figures and their ratios to torch fp32."""
     backends = {}
-    for backend in BENCH_BACKENDS:
-        row = rows.get(f"cascade_5_folds_{backend}")
+    for runtime, (backend, precision) in bench_runtimes().items():
+        row = rows.get(f"cascade_5_folds_{runtime}")
         if row and row["exit_code"] == 0:
-            backends[backend] = {"wall_s": row["seconds"], "peak_rss_gb": row["peak_rss_gb"],
-                                 "stages_s": row["stage_seconds"], "network_s": row["network_s"],
-                                 "lesions": row["lesions"]}
-    summary = {"backends": backends, "compile_s": result.get("compile_s"), "cpu_count": result["cpu_count"],
-               "ct_shape_zyx": list(BENCH_SHAPE_ZYX), "forward_passes": result.get("forward_passes")}
-    if len(backends) == 2:
-        torch_row, openvino_row = backends["torch"], backends["openvino"]
-        summary["ratios"] = {"network_s_openvino_over_torch": openvino_row["network_s"] / torch_row["network_s"],
-                             "wall_s_openvino_over_torch": openvino_row["wall_s"] / torch_row["wall_s"]}
-        print(f"openvino / torch: network {summary['ratios']['network_s_openvino_over_torch']:.2f}x "
-              f"(target <= 0.5), wall {summary['ratios']['wall_s_openvino_over_torch']:.2f}x; cascade with openvino "
-              f"{openvino_row['wall_s']:.0f} s (target <= 45 s), peak {openvino_row['peak_rss_gb']:.2f} GB "
-              "(target <= 3 GB)")
+            backends[runtime] = {"backend": backend, "precision": precision, "wall_s": row["seconds"],
+                                 "peak_rss_gb": row["peak_rss_gb"], "stages_s": row["stage_seconds"],
+                                 "network_s": row["network_s"], "lesions": row["lesions"],
+                                 "stage_precisions": row.get("precisions")}
+    summary = {"cpu": result.get("cpu"), "backends": backends, "compile_s": result.get("compile_s"),
+               "cpu_count": result["cpu_count"], "ct_shape_zyx": list(BENCH_SHAPE_ZYX),
+               "forward_passes": result.get("forward_passes")}
+    if "torch" in backends:
+        torch_row = backends["torch"]
+        summary["ratios"] = {}
+        for runtime, row in backends.items():
+            if runtime == "torch":
+                continue
+            network, wall = row["network_s"] / torch_row["network_s"], row["wall_s"] / torch_row["wall_s"]
+            summary["ratios"].update({f"network_s_{runtime}_over_torch": network, f"wall_s_{runtime}_over_torch": wall})
+            print(f"{runtime} / torch: network {network:.2f}x, wall {wall:.2f}x; cascade {row['wall_s']:.0f} s, "
+                  f"peak {row['peak_rss_gb']:.2f} GB", flush=True)
+    print(f"CPU: {summary['cpu']}", flush=True)
     return summary
 
 

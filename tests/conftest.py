@@ -1,17 +1,23 @@
 """Shared test fixtures.
 
 The real KiTS23 label maps are read from ``../shared/kits23`` beside the checkout, or from the
-folder named by ``RENAL_KITS23_DIR``. A missing folder fails the tests that need it (never skips).
+folder named by ``RENAL_KITS23_DIR``; the real CT series from ``../shared/realct``, or from the
+folder named by ``RENAL_REALCT_DIR``. A missing folder fails the tests that need it (never skips).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+
+from renal_nnunet.pipeline.demo import DemoConfig, DemoSummary, run_demo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +35,23 @@ def kits23_dataset() -> Path:
     if not (dataset / "kits23.json").is_file():
         pytest.fail(f"real KiTS23 labels not found at {dataset}; set RENAL_KITS23_DIR to the folder holding dataset/")
     return dataset
+
+
+def realct_dir() -> Path:
+    """Folder holding the real CT series ``pancreas_ct_cb001/`` (see its README)."""
+    return Path(os.environ.get("RENAL_REALCT_DIR", REPO_ROOT.parent / "shared" / "realct"))
+
+
+@pytest.fixture(scope="session")
+def realct_series() -> Path:
+    """The real CT series folder: 134 axial slices ``1-001.dcm``... of a de-identified abdominal CT
+    (TCIA Pancreatic-CT-CBCT-SEG, patient Pancreas-CT-CB_001), Implicit VR Little Endian. Read only."""
+    root = realct_dir()
+    series = root / "pancreas_ct_cb001" if (root / "pancreas_ct_cb001").is_dir() else root
+    if not (series / "1-001.dcm").is_file():
+        pytest.fail(f"the real CT series was not found at {series}; set RENAL_REALCT_DIR to the folder holding "
+                    "pancreas_ct_cb001/")
+    return series
 
 
 INPLANE_DOWNSAMPLE = 8
@@ -165,3 +188,42 @@ def dice(a, b) -> float:
     """Dice of two boolean arrays (1.0 if both are empty)."""
     total = a.sum() + b.sum()
     return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
+
+
+# --- A tiny demo run shared by the pipeline and reliability tests: real synthetic data, conversion,
+# nnU-Net planning, training of the kidney, mass and classifier models (100 iterations per U-Net),
+# prediction and evaluation. Its ``models`` folder is what the end-to-end tests predict with.
+
+TINY_DEMO = DemoConfig(cases=5, test_cases=1, grid=32, minutes=2.0, shape_zyx=(26, 27, 36),
+                       spacing_zyx_mm=(10.0, 10.0, 10.0), seed=7)
+CONSOLE_FILE = "tiny_demo_console.txt"
+"""What the tiny demo showed on the console (next to its output folder)."""
+
+
+@contextlib.contextmanager
+def console_like_the_cli(path: Path) -> Iterator[None]:
+    """Within the block, stdout, stderr and INFO log records go to ``path``, as ``renal-nnunet``'s
+    console shows them (its ``logging.basicConfig`` handler and format)."""
+    root = logging.getLogger()
+    previous_level = root.level
+    with open(path, "w", encoding="utf-8") as console:
+        handler = logging.StreamHandler(console)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+                yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(previous_level)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> tuple[Path, DemoSummary]:
+    """``(out_dir, summary)`` of a tiny demo run (its models folder is ``out_dir / "models"``; what
+    it showed on the console is ``out_dir.parent / CONSOLE_FILE``)."""
+    out_dir = tmp_path_factory.mktemp("tiny_demo")
+    with console_like_the_cli(out_dir.parent / CONSOLE_FILE):
+        summary = run_demo(out_dir, TINY_DEMO)
+    return out_dir, summary

@@ -31,14 +31,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import image_like, patient_left_mm, physical_points_mm
-from renal_nnunet.anatomy.labels import KITS_LABELS, OUTPUT_LABELS, OUTPUT_MASS_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, KITS_LABELS, OUTPUT_LABELS, OUTPUT_MASS_LABELS
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, kidney_side_labels, mass_side, paper_kidneys
 from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM
 
 __all__ = ["Anatomy", "pipeline_anatomy", "kits_anatomy", "midline_between_kidneys_mm", "image_centre_x_mm",
            "SECOND_KIDNEY_MIN_FRACTION", "KIDNEY_CONVENTIONS"]
 
-RIGHT, LEFT = OUTPUT_LABELS["kidney_right"], OUTPUT_LABELS["kidney_left"]
 KIDNEY_CONVENTIONS: tuple[str, ...] = ("paper", "kits")
 """What a KiTS reference's kidney is: the paper's (sinus filled, as the converter trains on) or KiTS's own."""
 SECOND_KIDNEY_MIN_FRACTION = 0.2
@@ -134,10 +133,11 @@ def pipeline_anatomy(seg: sitk.Image, connectivity: int = 26, centre_x_mm: float
     centre_x_mm = image_centre_x_mm(seg) if centre_x_mm is None else float(centre_x_mm)
     array = sitk.GetArrayFromImage(seg)
     mass = np.isin(array, OUTPUT_MASS_LABELS)
-    side = np.where(np.isin(array, (RIGHT, LEFT)), array, 0).astype(np.uint8)
+    side = np.where(np.isin(array, list(KIDNEY_SIDE_LABELS.values())), array, 0).astype(np.uint8)
     components, count = cc3d.connected_components(mass, connectivity=connectivity, return_N=True)
     if count:
-        kidney_centroids = {s: np.argwhere(array == s).mean(axis=0) for s in (RIGHT, LEFT) if (array == s).any()}
+        kidney_centroids = {s: np.argwhere(array == s).mean(axis=0) for s in KIDNEY_SIDE_LABELS.values()
+                            if (array == s).any()}
         kidney_centroids_mm = {s: physical_points_mm(seg, c[None])[0] for s, c in kidney_centroids.items()}
         stats = cc3d.statistics(components)
         for component_id in range(1, count + 1):
@@ -155,4 +155,4 @@ def pipeline_anatomy(seg: sitk.Image, connectivity: int = 26, centre_x_mm: float
 def _nearest_side(centroid_mm: np.ndarray, kidney_centroids_mm: dict[int, np.ndarray], centre_x_mm: float) -> int:
     if kidney_centroids_mm:
         return min(kidney_centroids_mm, key=lambda s: float(np.linalg.norm(kidney_centroids_mm[s] - centroid_mm)))
-    return LEFT if centroid_mm[0] > centre_x_mm else RIGHT
+    return KIDNEY_SIDE_LABELS["left" if centroid_mm[0] > centre_x_mm else "right"]

@@ -18,6 +18,13 @@ LABEL_MAP_FORMATS: tuple[str, ...] = ("kits", "pipeline")
 """The label maps commands read: KiTS's (:data:`KITS_LABELS`) or the pipeline output's (:data:`OUTPUT_LABELS`)."""
 
 KIDNEY_STAGE_LABELS: dict[str, int] = {"background": 0, "kidney_right": 1, "kidney_left": 2}
+SIDES: tuple[str, ...] = ("right", "left")
+"""Kidney sides (the patient's), in the order of their labels."""
+KIDNEY_SIDE_LABELS: dict[str, int] = {side: KIDNEY_STAGE_LABELS[f"kidney_{side}"] for side in SIDES}
+"""Side name -> kidney label, ``{"right": 1, "left": 2}``: the same values in the kidney stage, the
+pipeline output and ``renal_nnunet.anatomy.label_maps.Anatomy.side``."""
+KIDNEY_SIDE_NAMES: dict[int, str] = {value: side for side, value in KIDNEY_SIDE_LABELS.items()}
+"""Kidney label -> side name, the reverse of :data:`KIDNEY_SIDE_LABELS`."""
 MASS_STAGE_LABELS: dict[str, int] = {"background": 0, "mass": 1}
 ONE_STAGE_LABELS: dict[str, int] = {"background": 0, "kidney": 1, "mass": 2}
 
@@ -26,8 +33,8 @@ LESION_CLASSES: tuple[str, ...] = ("AML", "cystic", "solid")
 
 OUTPUT_LABELS: dict[str, int] = {
     "background": 0,
-    "kidney_right": 1,
-    "kidney_left": 2,
+    "kidney_right": KIDNEY_SIDE_LABELS["right"],
+    "kidney_left": KIDNEY_SIDE_LABELS["left"],
     "AML": 3,
     "cystic": 4,
     "solid": 5,
@@ -56,4 +63,3 @@ OUTPUT_LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
 """RGB (0-255) of each non-background output label in the report and in viewers."""
 
 OUTPUT_MASS_LABELS: tuple[int, ...] = (3, 4, 5, 6)
-SIDES: tuple[str, ...] = ("right", "left")

@@ -66,35 +66,50 @@ class ClassifierEnsemble:
 
     Args:
         checkpoints: classifier checkpoints (one per fold) from ``train_classifier``.
-        runtime: what runs the forward passes (default ``Runtime.resolve()``: OpenVINO on the CPU).
+        runtime: what runs the forward passes (default ``Runtime.resolve()``: OpenVINO on the CPU);
+            its precision is made the classifier's by :meth:`Runtime.for_stage` from the agreement
+            recorded in the checkpoints' folder (:mod:`renal_nnunet.runtime.agreement`).
+
+    Attributes:
+        folder: the checkpoints' common folder (where their agreement record lives).
+        runtime: the classifier's resolved runtime (its ``precision`` and ``reason``).
+        agreement: the recorded agreement with fp32 for these checkpoints, or None.
 
     Raises:
         InputError: no checkpoints.
+        ValueError: a precision the classifier cannot run (see :meth:`Runtime.for_stage`).
     """
 
     def __init__(self, checkpoints: Sequence[str | os.PathLike], runtime: Runtime | None = None) -> None:
+        from renal_nnunet.runtime.agreement import read_stage_agreement
+
         if not checkpoints:
             raise InputError(None, "no classifier checkpoints given")
         self.checkpoints = tuple(Path(c) for c in checkpoints)
-        self.runtime = runtime or Runtime.resolve()
+        self.folder = Path(os.path.commonpath([c.resolve().parent for c in self.checkpoints]))
+        runtime = runtime or Runtime.resolve()
+        self.agreement = read_stage_agreement(self.folder, self.checkpoints) if runtime.backend == "openvino" else None
+        self.runtime = runtime.for_stage(self.agreement)
 
     def __repr__(self) -> str:
         return f"ClassifierEnsemble({len(self.checkpoints)} folds, runtime={self.runtime})"
 
-    def load_fold(self, checkpoint: str | os.PathLike) -> ClassifierFold:
+    def load_fold(self, checkpoint: str | os.PathLike, precision: str | None = None) -> ClassifierFold:
         """One checkpoint on this ensemble's runtime (an OpenVINO one converted once and cached
-        next to the checkpoint).
+        next to the checkpoint), at ``precision`` (default the runtime's).
 
         Raises:
-            InputError: a missing or bad checkpoint.
+            InputError: a missing or bad checkpoint, or its INT8 model missing.
         """
         model, info = load_classifier(checkpoint, self.runtime.device)
         if self.runtime.backend == "openvino":
             from renal_nnunet.classification.openvino_classifier import OpenVinoClassifierFold
 
-            return OpenVinoClassifierFold(model, checkpoint, int(info["grid"]))
+            precision = precision or self.runtime.precision
+            calibration = self.agreement.calibration["sha256"] if precision == "int8" else None
+            return OpenVinoClassifierFold(model, checkpoint, int(info["grid"]), precision, calibration)
         return TorchClassifierFold(model, int(info["grid"]), self.runtime.device)
 
-    def load_folds(self) -> list[ClassifierFold]:
-        """Every fold on this ensemble's runtime, in checkpoint order."""
-        return [self.load_fold(checkpoint) for checkpoint in self.checkpoints]
+    def load_folds(self, precision: str | None = None) -> list[ClassifierFold]:
+        """Every fold on this ensemble's runtime (at ``precision``, default the runtime's), in checkpoint order."""
+        return [self.load_fold(checkpoint, precision) for checkpoint in self.checkpoints]

@@ -161,8 +161,13 @@ def _ensemble_cam(ct: sitk.Image, forwards: list, target_class: int) -> sitk.Ima
     if len(boxes) != 1:
         raise ValueError(f"the fold crops of one lesion cover different boxes: {sorted(boxes, key=str)}")
     box, = boxes
-    total = sum(resample_from_grid(forward.cam(target_class), sidecar, "linear", 0.0, crop_only=True)
-                for forward, sidecar in forwards)
+    by_grid = {}  # the folds' maps summed on each crop grid, then resampled once (linear resampling is linear)
+    for forward, sidecar in forwards:
+        cam = forward.cam(target_class)
+        total, _ = by_grid.get(cam.shape, (0, sidecar))
+        by_grid[cam.shape] = (total + cam, sidecar)
+    total = sum(resample_from_grid(np.asarray(summed, np.float32), sidecar, "linear", 0.0, crop_only=True)
+                for summed, sidecar in by_grid.values())
     peak = float(total.max())
     return image_like((total / peak if peak > 0 else total).astype(np.float32),
                       sitk.RegionOfInterest(ct, box.size, box.start))

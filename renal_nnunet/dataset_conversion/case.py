@@ -15,7 +15,7 @@ from renal_nnunet.anatomy.crops import lesion_crop
 from renal_nnunet.anatomy.box import bounding_box_with_margin
 from renal_nnunet.anatomy.geometry import GridSidecar, image_like
 from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
-from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS, KITS_LABELS, ONE_STAGE_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_NAMES, KITS_LABELS, ONE_STAGE_LABELS
 from renal_nnunet.anatomy.lesion_classes import lesion_class
 from renal_nnunet.anatomy.lesions import lesion_components, lesion_properties
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, mass_side, paper_kidney_sides
@@ -23,8 +23,6 @@ from renal_nnunet.dataset_conversion.sources import LABEL_NAMES, SEMANTIC_KITS_L
 from renal_nnunet.io import InputError, read_image, read_label_map
 
 __all__ = ["CaseOutputs", "ReadCase", "read_case", "build_case_outputs"]
-
-SIDE_NAMES = {KIDNEY_STAGE_LABELS["kidney_right"]: "right", KIDNEY_STAGE_LABELS["kidney_left"]: "left"}
 
 
 @dataclass
@@ -100,7 +98,7 @@ def build_case_outputs(case: SourceCase, grid: int, margin_mm: float, sinus_radi
     out.images[("one_stage_grid", case.case_id)] = (grid_ct, labels_to_grid(one_stage_image, grid)[0])
     out.images[("one_stage_native", case.case_id)] = (ct, one_stage_image)
     out.sidecars[("kidney", case.case_id)] = out.sidecars[("one_stage_grid", case.case_id)] = sidecar
-    for side_value, side_name in SIDE_NAMES.items():
+    for side_value, side_name in KIDNEY_SIDE_NAMES.items():
         kidney = side_array == side_value
         if not kidney.any():
             continue
@@ -131,7 +129,7 @@ def _add_lesions(out: CaseOutputs, case: SourceCase, read: ReadCase, mass_image:
         out.lesion_rows.append({
             "case_id": case.case_id,
             "patient_id": case.patient_id,
-            "side": SIDE_NAMES[side],
+            "side": KIDNEY_SIDE_NAMES[side],
             "lesion_id": lesion.lesion_id,
             "source_label": "+".join(sorted(set(names))),
             "lesion_class": lesion_class_name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from renal_nnunet.cli_options import add_output
+from renal_nnunet.cli_options import add_output, non_negative_mm, positive_int
 from renal_nnunet.settings import PAPER
 
 
@@ -28,10 +28,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-id", type=int, default=501, help="dataset id of the kidney dataset (default 501)")
     parser.add_argument("--grid", type=int, default=PAPER.grid,
                         help=f"grid edge in voxels (default {PAPER.grid}, the paper's)")
-    parser.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
+    parser.add_argument("--margin-mm", type=non_negative_mm, default=PAPER.kidney_margin_mm,
                         help=f"margin around each kidney crop, mm (default {PAPER.kidney_margin_mm:g}, the paper's)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    parser.add_argument("--num-parts", type=int, default=1,
+    parser.add_argument("--num-parts", type=positive_int, default=1,
                         help="split the cases into this many parts, e.g. one per array job (as nnUNetv2_predict)")
     parser.add_argument("--part-id", type=int, default=0,
                         help="which part this run converts (0-based); the splits, dataset.json and lesion table "

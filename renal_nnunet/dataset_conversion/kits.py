@@ -49,9 +49,12 @@ def find_kits_cases(src: str | Path) -> list[SourceCase]:
         its ``problem`` (it fails alone, the others still convert).
 
     Raises:
-        InputError: no metadata file, unreadable metadata, or no case folders.
+        InputError: a missing folder, no metadata file, unreadable metadata, a case id listed
+            twice in it, or no case folders.
     """
     src = Path(src)
+    if not src.is_dir():
+        raise InputError(src, "does not exist or is not a folder")
     for child in ("dataset", "data"):
         if not any(src.glob("case_*")) and (src / child).is_dir():
             src = src / child
@@ -61,9 +64,14 @@ def find_kits_cases(src: str | Path) -> list[SourceCase]:
     metadata_path = src / layout[0]
     try:
         entries = json.loads(metadata_path.read_text())
-        metadata = {entry["case_id"]: entry for entry in entries}
+        case_ids = [entry["case_id"] for entry in entries]
     except (ValueError, TypeError, KeyError) as err:
         raise InputError(metadata_path, f"not a list of case entries with 'case_id': {err}") from None
+    duplicates = sorted({case_id for case_id in case_ids if case_ids.count(case_id) > 1})
+    if duplicates:
+        raise InputError(metadata_path, f"lists case_id {', '.join(map(str, duplicates))} more than once; which entry "
+                                        "(tumour subtype) holds is unknown, so nothing is converted: keep one entry per case")
+    metadata = dict(zip(case_ids, entries))
     case_dirs = sorted(p for p in src.glob("case_*") if p.is_dir())
     if not case_dirs:
         raise InputError(src, "holds no case_* folders")

@@ -23,8 +23,7 @@ from renal_nnunet.dataset_conversion.convert import (
     require_unique_case_ids,
 )
 from renal_nnunet.dataset_conversion.sources import SourceCase
-from renal_nnunet.io import InputError, write_json
-from renal_nnunet.pipeline.inputs import select_part
+from renal_nnunet.io import InputError, select_part, write_json
 
 __all__ = ["convert_part", "finalize_parts", "PARTS_DIR"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from renal_nnunet.cli_options import add_output
+from renal_nnunet.cli_options import add_output, non_negative_mm
 from renal_nnunet.settings import PAPER
 
 
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "or that folder): adds predicted vs reference scores per TP mass and their agreement")
     add_output(parser, "output folder", type=Path)
     parser.add_argument("--workers", type=int, default=1, help="cases evaluated in parallel")
-    parser.add_argument("--size-threshold-mm", type=float, default=PAPER.size_threshold_mm,
+    parser.add_argument("--size-threshold-mm", type=non_negative_mm, default=PAPER.size_threshold_mm,
                         help="average-diameter threshold of the classification strata, mm "
                              f"(default {PAPER.size_threshold_mm:g}, the paper's)")
     parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26, help="lesion connectivity")

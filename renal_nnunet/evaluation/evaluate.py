@@ -10,9 +10,11 @@ matched by case id: the file name's case id (:func:`renal_nnunet.io.case_id_from
 and nnU-Net's ``_0000`` channel tag removed) without a ``_seg`` suffix (``case_00017_seg.nii.gz``,
 ``case_00017.nii.gz``, ``case_00017_0000.nii.gz``), or a KiTS case folder
 (``case_00017/segmentation.nii.gz`` or ``aggregated_MAJ_seg.nii.gz``); either side may also be one
-label-map file. A missing or extra case, an
-unreadable file, a geometry mismatch or a label outside the convention is recorded as an error for
-that case and the other cases are still evaluated.
+label-map file. A reference without a prediction is scored as an empty prediction (every structure
+missed, Dice 0, every lesion a false negative) and listed first in the summary, so a missing output
+can never raise a mean; an extra prediction, an unreadable file, a geometry mismatch or a label
+outside the convention is recorded as an error for that case and the other cases are still
+evaluated. A reference that holds KiTS labels but is read as pipeline labels is refused with a hint.
 
 Lesion classes come from the mass labels of the maps, or from lesion tables when given (the
 pipeline's ``<case>_lesions.csv``, found beside the predictions automatically, or B's
@@ -36,7 +38,7 @@ import pandas as pd
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from renal_nnunet.anatomy.geometry import image_like
+from renal_nnunet.anatomy.geometry import image_like, physical_points_mm
 from renal_nnunet.anatomy.label_maps import (
     KIDNEY_CONVENTIONS,
     Anatomy,
@@ -44,7 +46,7 @@ from renal_nnunet.anatomy.label_maps import (
     kits_anatomy,
     pipeline_anatomy,
 )
-from renal_nnunet.anatomy.labels import KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, KIDNEY_SIDE_NAMES, KITS_LABELS, LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.anatomy.lesion_classes import UNKNOWN_CLASS
 from renal_nnunet.anatomy.lesions import lesion_properties
 from renal_nnunet.anatomy.sinus import SINUS_CLOSING_RADIUS_MM, fill_margin_voxels
@@ -52,6 +54,7 @@ from renal_nnunet.evaluation.agreement import AGREEMENT_ITEMS
 from renal_nnunet.evaluation.crop import union_box
 from renal_nnunet.evaluation.detection import DetectionConfig, label_lesions, match_lesions
 from renal_nnunet.evaluation.kits import kits_hec_metrics, pipeline_to_kits_labels
+from renal_nnunet.evaluation.report import MISSING_PREDICTION
 from renal_nnunet.evaluation.surface import segmentation_metrics
 from renal_nnunet.io import InputError, case_id_from_path, check_same_geometry, has_image_suffix, read_label_map
 from renal_nnunet.settings import PAPER
@@ -67,7 +70,6 @@ STRUCTURES: tuple[str, ...] = ("kidney_right", "kidney_left", "mass_right", "mas
 CENTROID_LINK_TOLERANCE_MM = 3.0
 """Largest distance (mm) between a lesion-table centroid and a component centroid to link them."""
 
-SIDE_NAMES = {OUTPUT_LABELS["kidney_right"]: "right", OUTPUT_LABELS["kidney_left"]: "left"}
 CLASS_OF_LABEL = {OUTPUT_LABELS[c]: c for c in LESION_CLASSES}
 _KITS_CASE_FILES = ("segmentation.nii.gz", "aggregated_MAJ_seg.nii.gz")
 
@@ -134,7 +136,13 @@ def _case_id(path: Path) -> str | None:
     return stem[: -len("_seg")] if stem.endswith("_seg") else stem
 
 
-def _label_files(folder: Path) -> dict[str, Path]:
+def label_files(folder: str | os.PathLike) -> dict[str, Path]:
+    """The label maps of a folder (or one label-map file) by case id, as evaluation pairs them.
+
+    Raises:
+        InputError: neither a folder nor a label-map file.
+    """
+    folder = Path(folder)
     if folder.is_file() and (case_id := _case_id(folder)) is not None:
         return {case_id: folder}
     if not folder.is_dir():
@@ -153,18 +161,23 @@ def _label_files(folder: Path) -> dict[str, Path]:
     return pipeline_outputs or files
 
 
-def find_cases(pred_dir: Path, ref_dir: Path) -> tuple[dict[str, tuple[Path, Path]], list[dict]]:
+def find_cases(pred_dir: Path, ref_dir: Path) -> tuple[dict[str, tuple[Path | None, Path]], list[dict]]:
     """Pair prediction and reference files by case id.
 
     Returns:
-        ``{case_id: (pred_path, ref_path)}`` and one error row per unpaired case.
+        ``{case_id: (pred_path, ref_path)}`` for every reference (``pred_path`` None where the
+        prediction is missing: it is scored as empty) and one error row per unpaired case, missing
+        predictions first.
     """
-    preds, refs = _label_files(Path(pred_dir)), _label_files(Path(ref_dir))
-    errors = [{"case_id": c, "file": str(refs[c]), "problem": "no prediction for this reference (missing case)"}
-              for c in sorted(set(refs) - set(preds))]
+    preds, refs = label_files(pred_dir), label_files(ref_dir)
+    missing = sorted(set(refs) - set(preds))
+    if missing:
+        log.warning("%d reference(s) have no prediction and are scored as empty predictions: %s",
+                    len(missing), ", ".join(missing))
+    errors = [{"case_id": c, "file": str(refs[c]), "problem": MISSING_PREDICTION} for c in missing]
     errors += [{"case_id": c, "file": str(preds[c]), "problem": "no reference for this prediction (extra case)"}
                for c in sorted(set(preds) - set(refs))]
-    return {c: (preds[c], refs[c]) for c in sorted(set(preds) & set(refs))}, errors
+    return {c: (preds.get(c), refs[c]) for c in sorted(refs)}, errors
 
 
 def _lesion_tables(source: Path | None, case_ids: list[str]) -> dict[str, pd.DataFrame]:
@@ -215,7 +228,7 @@ def _component_table(components: sitk.Image, anatomy: Anatomy) -> pd.DataFrame:
         inside = array[box] == lesion.lesion_id
         rows.append({
             "id": lesion.lesion_id,
-            "side": SIDE_NAMES.get(_majority(anatomy.side[box][inside]), "unknown"),
+            "side": KIDNEY_SIDE_NAMES.get(_majority(anatomy.side[box][inside]), "unknown"),
             "class": CLASS_OF_LABEL.get(_majority(anatomy.mass_class[box][inside]), UNKNOWN_CLASS),
             **dict(zip(("centroid_x_mm", "centroid_y_mm", "centroid_z_mm"), lesion.centroid_mm)),
         })
@@ -288,18 +301,24 @@ def evaluate_case(
     pred_table: pd.DataFrame | None = None, ref_table: pd.DataFrame | None = None,
     ref_nephrometry: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Segmentation, detection and KiTS metrics of one case.
+    """Segmentation, detection and KiTS metrics of one case (``pred_path`` None: an empty prediction).
 
     Returns:
         ``{"per_case": rows per structure, "per_lesion": detection rows, "kits": rows per HEC}``.
 
     Raises:
-        InputError: unreadable file, label outside the convention, or a geometry mismatch.
+        InputError: unreadable file, label outside the convention, KiTS labels read as pipeline
+            labels, or a geometry mismatch.
     """
-    pred = read_label_map(pred_path, allowed_labels=set(OUTPUT_LABELS.values()))
     ref_labels = KITS_LABELS if config.ref_format == "kits" else OUTPUT_LABELS
     ref = read_label_map(ref_path, allowed_labels=set(ref_labels.values()))
-    check_same_geometry(ref, pred, ref_path, pred_path)
+    if config.ref_format == "pipeline":
+        _refuse_kits_labels(ref, ref_path)
+    if pred_path is None:
+        pred = image_like(np.zeros(sitk.GetArrayViewFromImage(ref).shape, np.uint8), ref)
+    else:
+        pred = read_label_map(pred_path, allowed_labels=set(OUTPUT_LABELS.values()))
+        check_same_geometry(ref, pred, ref_path, pred_path)
     spacing_zyx = tuple(reversed(ref.GetSpacing()))
     centre_x_mm = image_centre_x_mm(ref)
     paper_kits = config.ref_format == "kits" and config.ref_kidney == "paper"
@@ -313,13 +332,14 @@ def evaluate_case(
     structures = []
     for name in STRUCTURES:
         masks = []
+        side_label = KIDNEY_SIDE_LABELS.get(name.partition("_")[2])  # kidney_right -> 1; mass -> None
         for anatomy in (pred_anatomy, ref_anatomy):
             if name.startswith("kidney_"):
-                masks.append(anatomy.side == (1 if name.endswith("right") else 2))
+                masks.append(anatomy.side == side_label)
             elif name == "mass":
                 masks.append(anatomy.mass)
             else:
-                masks.append(anatomy.mass & (anatomy.side == (1 if name.endswith("right") else 2)))
+                masks.append(anatomy.mass & (anatomy.side == side_label))
         structures.append({"case_id": case_id, "structure": name, **segmentation_metrics(*masks, spacing_zyx)})
 
     pred_kits = pipeline_to_kits_labels(sitk.GetArrayViewFromImage(pred))
@@ -329,6 +349,33 @@ def evaluate_case(
                  for hec, values in kits_hec_metrics(pred_kits, ref_kits, spacing_zyx).items()]
     lesions = _lesion_rows(case_id, pred_anatomy, ref_anatomy, ref, config, pred_table, ref_table, ref_nephrometry)
     return {"per_case": pd.DataFrame(structures), "per_lesion": lesions, "kits": pd.DataFrame(kits_rows)}
+
+
+KITS_LIKE_KIDNEY_ML = 15.0
+KITS_LIKE_APART_MM = 60.0
+"""A reference read as pipeline labels (1 = the right kidney only) whose label 1 holds two
+components of at least :data:`KITS_LIKE_KIDNEY_ML` with centroids this far apart along the
+patient's left-right axis is taken for KiTS labels (1 = both kidneys)."""
+
+
+def _refuse_kits_labels(ref: sitk.Image, ref_path: Path) -> None:
+    """Raise ``InputError`` if a reference read as pipeline labels holds KiTS labels: its label 1
+    (the right kidney in the pipeline's convention, any kidney in KiTS's) is two kidneys."""
+    import cc3d
+
+    ones = sitk.GetArrayViewFromImage(ref) == OUTPUT_LABELS["kidney_right"]
+    if not ones.any():
+        return
+    components = cc3d.connected_components(ones, connectivity=26)
+    statistics = cc3d.statistics(components)
+    voxel_ml = float(np.prod(ref.GetSpacing())) / 1000.0
+    large = [k for k in range(1, len(statistics["voxel_counts"]))
+             if statistics["voxel_counts"][k] * voxel_ml >= KITS_LIKE_KIDNEY_ML]
+    x_mm = physical_points_mm(ref, statistics["centroids"][large])[:, 0] if large else np.zeros(0)
+    if len(x_mm) >= 2 and np.ptp(x_mm) > KITS_LIKE_APART_MM:
+        raise InputError(ref_path, "label 1 lies on both sides of the body, so this looks like a KiTS reference "
+                                   "(0 background, 1 kidney, 2 tumour, 3 cyst) read as pipeline labels (1 right "
+                                   "kidney, 2 left kidney, 3 AML ...): pass --ref-format kits")
 
 
 def _evaluate_or_error(args: tuple) -> tuple[str, dict | None, str | None]:
@@ -390,6 +437,7 @@ def _collect(outcome: tuple, pairs: dict, results: dict, errors: list) -> None:
     case_id, result, problem = outcome
     if result is None:
         log.warning("case %s not evaluated: %s", case_id, problem)
-        errors.append({"case_id": case_id, "file": str(pairs[case_id][0]), "problem": problem})
+        pred_path, ref_path = pairs[case_id]
+        errors.append({"case_id": case_id, "file": str(pred_path or ref_path), "problem": problem})
     else:
         results[case_id] = result

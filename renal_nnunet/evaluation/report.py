@@ -76,9 +76,18 @@ def _fmt(value, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+MISSING_PREDICTION = "no prediction for this reference (missing case): scored as an empty prediction"
+"""The error of a reference without a prediction (scored as empty, so every mean counts it)."""
+
+
 def _markdown(summary: pd.DataFrame, per_case: pd.DataFrame, classification: dict, errors: pd.DataFrame,
               threshold_mm: float, agreement: pd.DataFrame) -> str:
-    lines = ["# Evaluation summary", "", f"Empty masks: {EMPTY_POLICY}. HD95 is MedPy's pooled 95th percentile "
+    missing = errors[errors.problem == MISSING_PREDICTION].case_id.tolist() if len(errors) else []
+    lines = ["# Evaluation summary", ""]
+    if missing:
+        lines += [f"**{len(missing)} reference(s) had no prediction and are scored as empty predictions "
+                  f"(Dice 0, every lesion missed): {', '.join(missing)}.**", ""]
+    lines += [f"Empty masks: {EMPTY_POLICY}. HD95 is MedPy's pooled 95th percentile "
              "(hd95_max_mm: MONAI's max of the directed percentiles); ASSD is MedPy 0.5's pooled mean. "
              "Means skip undefined values; n = values averaged.", ""]
     lines += ["## Table 1. Segmentation (mean ± SD over cases with the structure, n)", "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import cc3d
 import numpy as np
@@ -19,23 +20,22 @@ from scipy import ndimage
 
 from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.geometry import ImageGeometry, image_like, physical_points_mm
-from renal_nnunet.anatomy.labels import KIDNEY_STAGE_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, KIDNEY_SIDE_NAMES
 from renal_nnunet.anatomy.sides import MASS_SIDE_REACH_VOXELS, body_midline_mm, kidney_side_labels, mass_side
 from renal_nnunet.inference.ensemble import FoldEnsemble
 from renal_nnunet.inference.grid_to_ct import (
     keep_higher_foreground,
     label_boxes,
     labels_from_foreground,
+    predict_boxes_with_spread,
     predict_stage_labels,
-    predict_stage_probabilities,
 )
 
 __all__ = ["KidneyResult", "MassResult", "segment_kidneys", "kidneys_from_labels", "kidney_boxes", "segment_masses",
-           "keep_masses_on_kidneys", "lesion_sides", "SIDE_VALUES", "MASS_KIDNEY_TOLERANCE_MM"]
+           "masses_from_boxes", "keep_masses_on_kidneys", "lesion_sides", "MASS_KIDNEY_TOLERANCE_MM"]
 
 log = logging.getLogger(__name__)
 
-SIDE_VALUES: dict[str, int] = {"right": KIDNEY_STAGE_LABELS["kidney_right"], "left": KIDNEY_STAGE_LABELS["kidney_left"]}
 
 MIN_KIDNEY_COMPONENT_FRACTION = 0.2
 """Kidney components smaller than this fraction of the largest one on their side are dropped as
@@ -80,7 +80,8 @@ class MassResult:
         probability: float32 image on ``region`` (a sub-grid of the CT: same spacing and direction),
             the ensemble's mass probability (0 outside the boxes).
         spread: float32 image on ``region``, standard deviation of the mass probability across folds
-            (NaN with a single fold), from the box whose probability won the voxel.
+            (taken on the grid, resampled like the probability; NaN with a single fold), from the
+            box whose probability won the voxel.
         boxes: crop box per side.
         region: the boxes' union, in the CT's voxels: full-size float maps of a 512x512 CT would
             cost more than the stage itself.
@@ -110,7 +111,7 @@ def _kidney_pieces(sides: np.ndarray, voxel_ml: float) -> tuple[np.ndarray, np.n
     side_of_piece = np.zeros(len(sizes), np.uint8)
     side_of_piece[pieces[labelled]] = sides[labelled]
     keep = np.zeros(len(sizes), bool)
-    for value in SIDE_VALUES.values():
+    for value in KIDNEY_SIDE_LABELS.values():
         on_side = side_of_piece == value
         on_side[0] = False
         if on_side.any():
@@ -129,8 +130,8 @@ def _side_disagreement(model_sides: np.ndarray, pieces: np.ndarray, side_of_piec
     """Message if the model's majority label in any kept piece is the other side, else None."""
     labelled = pieces > 0
     ids, model = pieces[labelled], model_sides[labelled]
-    votes = {value: np.bincount(ids, weights=model == value, minlength=len(keep)) for value in SIDE_VALUES.values()}
-    right, left = SIDE_VALUES["right"], SIDE_VALUES["left"]
+    votes = {value: np.bincount(ids, weights=model == value, minlength=len(keep)) for value in KIDNEY_SIDE_LABELS.values()}
+    right, left = KIDNEY_SIDE_LABELS["right"], KIDNEY_SIDE_LABELS["left"]
     wrong = keep & np.where(side_of_piece == right, votes[left] > votes[right], votes[right] > votes[left])
     if not wrong.any():
         return None
@@ -178,11 +179,11 @@ def kidneys_from_labels(labels: sitk.Image, ct: sitk.Image) -> KidneyResult:
         return _no_kidney(array, ct, f"the kidney model predicted only components under {MIN_KIDNEY_VOLUME_ML:g} ml")
     disagreement = _side_disagreement(model_sides, pieces, side_of_piece, keep, voxel_ml)
     messages = [disagreement] if disagreement else []
-    for side, value in SIDE_VALUES.items():
+    for side, value in KIDNEY_SIDE_LABELS.items():
         if _touches_border(array == value):
             messages.append(f"the {side} kidney touches the image border: it may be cut off and masses outside the "
                             "field of view are missed")
-    present = [side for side, value in SIDE_VALUES.items() if (array == value).any()]
+    present = [side for side, value in KIDNEY_SIDE_LABELS.items() if (array == value).any()]
     if len(present) == 1:
         messages.append(f"only one kidney found (the {present[0]} one)")
     for message in messages:
@@ -200,11 +201,14 @@ def kidney_boxes(kidneys: sitk.Image, margin_mm: float) -> dict[str, Box]:
     """Each kidney's bounding box grown by ``margin_mm`` (the paper's region of interest for the
     mass stage), by side; a missing kidney has no box."""
     boxes = label_boxes(kidneys, margin_mm)
-    return {side: boxes[value] for side, value in SIDE_VALUES.items() if value in boxes}
+    return {side: boxes[value] for side, value in KIDNEY_SIDE_LABELS.items() if value in boxes}
 
 
 def segment_masses(ct: sitk.Image, boxes: dict[str, Box], ensemble: FoldEnsemble) -> MassResult:
     """Run the mass stage's ensemble on each kidney's box and paste back (boxes of :func:`kidney_boxes`).
+
+    Each fold runs on both boxes in turn (one compilation per fold, not per box); the fold spread
+    is taken on the grid (:func:`renal_nnunet.inference.grid_to_ct.predict_boxes_with_spread`).
 
     Overlapping boxes merge by :func:`renal_nnunet.inference.grid_to_ct.keep_higher_foreground` (the
     higher mass probability wins). Probabilities are held on the boxes' union only; masses are
@@ -215,16 +219,25 @@ def segment_masses(ct: sitk.Image, boxes: dict[str, Box], ensemble: FoldEnsemble
     """
     if not boxes:
         raise ValueError("no kidney boxes: nothing to search for masses in")
+    return masses_from_boxes(ct, boxes, predict_boxes_with_spread(ct, ensemble, list(boxes.values())))
+
+
+def masses_from_boxes(ct: sitk.Image, boxes: dict[str, Box],
+                      box_results: Sequence[tuple[np.ndarray, np.ndarray]]) -> MassResult:
+    """The merging half of :func:`segment_masses`.
+
+    Args:
+        ct: the CT the boxes are boxes of.
+        boxes: non-empty crop box per side.
+        box_results: per box, in ``boxes``' order, its (C, z, y, x) ensemble probabilities and its
+            (z, y, x) fold spread on its own voxels
+            (:func:`~renal_nnunet.inference.grid_to_ct.probabilities_and_spread_to_source`).
+    """
     region = functools.reduce(Box.union, boxes.values())
     probability = np.zeros((1, *region.shape_zyx), np.float32)
     spread = np.zeros(probability.shape[1:], np.float32)
-    for side, box in boxes.items():
-        box_result = predict_stage_probabilities(ct, ensemble, box, per_fold=True, crop_only=True)
-        box_probability = box_result.ensemble[1:]
-        box_spread = (np.std(np.stack([fold[1] for fold in box_result.per_fold]), axis=0)
-                      if len(box_result.per_fold) > 1
-                      else np.full(box_probability.shape[1:], np.nan, np.float32))  # one fold: no spread to measure
-        del box_result
+    for (side, box), (box_result, box_spread) in zip(boxes.items(), box_results):
+        box_probability = box_result[1:]
         keep_higher_foreground(probability, box_probability, box.relative_to(region), [(spread, box_spread)])
         log.info("%s kidney box start %s size %s: %d mass voxels", side, box.start, box.size,
                  int((box_probability > 0.5).sum()))
@@ -278,7 +291,6 @@ def lesion_sides(components: sitk.Image, kidneys: sitk.Image, boxes: dict[str, B
     against the kidney labels; a mass out of the kidneys' reach takes the box holding most of it."""
     component_array = sitk.GetArrayFromImage(components)
     kidney_array = sitk.GetArrayViewFromImage(kidneys)
-    names = {value: side for side, value in SIDE_VALUES.items()}
     sides = {}
     for lesion_id, bbox in enumerate(cc3d.statistics(component_array)["bounding_boxes"][1:], start=1):
         window = tuple(slice(max(b.start - MASS_SIDE_REACH_VOXELS, 0), b.stop + MASS_SIDE_REACH_VOXELS) for b in bbox)
@@ -288,5 +300,5 @@ def lesion_sides(components: sitk.Image, kidneys: sitk.Image, boxes: dict[str, B
             inside = {side: int(np.count_nonzero(full[box.slices])) for side, box in boxes.items()}
             sides[lesion_id] = max(inside, key=inside.get)
         else:
-            sides[lesion_id] = names[value]
+            sides[lesion_id] = KIDNEY_SIDE_NAMES[value]
     return sides

@@ -6,12 +6,14 @@ import argparse
 
 from renal_nnunet.cli_options import (
     add_backend,
+    add_precision,
     add_device,
     add_folds,
     add_input,
     add_models,
     add_output,
     nnunet_folds,
+    non_negative_mm,
     print_batch_report,
     runtime_of,
 )
@@ -28,10 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_folds(stage)
     stage.add_argument("--crop-from", nargs="+", default=None, metavar="LABELS",
                        help="one label map per input (e.g. kidney predictions): predict in each label's box")
-    stage.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
+    stage.add_argument("--margin-mm", type=non_negative_mm, default=PAPER.kidney_margin_mm,
                        help=f"crop margin around each box, mm (default {PAPER.kidney_margin_mm:g}, the paper's)")
     add_device(stage)
     add_backend(stage)
+    add_precision(stage)
     stage.set_defaults(func=_run_predict_stage)
 
     back = subparsers.add_parser("map-back", help="map grid predictions (e.g. from nnUNetv2_predict) onto the source CTs")

@@ -5,10 +5,11 @@
 fold's compiled network. It predicts on grid images exactly as ``nnUNetv2_predict -f 0 1 2 3 4``
 does: nnU-Net's own preprocessing and sliding window, the folds' logits averaged, then the softmax.
 
-The folds are looped in one method, :meth:`EnsemblePredictor.predict_fold_logits`, the loop of
-nnU-Net's ``predict_logits_from_preprocessed_data`` with each fold's logits kept; the OpenVINO
-runtime is the subclass :class:`OpenVinoEnsemblePredictor` that overrides that one method. Mapping
-the grid back onto the CT is :mod:`renal_nnunet.inference.grid_to_ct`.
+The folds are looped in one method, :meth:`EnsemblePredictor.predict_fold_logits_of_each`, the loop
+of nnU-Net's ``predict_logits_from_preprocessed_data`` with each fold's logits kept, over one or
+more images (both kidney boxes of a case: each fold is loaded, or compiled, once for both); the
+OpenVINO runtime is the subclass :class:`OpenVinoEnsemblePredictor` that overrides that one method.
+Mapping the grid back onto the CT is :mod:`renal_nnunet.inference.grid_to_ct`.
 
 Arrays are numpy (z, y, x), channels first.
 """
@@ -27,7 +28,13 @@ import SimpleITK as sitk
 import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-from renal_nnunet.nnunet.layout import model_grid_size, new_predictor, parse_folds, trained_fold_checkpoints
+from renal_nnunet.nnunet.layout import (
+    load_checkpoint,
+    model_grid_size,
+    new_predictor,
+    parse_folds,
+    trained_fold_checkpoints,
+)
 from renal_nnunet.runtime.backends import NETWORK_CLOCK, Runtime
 from renal_nnunet.settings import PAPER
 
@@ -64,19 +71,25 @@ class EnsemblePredictor(nnUNetPredictor):
     """nnU-Net's predictor whose fold loop keeps each fold's logits (PyTorch runtime)."""
 
     def predict_fold_logits(self, data: torch.Tensor) -> list[torch.Tensor]:
-        """Each fold's sliding-window logits (C, z, y, x) on preprocessed data, in fold order: the
-        loop of nnU-Net's ``predict_logits_from_preprocessed_data``, each fold kept. The time
-        spent is added to :data:`~renal_nnunet.runtime.backends.NETWORK_CLOCK`."""
+        """Each fold's sliding-window logits (C, z, y, x) on preprocessed data, in fold order."""
+        return self.predict_fold_logits_of_each([data])[0]
+
+    def predict_fold_logits_of_each(self, images: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Each fold's sliding-window logits on each preprocessed image (``[image][fold]``): the
+        loop of nnU-Net's ``predict_logits_from_preprocessed_data``, each fold kept, with the folds
+        outside so each fold's weights are loaded once for all images. The time spent is added to
+        :data:`~renal_nnunet.runtime.backends.NETWORK_CLOCK`."""
         from nnunetv2.configuration import default_num_processes
 
         n_threads = torch.get_num_threads()
         torch.set_num_threads(min(default_num_processes, n_threads))
-        logits = []
+        logits = [[] for _ in images]
         try:
             with NETWORK_CLOCK.timing():
                 for parameters in self.list_of_parameters:
                     self._network_module().load_state_dict(parameters)
-                    logits.append(self.predict_sliding_window_return_logits(data).to("cpu"))
+                    for per_image, data in zip(logits, images):
+                        per_image.append(self.predict_sliding_window_return_logits(data).to("cpu"))
         finally:
             torch.set_num_threads(n_threads)
         return logits
@@ -107,13 +120,16 @@ class OpenVinoEnsemblePredictor(EnsemblePredictor):
         self.fold_networks = tuple(networks)
         self.network, self.list_of_parameters = None, []
 
-    def predict_fold_logits(self, data: torch.Tensor) -> list[torch.Tensor]:
-        """Each fold's sliding-window logits, each fold's OpenVINO network in the window."""
-        logits = []
+    def predict_fold_logits_of_each(self, images: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Each fold's sliding-window logits on each image, each fold's OpenVINO network in the
+        window, compiled once for all the images and let go before the next fold's."""
+        logits = [[] for _ in images]
         with NETWORK_CLOCK.timing():
             for network in self.fold_networks:
-                self.network = network
-                logits.append(self.predict_sliding_window_return_logits(data).to("cpu"))
+                with network.kept_compiled():
+                    self.network = network
+                    for per_image, data in zip(logits, images):
+                        per_image.append(self.predict_sliding_window_return_logits(data).to("cpu"))
         return logits
 
 
@@ -124,18 +140,29 @@ class FoldEnsemble:
         model_dir: nnU-Net trained-model folder, e.g.
             ``.../Dataset501_RenalKidney128/nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres``.
         folds: folds to ensemble (their logits are averaged, as ``nnUNetv2_predict -f`` does).
-        runtime: what runs the forward passes (default ``Runtime.resolve()``: OpenVINO on the CPU).
+        runtime: what runs the forward passes (default ``Runtime.resolve()``: OpenVINO on the CPU);
+            its precision is made this stage's by :meth:`Runtime.for_stage` from the agreement
+            recorded in ``model_dir`` (:mod:`renal_nnunet.runtime.agreement`).
+
+    Attributes:
+        runtime: the stage's resolved runtime (its ``precision`` and ``reason``).
+        agreement: the stage's recorded agreement with fp32 for these checkpoints, or None.
 
     Raises:
         InputError: not a model folder, or a requested fold has no final checkpoint.
+        ValueError: a precision this stage cannot run (see :meth:`Runtime.for_stage`).
     """
 
     def __init__(self, model_dir: str | os.PathLike, folds: Sequence[int | str] = PAPER.folds,
                  runtime: Runtime | None = None) -> None:
+        from renal_nnunet.runtime.agreement import read_stage_agreement
+
         self.model_dir = Path(model_dir).resolve()
         self.folds = parse_folds(folds)
-        self.runtime = runtime = runtime or Runtime.resolve()
         self.checkpoints = trained_fold_checkpoints(self.model_dir, self.folds)
+        runtime = runtime or Runtime.resolve()
+        self.agreement = read_stage_agreement(self.model_dir, self.checkpoints) if runtime.backend == "openvino" else None
+        self.runtime = runtime = runtime.for_stage(self.agreement)
         if runtime.backend == "openvino":
             self.predictor = self._openvino_predictor()
         else:
@@ -159,21 +186,30 @@ class FoldEnsemble:
         conversion is not cached, so a run neither reads nor holds five folds of torch weights per
         stage (66 MB each for the paper's U-Net, three times that with a trained fold's optimizer
         state) beside the OpenVINO ones."""
-        from renal_nnunet.runtime.openvino import OpenVinoNetwork, openvino_model
+        from renal_nnunet.runtime.openvino import OpenVinoNetwork
 
         predictor = new_predictor(self.model_dir, self.folds[:1], "cpu", OpenVinoEnsemblePredictor,
                                   **PREDICTOR_SETTINGS)
-        template = predictor.network
         channels = len(predictor.dataset_json["channel_names"])
-        example_input = torch.zeros((1, channels, *predictor.configuration_manager.patch_size))
-
-        def build(checkpoint: Path) -> tuple:
-            template.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["network_weights"])
-            return template.eval(), example_input
-
-        predictor.use_fold_networks([OpenVinoNetwork(openvino_model(checkpoint, functools.partial(build, checkpoint)))
+        self._template = (predictor.network, torch.zeros((1, channels, *predictor.configuration_manager.patch_size)))
+        predictor.use_fold_networks([OpenVinoNetwork(self.fold_model(checkpoint), self.runtime.precision)
                                      for checkpoint in self.checkpoints])
         return predictor
+
+    def fold_model(self, checkpoint: Path, precision: str | None = None):
+        """The OpenVINO model of one fold at ``precision`` (default the stage's): the fp32
+        conversion (also what bf16 compiles), or the INT8 model the stage's agreement was measured with."""
+        from renal_nnunet.runtime.openvino import openvino_model, read_int8_model
+
+        if (precision or self.runtime.precision) == "int8":
+            return read_int8_model(checkpoint, self.agreement.calibration["sha256"])
+        return openvino_model(checkpoint, functools.partial(self._build_torch_network, checkpoint))
+
+    def _build_torch_network(self, checkpoint: Path) -> tuple:
+        """(the fold's torch network, an example input at the patch size): what is converted."""
+        network, example_input = self._template
+        network.load_state_dict(load_checkpoint(checkpoint)["network_weights"])
+        return network.eval(), example_input
 
     def grid_probabilities(self, grid_ct: sitk.Image, per_fold: bool = False) -> FoldProbabilities:
         """Class probabilities on a grid image, exactly as ``nnUNetv2_predict -f ...`` computes them.
@@ -185,12 +221,20 @@ class FoldEnsemble:
         Returns:
             float32 (C, G, G, G) probabilities (numpy z, y, x) of the ensemble (and of each fold).
         """
-        data, properties = self._preprocess(grid_ct)
-        fold_logits = self.predictor.predict_fold_logits(data)
-        ensemble = self._probabilities(mean_logits(fold_logits), properties)
-        if not per_fold:
-            return FoldProbabilities(ensemble)
-        return FoldProbabilities(ensemble, tuple(self._probabilities(logits, properties) for logits in fold_logits))
+        return self.grid_probabilities_of_each([grid_ct], per_fold)[0]
+
+    def grid_probabilities_of_each(self, grid_cts: Sequence[sitk.Image], per_fold: bool = False) -> list[FoldProbabilities]:
+        """:meth:`grid_probabilities` of several grid images, each fold run on all of them in turn
+        (loaded or compiled once, not once per image)."""
+        prepared = [self._preprocess(grid_ct) for grid_ct in grid_cts]
+        all_logits = self.predictor.predict_fold_logits_of_each([data for data, _ in prepared])
+        results = []
+        for index, (_, properties) in enumerate(prepared):
+            fold_logits, all_logits[index] = all_logits[index], None  # each image's logits let go once used
+            ensemble = self._probabilities(mean_logits(fold_logits), properties)
+            folds = tuple(self._probabilities(logits, properties) for logits in fold_logits) if per_fold else ()
+            results.append(FoldProbabilities(ensemble, folds))
+        return results
 
     def _preprocess(self, grid_ct: sitk.Image) -> tuple:
         """nnU-Net's own preprocessing of one grid image (as ``nnUNetv2_predict`` runs it)."""

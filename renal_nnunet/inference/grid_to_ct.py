@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "predict_stage_probabilities",
+    "probabilities_to_source",
     "predict_stage_labels",
+    "labels_of_boxes",
+    "predict_boxes_with_spread",
+    "probabilities_and_spread_to_source",
     "keep_higher_foreground",
     "labels_from_foreground",
     "label_boxes",
@@ -121,9 +125,49 @@ def predict_stage_probabilities(ct: sitk.Image, ensemble: FoldEnsemble, box: Box
     """
     grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid, box)
     log.debug("stage %s, box %s", ensemble.model_dir, sidecar.box)
-    grid = ensemble.grid_probabilities(grid_ct, per_fold)
+    return probabilities_to_source(ensemble.grid_probabilities(grid_ct, per_fold), sidecar, crop_only)
+
+
+def probabilities_to_source(grid: FoldProbabilities, sidecar: GridSidecar,
+                            crop_only: bool = False) -> FoldProbabilities:
+    """Grid class probabilities (ensemble and folds) onto the source voxels of ``sidecar``: the
+    mapping half of :func:`predict_stage_probabilities` (the sidecar of
+    :func:`~renal_nnunet.anatomy.grid.prepare_grid_ct`), with the same ``crop_only``."""
     return FoldProbabilities(_to_source(grid.ensemble, sidecar, crop_only),
                              tuple(_to_source(fold, sidecar, crop_only) for fold in grid.per_fold))
+
+
+def predict_boxes_with_spread(ct: sitk.Image, ensemble: FoldEnsemble,
+                              boxes: Sequence[Box]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Class probabilities of one stage on each box of ``ct`` with the spread of its folds
+    (:func:`probabilities_and_spread_to_source`), each fold run on all the boxes in turn
+    (:meth:`FoldEnsemble.grid_probabilities_of_each`: one compilation per fold, not per box).
+
+    Returns:
+        Per box, float32 (C, z, y, x) ensemble probabilities and float32 (z, y, x) spread.
+    """
+    prepared = [prepare_grid_ct(ct, ensemble.grid, box) for box in boxes]
+    grids = ensemble.grid_probabilities_of_each([grid_ct for grid_ct, _ in prepared], per_fold=True)
+    results = []
+    for index, (_, sidecar) in enumerate(prepared):
+        grid, grids[index] = grids[index], None  # each box's grid probabilities let go once mapped back
+        results.append(probabilities_and_spread_to_source(grid, sidecar))
+    return results
+
+
+def probabilities_and_spread_to_source(grid: FoldProbabilities, sidecar: GridSidecar) -> tuple[np.ndarray, np.ndarray]:
+    """A box's ensemble probabilities on its own voxels (``crop_only``) and the spread of its folds.
+
+    The spread is the standard deviation across folds of the first foreground class's probability
+    (the mass stage's mass), taken on the grid and resampled onto the box once: mapping every
+    fold's probabilities back at the CT's resolution cost one full-resolution resampling per fold
+    for a figure that is only averaged over each lesion. NaN with a single fold (no spread to measure).
+    """
+    probabilities = _to_source(grid.ensemble, sidecar, crop_only=True)
+    if len(grid.per_fold) < 2:
+        return probabilities, np.full(probabilities.shape[1:], np.nan, np.float32)
+    spread = np.std(np.stack([fold[1] for fold in grid.per_fold]), axis=0)
+    return probabilities, resample_from_grid(spread[None], sidecar, "linear", 0.0, crop_only=True)[0].astype(np.float32)
 
 
 def keep_higher_foreground(merged: np.ndarray, box_foreground: np.ndarray, box: Box,
@@ -199,9 +243,23 @@ def predict_stage_labels(ct: sitk.Image, ensemble: FoldEnsemble, boxes: Sequence
         return image_like(_to_source_labels(ensemble.grid_probabilities(grid_ct).ensemble, sidecar), ct)
     if len(boxes) == 0:
         raise ValueError("no boxes: nothing to predict (is the kidney segmentation empty?)")
+    return labels_of_boxes(ct, boxes,
+                           lambda box: predict_stage_probabilities(ct, ensemble, box, crop_only=True).ensemble)
+
+
+def labels_of_boxes(ct: sitk.Image, boxes: Sequence[Box], probabilities_of: Callable[[Box], np.ndarray]) -> sitk.Image:
+    """Label map on ``ct``'s grid of boxes predicted separately, merged by :func:`keep_higher_foreground`
+    in the order given: the merging half of :func:`predict_stage_labels`.
+
+    Args:
+        ct: the CT the boxes are boxes of.
+        boxes: non-empty sequence of boxes of ``ct``.
+        probabilities_of: a box's (C, z, y, x) class probabilities on its own voxels (``crop_only``),
+            asked for one box at a time.
+    """
     foreground = None
     for box in boxes:
-        box_probabilities = predict_stage_probabilities(ct, ensemble, box, crop_only=True).ensemble
+        box_probabilities = probabilities_of(box)
         if foreground is None:
             foreground = np.zeros((len(box_probabilities) - 1, *reversed(ct.GetSize())), np.float32)
         keep_higher_foreground(foreground, box_probabilities[1:], box)

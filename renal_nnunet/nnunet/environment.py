@@ -1,8 +1,9 @@
 """nnU-Net's environment in one module: its three folders, its worker counts, the variables this
 package's trainer lookup sets, and where nnU-Net's console output goes.
 
-nnU-Net 2.8.1 reads its variables when it uses them, not at import, so setting them in this
-process (and in the workers it spawns, which inherit them) is enough:
+nnU-Net (2.8.0 and later; 2.7 read its folders at import) reads its variables when it uses them,
+not at import, so setting them in this process (and in the workers it spawns, which inherit them)
+is enough:
 
 =========================  ==========================================================
 ``nnUNet_raw``             raw datasets (``DatasetNNN_Name/imagesTr``, ``labelsTr``)

@@ -15,7 +15,7 @@ from typing import Iterable
 from renal_nnunet.io import InputError
 
 __all__ = ["CHECKPOINT_NAME", "parse_folds", "fold_dir", "fold_checkpoint", "trained_fold_checkpoints",
-           "read_plans", "configuration_name", "model_grid_size", "new_predictor"]
+           "load_checkpoint", "read_plans", "configuration_name", "model_grid_size", "new_predictor"]
 
 CHECKPOINT_NAME = "checkpoint_final.pth"
 """Checkpoint file nnU-Net v2 writes at the end of training in each ``fold_k`` folder."""
@@ -69,6 +69,23 @@ def trained_fold_checkpoints(model_dir: str | os.PathLike, folds: Iterable[Fold]
                              "training); train it or choose other folds")
         checkpoints.append(checkpoint)
     return tuple(checkpoints)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint's content (``torch.load`` on the CPU, as nnU-Net loads it).
+
+    Raises:
+        InputError: the file cannot be loaded (truncated, corrupt, not a torch checkpoint).
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise InputError(path, "checkpoint does not exist") from None
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a damaged file
+        raise InputError(path, f"cannot be loaded as a checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}): "
+                               "the file is truncated or corrupt; copy it again (or retrain that fold)") from None
 
 
 def read_plans(model_dir: str | os.PathLike) -> dict:
@@ -140,7 +157,13 @@ def new_predictor(model_dir: str | os.PathLike, folds: Iterable[Fold], device: s
     predictor_class = predictor_class or nnUNetPredictor
     options = {"perform_everything_on_device": device != "cpu", "verbose": False, "allow_tqdm": False, **settings}
     predictor = predictor_class(device=torch.device(device), **options)
-    with trainer_lookup():
-        predictor.initialize_from_trained_model_folder(str(model_dir), use_folds=tuple(folds),
-                                                       checkpoint_name=checkpoint_name)
+    folds = tuple(folds)
+    try:
+        with trainer_lookup():
+            predictor.initialize_from_trained_model_folder(str(model_dir), use_folds=folds,
+                                                           checkpoint_name=checkpoint_name)
+    except Exception:
+        for fold in folds:  # name the damaged checkpoint (nnU-Net's own error does not)
+            load_checkpoint(fold_dir(model_dir, fold) / checkpoint_name)
+        raise
     return predictor

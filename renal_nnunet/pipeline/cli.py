@@ -14,6 +14,10 @@ from renal_nnunet.cli_options import (
     add_input,
     add_models,
     add_output,
+    add_precision,
+    non_negative_mm,
+    positive_int,
+    probability,
     resolve_device,
     shipped_folds,
 )
@@ -27,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Outputs per case: <case>_seg.nii.gz (0 background, 1 right kidney, 2 left kidney, 3 AML, "
                     "4 cystic, 5 solid, 6 mass too small to classify; the input's exact geometry), "
                     "<case>_lesions.csv/.json, <case>_report.png, <case>_lesion<k>_gradcam.nii.gz, label names and "
-                    "colours for ITK-SNAP (<case>_seg_itksnap.txt) and 3D Slicer (<case>_seg.ctbl).")
+                    "colours for ITK-SNAP (<case>_seg_itksnap.txt) and 3D Slicer (<case>_seg.ctbl), and "
+                    "<case>_outputs.json, written last (a case without it is incomplete). An existing output folder "
+                    "is reused: each case predicted replaces all earlier outputs of that case; each run's summary is "
+                    "kept in predict_runs/.")
     add_input(predict, "a NIfTI file, a folder of NIfTI files, a DICOM series folder, or a folder of series folders "
                        "(CASE_0000.nii.gz is case CASE)", type=Path)
     add_output(predict, "output folder", type=Path)
@@ -35,9 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_folds(predict, all_shipped=True)
     add_device(predict)
     add_backend(predict)
+    add_precision(predict)
     predict.add_argument("--no-cam", action="store_true", help="skip Grad-CAM maps")
     predict.add_argument("--no-report", action="store_true", help="skip the report PNG")
-    predict.add_argument("--min-diameter-mm", type=float, default=None,
+    predict.add_argument("--min-diameter-mm", type=non_negative_mm, default=None,
                          help="classify masses at least this large, mm (average diameter; default: the models "
                               f"folder's, {PAPER.size_threshold_mm:g} mm as in the paper)")
     predict.add_argument("--skip-intensity-check", action="store_true", help="accept inputs that do not look like CT in HU")
@@ -45,18 +53,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="SeriesInstanceUID of the series to read from a DICOM folder holding several")
     predict.add_argument("--dicom-seg", action="store_true",
                          help="for DICOM series inputs also write <case>_seg.dcm (DICOM SEG) and <case>_sr.dcm "
-                              "(TID 1500 measurement report)")
-    predict.add_argument("--review-below-probability", type=float, default=None,
+                              "(TID 1500 measurement report); where they cannot be written the case keeps its "
+                              "other outputs, a note says why, and the exit code is 1")
+    predict.add_argument("--review-below-probability", type=probability, default=None,
                          help="flag a classified mass as indeterminate when its calibrated class probability is "
                               "below this (default: PredictConfig's, see README 'Calibrated classes')")
-    predict.add_argument("--review-below-agreement", type=float, default=None,
+    predict.add_argument("--review-below-agreement", type=probability, default=None,
                          help="...or when the share of classifier folds voting for its class is below this "
                               "(default: PredictConfig's)")
     predict.add_argument("--nephrometry", action=argparse.BooleanOptionalAction, default=True,
                          help="R.E.N.A.L., PADUA and C-index of every mass in the lesion table, report and SR (default: "
                               "on; points for solid and AML masses, measurements for the others)")
-    predict.add_argument("--num-parts", type=int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
+    predict.add_argument("--num-parts", type=positive_int, default=1, help="split the inputs into this many parts (as nnUNetv2_predict)")
     predict.add_argument("--part-id", type=int, default=0, help="which part this run predicts (0-based)")
+    predict.add_argument("--continue", "--continue_prediction", dest="continue_prediction", action="store_true",
+                         help="skip cases whose complete outputs from these models are already in the output folder "
+                              "(as nnUNetv2_predict --continue_prediction); an interrupted case is predicted again")
     predict.set_defaults(func=_predict)
 
     assemble = subparsers.add_parser(
@@ -73,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="folder written by `renal-nnunet classifier train -o DIR` (every fold_*/ is shipped)")
     add_output(assemble, "models folder to create (must not exist or be empty)", type=Path)
     add_folds(assemble)
-    assemble.add_argument("--margin-mm", type=float, default=PAPER.kidney_margin_mm,
+    assemble.add_argument("--margin-mm", type=non_negative_mm, default=PAPER.kidney_margin_mm,
                           help="kidney-crop margin the mass model was converted with, mm "
                                f"(default {PAPER.kidney_margin_mm:g}, the paper's and convert's)")
     assemble.add_argument("--training-data", choices=("synthetic", "real", "unknown"), default="unknown",
@@ -85,9 +97,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     compile_parser = subparsers.add_parser(
         "compile-models", help="convert every network of a models folder to OpenVINO now (predict on the CPU "
-                               "otherwise does it on first use); the files are cached next to each checkpoint")
+                               "otherwise does it on first use); the files are cached next to each checkpoint; "
+                               "with --precision int8|bf16|auto also quantise and measure against fp32")
     add_models(compile_parser, "models folder (with manifest.json)", type=Path)
     add_folds(compile_parser, all_shipped=True)
+    add_precision(compile_parser, help="fp32 (default: convert only), int8 or auto (NNCF quantisation per fold, "
+                                       "then INT8 and, where the CPU has it natively, bf16 measured against "
+                                       "fp32), bf16 (bf16 measured against fp32)")
+    compile_parser.set_defaults(precision="fp32")
+    compile_parser.add_argument("--calibration", type=Path, default=None, metavar="NNUNET_RAW",
+                                help="nnU-Net raw folder holding the stages' training datasets and the converter's "
+                                     "RenalLesions crops: INT8 calibrates on part of them, agreement is measured on "
+                                     "the rest (needed unless --precision fp32)")
+    compile_parser.add_argument("--calibration-cases", type=int, default=None, metavar="N",
+                                help="grid images (lesion crops) per stage INT8 calibrates on (default 4)")
+    compile_parser.add_argument("--held-out-cases", type=int, default=None, metavar="N",
+                                help="most held-out cases per stage the agreement is measured on (default 8)")
     compile_parser.set_defaults(func=_compile_models)
 
     export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share "
@@ -132,6 +157,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_folds(compare, all_shipped=True)
     add_device(compare)
     add_backend(compare)
+    add_precision(compare)
     compare.set_defaults(func=_compare)
 
 
@@ -142,7 +168,8 @@ def _predict(args: argparse.Namespace) -> int:
         folds=shipped_folds(args.folds), device=resolve_device(args.device), cam=not args.no_cam, report=not args.no_report,
         min_classify_diameter_mm=args.min_diameter_mm, check_intensities=not args.skip_intensity_check,
         num_parts=args.num_parts, part_id=args.part_id, series_uid=args.series_uid,
-        dicom_seg=args.dicom_seg, backend=args.backend, nephrometry=args.nephrometry,
+        dicom_seg=args.dicom_seg, backend=args.backend, precision=args.precision,
+        continue_prediction=args.continue_prediction, nephrometry=args.nephrometry,
         **{name: getattr(args, name) for name in ("review_below_probability", "review_below_agreement")
            if getattr(args, name) is not None},
     )
@@ -151,6 +178,9 @@ def _predict(args: argparse.Namespace) -> int:
         if r.status == "failed":
             print(f"{r.case_id}: FAILED: {r.error}")
             continue
+        if r.status == "skipped":
+            print(f"{r.case_id}: skipped (complete outputs of these models exist)")
+            continue
         classes = ", ".join(f"{x.side} {x.lesion_class}{' (indeterminate)' if x.indeterminate else ''} "
                             f"{x.average_diameter_mm:.0f} mm" for x in r.lesions) or "no masses"
         print(f"{r.case_id}: {r.status} ({r.seconds:.1f} s): {classes}")
@@ -158,7 +188,11 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"  note: {message}")
     failed = sum(r.status == "failed" for r in results)
     print(f"{len(results) - failed}/{len(results)} case(s) predicted into {args.output}")
-    return 1 if failed else 0
+    incomplete = [r.case_id for r in results if r.output_errors]
+    if incomplete:
+        print(f"outputs asked for were not written for {len(incomplete)} case(s) (see their notes): "
+              f"{', '.join(incomplete)}")
+    return 1 if failed or incomplete else 0
 
 
 def _assemble(args: argparse.Namespace) -> int:
@@ -180,8 +214,19 @@ def _assemble(args: argparse.Namespace) -> int:
 def _compile_models(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.compile_models import compile_models
 
-    for path in compile_models(args.models, shipped_folds(args.folds)):
+    from renal_nnunet.pipeline.quantization import QuantizationConfig
+
+    counts = {name: value for name, value in (("calibration_cases", args.calibration_cases),
+                                              ("validation_cases", args.held_out_cases)) if value is not None}
+    result = compile_models(args.models, shipped_folds(args.folds), args.precision, args.calibration,
+                            QuantizationConfig(**counts))
+    for path in result["files"]:
         print(path)
+    for stage, agreement in result["agreement"].items():
+        for precision, check in agreement.checks.items():
+            verdict = "meets the bounds" if check.passed else "BELOW the bounds: " + "; ".join(check.failures)
+            figures = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in check.figures.items())
+            print(f"{stage} {precision} vs fp32 on {check.cases} held-out case(s): {verdict} ({figures})")
     return 0
 
 
@@ -215,7 +260,8 @@ def _compare(args: argparse.Namespace) -> int:
     table = compare_methods(args.input, args.references, args.output, cascade_models=args.models,
                             one_stage_model=args.one_stage_model, fullres_model=args.fullres_model,
                             folds=shipped_folds(args.folds), device=resolve_device(args.device),
-                            ref_format=args.ref_format, ref_kidney=args.ref_kidney, backend=args.backend)
+                            ref_format=args.ref_format, ref_kidney=args.ref_kidney, backend=args.backend,
+                            precision=args.precision)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"table written to {args.output / 'comparison.csv'}")
     return 0

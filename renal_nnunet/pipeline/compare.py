@@ -29,7 +29,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
-from renal_nnunet.io import atomic_path, read_series_or_image, write_image, write_json
+from renal_nnunet.io import InputError, atomic_path, read_series_or_image, write_image, write_json
 from renal_nnunet.pipeline.inputs import CaseInput, discover_cases
 
 __all__ = ["one_stage_to_output_labels", "compare_methods", "train_and_compare", "summary_value", "COMPARISON_COLUMNS"]
@@ -78,8 +78,9 @@ def _predict_grid_one_stage(cases: list[CaseInput], out: Path, ensemble) -> floa
     for case in cases:
         ct = read_series_or_image(case.path)
         started = time.perf_counter()
-        # labels channel by channel: no full-size (C, z, y, x) float stack or int64 argmax of the whole CT
-        labels = sitk.GetArrayViewFromImage(predict_stage_labels(ct, ensemble))
+        # labels channel by channel: no full-size (C, z, y, x) float stack or int64 argmax of the whole CT;
+        # a copy, not a view: a view of the temporary image read freed memory once the image was collected
+        labels = sitk.GetArrayFromImage(predict_stage_labels(ct, ensemble))
         seg = one_stage_to_output_labels(labels, ct)
         seconds += time.perf_counter() - started
         write_image(seg, out / f"{case.case_id}_seg.nii.gz")
@@ -120,6 +121,7 @@ def compare_methods(
     ref_format: str = "pipeline",
     ref_kidney: str = "paper",
     backend: str = "auto",
+    precision: str = "auto",
 ) -> pd.DataFrame:
     """Predict the test CTs with each method, evaluate, and write ``comparison.csv``/``.json``.
 
@@ -138,6 +140,8 @@ def compare_methods(
             :class:`~renal_nnunet.evaluation.evaluate.EvaluationConfig`).
         backend: forward passes of the cascade and the one-stage grid model (``auto``, ``torch``,
             ``openvino``); stock 3d_fullres always runs nnU-Net's own torch predictor.
+        precision: OpenVINO's precision of the cascade and the one-stage grid model (``auto``,
+            ``fp32``, ``bf16``, ``int8``; see :meth:`~renal_nnunet.runtime.backends.Runtime.for_stage`).
 
     Returns:
         One row per method: the metrics of :data:`COMPARISON_COLUMNS` and ``seconds_per_case``.
@@ -149,17 +153,24 @@ def compare_methods(
     from renal_nnunet.pipeline.models import load_models
     from renal_nnunet.pipeline.predict import PAPER_PROTOCOL_MIN_DIAMETER_MM, PredictConfig, predict
 
+    from renal_nnunet.evaluation.evaluate import label_files
+
     output = Path(output)
     cases = discover_cases(images)
+    unreferenced = sorted({case.case_id for case in cases} - set(label_files(references)))
+    if unreferenced:
+        raise InputError(references, f"holds no reference for the CT(s) {', '.join(unreferenced)}: every method would "
+                                     "be scored without them; add their references or leave the CTs out")
     folds = tuple(folds) if folds is not None else load_models(cascade_models).kidney.folds
     seconds = {}
     started = time.perf_counter()
     results = predict(images, output / "cascade", cascade_models,
                       PredictConfig(folds=folds, device=device, cam=False, report=False,
-                                    min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM, backend=backend))
+                                    min_classify_diameter_mm=PAPER_PROTOCOL_MIN_DIAMETER_MM, backend=backend,
+                                    precision=precision))
     seconds["cascade"] = (time.perf_counter() - started) / max(len(results), 1)
     if one_stage_model is not None:
-        ensemble = FoldEnsemble(one_stage_model, folds, Runtime.resolve(backend, device))
+        ensemble = FoldEnsemble(one_stage_model, folds, Runtime.resolve(backend, device, precision))
         seconds["one_stage_grid"] = _predict_grid_one_stage(cases, output / "one_stage_grid", ensemble)
     if fullres_model is not None:
         seconds["nnunet_3d_fullres"] = _predict_stock_fullres(cases, output / "nnunet_3d_fullres",

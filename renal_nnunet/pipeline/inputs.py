@@ -1,4 +1,5 @@
-"""Finding the CTs to predict, splitting them into parts, and checking they look like CT in HU.
+"""Finding the CTs to predict and checking they look like CT in HU (``renal_nnunet.io.select_part``
+splits them into parts).
 
 An input is a NIfTI (or other single-file) image, a folder holding one DICOM series, or a folder
 of such images and/or sub-folders that each hold one DICOM series.
@@ -16,7 +17,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.io import IMAGE_SUFFIXES, InputError, case_id_from_path, has_image_suffix
 
-__all__ = ["CaseInput", "discover_cases", "select_part", "check_ct_intensities"]
+__all__ = ["CaseInput", "discover_cases", "check_ct_intensities"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ def discover_cases(input_path: str | os.PathLike) -> list[CaseInput]:
         # A test set may mix NIfTI files and series folders; neither kind is dropped for the other.
         series = [d for d in sorted(input_path.iterdir()) if d.is_dir() and _holds_dicom_series(d)]
         cases = [CaseInput(case_id_from_path(p), p) for p in [*images, *series]]
+        skipped = sorted(p.name for p in set(input_path.iterdir()) - set(images) - set(series)
+                         if not p.name.startswith("."))
+        if skipped:
+            log.warning("%s: %d entr(ies) neither an image file nor a DICOM series folder, not predicted: %s",
+                        input_path, len(skipped), ", ".join(skipped))
     if not cases:
         raise InputError(input_path, f"holds no images ({', '.join(IMAGE_SUFFIXES)}) and no DICOM series")
     ids = [c.case_id for c in cases]
@@ -68,18 +74,6 @@ def discover_cases(input_path: str | os.PathLike) -> list[CaseInput]:
     if duplicates:
         raise InputError(input_path, f"several inputs map to the same case id(s) {duplicates}")
     return sorted(cases, key=lambda c: c.case_id)
-
-
-def select_part(cases: list[CaseInput], num_parts: int, part_id: int) -> list[CaseInput]:
-    """The share of ``cases`` for part ``part_id`` of ``num_parts`` (``cases[part_id::num_parts]``,
-    as ``nnUNetv2_predict -num_parts/-part_id`` splits its inputs).
-
-    >>> [c.case_id for c in select_part([CaseInput(str(i), Path(str(i))) for i in range(5)], 2, 1)]
-    ['1', '3']
-    """
-    if num_parts < 1 or not 0 <= part_id < num_parts:
-        raise ValueError(f"part_id must be in [0, num_parts); got part_id={part_id}, num_parts={num_parts}")
-    return cases[part_id::num_parts]
 
 
 def check_ct_intensities(ct: sitk.Image, name: str | os.PathLike | None = None) -> None:

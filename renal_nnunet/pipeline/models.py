@@ -107,6 +107,11 @@ class ModelsManifest:
         """The classifier's calibration temperature (1.0 when not calibrated)."""
         return float(self.classifier_calibration.get("temperature", 1.0))
 
+    def __post_init__(self) -> None:
+        for name in ("margin_mm", "min_classify_diameter_mm"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be at least 0 mm, got {getattr(self, name)}")
+
     def to_dict(self) -> dict:
         """JSON-ready dictionary."""
         return asdict(self)
@@ -161,6 +166,20 @@ def _place(source: Path, destination: Path, link: bool) -> None:
         shutil.copy2(source, destination)
 
 
+def _check_stage_role(stage_dir: Path, stage: str, hint: str) -> None:
+    """Raise unless ``stage_dir``'s dataset.json has the label table of the ``stage`` role."""
+    try:
+        labels = {str(k): int(v) for k, v in json.loads((stage_dir / "dataset.json").read_text())["labels"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(stage_dir / "dataset.json", f"has no readable label table ({type(err).__name__}: {err})") from None
+    roles = {"kidney": KIDNEY_STAGE_LABELS, "mass": MASS_STAGE_LABELS}
+    if labels != roles[stage]:
+        other = next((name for name, table in roles.items() if table == labels), None)
+        found = f"is the {other} model's" if other else "is not the kidney or the mass model's"
+        raise InputError(stage_dir / "dataset.json", f"label table {labels} {found}; the {stage} model needs "
+                                                     f"{roles[stage]} ({hint})")
+
+
 def _check_trained_model(source: Path, stage: str, folds: Sequence[int]) -> None:
     """Raise if ``source`` is not the ``stage`` model with ``folds`` trained (the role from dataset.json's labels)."""
     if not source.is_dir():
@@ -169,16 +188,7 @@ def _check_trained_model(source: Path, stage: str, folds: Sequence[int]) -> None
         if not (source / name).is_file():
             raise InputError(source / name, f"{stage} model file is missing; expected an nnU-Net trainer output folder "
                                             "(.../DatasetXXX_Name/Trainer__Plans__Configuration)")
-    try:
-        labels = {str(k): int(v) for k, v in json.loads((source / "dataset.json").read_text())["labels"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise InputError(source / "dataset.json", f"has no readable label table ({type(err).__name__}: {err})") from None
-    roles = {"kidney": KIDNEY_STAGE_LABELS, "mass": MASS_STAGE_LABELS}
-    if labels != roles[stage]:
-        other = next((name for name, table in roles.items() if table == labels), None)
-        found = f"is the {other} model's" if other else "is not the kidney or the mass model's"
-        raise InputError(source / "dataset.json", f"label table {labels} {found}; the {stage} model needs "
-                                                  f"{roles[stage]} (were --kidney and --mass swapped?)")
+    _check_stage_role(source, stage, "were --kidney and --mass swapped?")
     missing = [f for f in folds if not fold_checkpoint(source, f).is_file()]
     if missing:
         raise InputError(fold_checkpoint(source, missing[0]),
@@ -256,7 +266,7 @@ def assemble_models(
     models_dir = Path(models_dir)
     if models_dir.exists() and any(models_dir.iterdir()):
         raise InputError(models_dir, "models folder already exists and is not empty")
-    from renal_nnunet.pipeline.provenance import TRAINING_DATA_KINDS, training_provenance
+    from renal_nnunet.pipeline.training_provenance import TRAINING_DATA_KINDS, training_provenance
 
     sources = {"kidney": Path(kidney_model_dir), "mass": Path(mass_model_dir)}
     if training_data not in TRAINING_DATA_KINDS:
@@ -336,6 +346,10 @@ def load_models(models_dir: str | os.PathLike, folds: Sequence[int] | None = Non
             if not checkpoint.is_file():
                 raise InputError(checkpoint, f"{name} model fold {fold} checkpoint is missing; "
                                              f"re-import the models or choose other folds with --folds")
+        _check_stage_role(stage_dir, name, f"is {MANIFEST_NAME} pointing at the wrong folder?")
+        if model_grid_size(stage_dir) != manifest.grid:
+            raise InputError(stage_dir / "plans.json", f"the {name} model was trained on a {model_grid_size(stage_dir)}^3 "
+                                                       f"grid, the manifest says {manifest.grid}^3")
         narrowed[name] = StageModel(stage.path, use, stage.labels)
     for relative in manifest.classifier:
         if not (models_dir / relative).is_file():

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.pipeline.lesion_table import LesionRecord
+from renal_nnunet.outputs.records import LesionRecord
 
 __all__ = ["ADULT_KIDNEY_VOLUME_ML", "MAX_MASS_FRACTION", "AIR_MEAN_HU", "BONE_MEAN_HU", "MAX_INTRABODY_AIR_FRACTION",
            "MIN_BODY_AREA_CM2", "kidney_level_problem", "kidney_problems", "lesion_problem"]

@@ -9,7 +9,7 @@ Outputs per case in ``output_dir``: ``<case>_seg.nii.gz`` (labels of
 ``renal_nnunet.anatomy.labels.OUTPUT_LABELS``: 0 background, 1 right kidney, 2 left kidney, 3 AML,
 4 cystic, 5 solid, 6 mass too small to classify), ``<case>_lesions.csv`` and ``.json``,
 ``<case>_report.png``, label names and colours for ITK-SNAP and 3D Slicer
-(``renal_nnunet.pipeline.viewer_labels``) and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
+(``renal_nnunet.outputs.viewer_labels``) and, unless ``cam`` is off, ``<case>_lesion<k>_gradcam.nii.gz``. A batch
 also writes ``predict_summary.json``.
 """
 
@@ -26,10 +26,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.geometry import from_canonical_orientation, image_like, paste_on_grid, to_canonical_orientation
-from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.classification.ensemble import ClassifierEnsemble
 from renal_nnunet.inference.cascade import (
-    SIDE_VALUES,
     MassResult,
     keep_masses_on_kidneys,
     kidney_boxes,
@@ -38,14 +37,26 @@ from renal_nnunet.inference.cascade import (
     segment_masses,
 )
 from renal_nnunet.inference.ensemble import FoldEnsemble
-from renal_nnunet.io import InputError, check_same_geometry, read_series_or_image, write_image, write_json
-from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases, select_part
-from renal_nnunet.pipeline.lesion_table import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
+from renal_nnunet.io import (
+    DicomSeries,
+    InputError,
+    check_same_geometry,
+    find_dicom_series,
+    read_dicom_series,
+    read_image,
+    select_part,
+    write_image,
+    write_json,
+)
+from renal_nnunet.outputs.lesion_table import write_lesion_tables
+from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
+from renal_nnunet.outputs.viewer_labels import write_viewer_label_files
+from renal_nnunet.pipeline.case_outputs import case_output_set, is_complete
+from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
 from renal_nnunet.pipeline.nephrometry import predicted_mass_nephrometry
 from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
 from renal_nnunet.pipeline.provenance import run_record
-from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
 from renal_nnunet.runtime.backends import Runtime
 
 __all__ = ["PAPER_PROTOCOL_MIN_DIAMETER_MM", "PredictConfig", "CascadeNetworks", "CaseResult", "CaseAnalysis", "predict",
@@ -82,11 +93,17 @@ class PredictConfig:
         review_below_agreement: ...or when the share of classifier folds voting for its class is
             below this (default 0.8: with 5 folds, 3 of 5 agreeing is flagged).
         dicom_seg: for a DICOM series input, also write ``<case>_seg.dcm`` (DICOM SEG) and
-            ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.pipeline.dicom_export``.
+            ``<case>_sr.dcm`` (TID 1500 SR), see ``renal_nnunet.outputs.dicom``; where they
+            cannot be written the case keeps its other outputs and its ``output_errors`` say why.
         backend: what runs the forward passes: ``auto`` (OpenVINO on the CPU, torch elsewhere),
             ``torch`` or ``openvino``; the results agree to the figures in the README.
+        continue_prediction: skip cases whose complete outputs from these models exist
+            (``nnUNetv2_predict --continue_prediction``).
         nephrometry: score every mass's R.E.N.A.L., PADUA and C-index
             (``renal_nnunet.pipeline.nephrometry``): lesion table, report and SR.
+        precision: OpenVINO's arithmetic per stage: ``auto`` (INT8 where its measured agreement
+            with fp32 meets the bounds, else bf16 where the CPU has it and it was measured within
+            them, else fp32), ``fp32``, ``bf16`` or ``int8`` (see ``compile-models``); torch runs fp32.
     """
 
     folds: tuple[int, ...] | None = None
@@ -103,7 +120,18 @@ class PredictConfig:
     review_below_probability: float = 0.6
     review_below_agreement: float = 0.8
     backend: str = "auto"
+    continue_prediction: bool = False
     nephrometry: bool = True
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("review_below_probability", "review_below_agreement"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.min_classify_diameter_mm is not None and not self.min_classify_diameter_mm >= 0:
+            raise ValueError(f"min_classify_diameter_mm must be at least 0 mm, got {self.min_classify_diameter_mm}")
+        if not 0 <= self.part_id < self.num_parts:
+            raise ValueError(f"part_id must lie in [0, num_parts), got part {self.part_id} of {self.num_parts}")
 
 
 @dataclass(frozen=True)
@@ -128,6 +156,12 @@ class CascadeNetworks:
                    FoldEnsemble(models_dir / manifest.mass.path, manifest.mass.folds, runtime),
                    ClassifierEnsemble([models_dir / p for p in manifest.classifier], runtime))
 
+    @property
+    def precisions(self) -> dict[str, dict[str, str]]:
+        """Each stage's precision and why (``{"kidney": {"precision": "int8", "reason": ...}, ...}``)."""
+        return {name: {"precision": ensemble.runtime.precision, "reason": ensemble.runtime.reason}
+                for name, ensemble in (("kidney", self.kidney), ("mass", self.mass), ("classifier", self.classifier))}
+
 
 @dataclass(frozen=True)
 class CaseAnalysis:
@@ -151,10 +185,15 @@ class CaseResult:
 
     Attributes:
         status: ``ok``, ``no_kidney`` (outputs written, all background) or ``failed``.
-        files: written files by kind (``seg``, ``lesions_csv``, ``lesions_json``, ``report``, ``cam_<k>``).
+        files: written files by kind (``seg``, ``lesions_csv``, ``lesions_json``, ``report``, ``cam_<k>``,
+            ``dicom_seg``, ``dicom_sr``).
+        messages: notes for the user.
         error: why it failed (``failed`` only).
         seconds: wall time for the case.
         stage_seconds: wall time of each stage (see :class:`CaseAnalysis`).
+        output_errors: why an output asked for was not written (also among ``messages``), e.g. the
+            DICOM SEG and SR of a series that lacks an attribute they need; the case's other outputs
+            are in place.
     """
 
     case_id: str
@@ -166,6 +205,7 @@ class CaseResult:
     error: str = ""
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    output_errors: tuple[str, ...] = ()
 
 
 def _classify(ct: sitk.Image, components: sitk.Image, skip_ids: Sequence[int], classifier: ClassifierEnsemble,
@@ -246,7 +286,7 @@ def _analyse_canonical(ct: sitk.Image, networks: CascadeNetworks, manifest: Mode
         records = tuple(replace(r, nephrometry=scores.get(r.lesion_id)) for r in records)
         clock.lap("nephrometry")
     seg = _output_labels(kidneys.labels, components, records)
-    messages += kidney_problems(seg, records, SIDE_VALUES)
+    messages += kidney_problems(seg, records, KIDNEY_SIDE_LABELS)
     return replace(_case_analysis(seg, records, cams, tuple(messages), True, clock), components=components)
 
 
@@ -323,7 +363,7 @@ def _with_review(record: LesionRecord, classification, temperature: float, confi
 def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, output_dir: Path,
                        config: PredictConfig) -> dict[str, Path]:
     """Write seg, lesion tables, Grad-CAM NIfTIs and the report for one analysed case (atomic)."""
-    from renal_nnunet.pipeline.report import save_case_report
+    from renal_nnunet.outputs.report import save_case_report
 
     files = {"seg": write_image(analysis.seg, output_dir / f"{case_id}_seg.nii.gz"),
              **write_viewer_label_files(output_dir, case_id)}
@@ -339,7 +379,7 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
                  "kidney_found": analysis.kidney_found,
                  "kidney_volume_ml": {side: float(np.count_nonzero(sitk.GetArrayViewFromImage(analysis.seg) == value)
                                                  * np.prod(ct.GetSpacing()) / 1000.0)
-                                      for side, value in SIDE_VALUES.items()}}
+                                      for side, value in KIDNEY_SIDE_LABELS.items()}}
     files["lesions_csv"], files["lesions_json"] = write_lesion_tables(
         lesions, output_dir / f"{case_id}_lesions.csv", output_dir / f"{case_id}_lesions.json", case_info)
     if config.report:
@@ -348,38 +388,59 @@ def write_case_outputs(analysis: CaseAnalysis, ct: sitk.Image, case_id: str, out
     return files
 
 
-def _predict_one(ct: sitk.Image, case: CaseInput, output_dir: Path, networks: CascadeNetworks,
+def _predict_one(image: sitk.Image | None, case: CaseInput, output_dir: Path, networks: CascadeNetworks,
                  manifest: ModelsManifest, config: PredictConfig, record: dict) -> CaseResult:
+    """One case, its outputs written as one set (:mod:`renal_nnunet.pipeline.case_outputs`); the
+    CT is read from ``case.path`` unless given in memory."""
     start = time.perf_counter()
-    if config.check_intensities:
-        check_ct_intensities(ct, case.path)
-    analysis = analyse_ct(ct, networks, manifest, config)
-    files = write_case_outputs(analysis, ct, case.case_id, output_dir, config)
-    messages = list(analysis.messages)
-    if config.dicom_seg:
-        dicom_files, notes = _write_dicom_objects(analysis, case, output_dir, config, record)
-        files.update(dicom_files)
-        messages += notes
+    with case_output_set(output_dir, case.case_id, record["models_sha256"]) as staging:
+        ct, series = (image, None) if image is not None else _read_case(case, config.series_uid)
+        if config.check_intensities:
+            check_ct_intensities(ct, case.path)
+        analysis = analyse_ct(ct, networks, manifest, config)
+        files = write_case_outputs(analysis, ct, case.case_id, staging, config)
+        messages = [*(series.left_out if series else ()), *analysis.messages]
+        errors: list[str] = []
+        if config.dicom_seg:
+            dicom_files, notes, errors = _write_dicom_objects(analysis, series, staging, case.case_id, record)
+            files.update(dicom_files)
+            messages += notes
     status = "ok" if analysis.kidney_found else "no_kidney"
-    return CaseResult(case.case_id, str(case.path), status, files, analysis.lesions, tuple(messages),
-                      seconds=time.perf_counter() - start, stage_seconds=analysis.stage_seconds)
+    return CaseResult(case.case_id, str(case.path), status, {kind: output_dir / path.name for kind, path in files.items()},
+                      analysis.lesions, tuple(messages), seconds=time.perf_counter() - start,
+                      stage_seconds=analysis.stage_seconds, output_errors=tuple(errors))
 
 
-def _write_dicom_objects(analysis: CaseAnalysis, case: CaseInput, output_dir: Path, config: PredictConfig,
-                         record: dict) -> tuple[dict[str, Path], list[str]]:
-    from renal_nnunet.io import dicom_series_files
-    from renal_nnunet.pipeline.dicom_export import write_dicom_outputs
+def _write_dicom_objects(analysis: CaseAnalysis, series: DicomSeries | None, output_dir: Path, case_id: str,
+                         record: dict) -> tuple[dict[str, Path], list[str], list[str]]:
+    """The DICOM SEG and SR of a series input: files written, notes, and why they were not written.
 
-    if not case.path.is_dir():
-        return {}, ["not a DICOM series input: no DICOM SEG or SR written"]
+    A failure here never fails the case (its NIfTI results, tables and report are written already):
+    it becomes a note and an output error.
+    """
+    from renal_nnunet.outputs.dicom import write_dicom_outputs
+
+    if series is None:
+        return {}, ["not a DICOM series input: no DICOM SEG or SR written"], []
     components = sitk.GetArrayFromImage(analysis.components) if analysis.components is not None else None
     try:
-        return write_dicom_outputs(analysis.seg, components, analysis.lesions,
-                                   dicom_series_files(case.path, config.series_uid), output_dir, case.case_id, record)
-    except ValueError as err:  # highdicom refuses a source series the SEG/SR cannot reference (nothing is written)
-        message = f"no DICOM SEG or SR written: the series in {case.path} cannot be referenced ({err})"
-        log.warning(message)
-        return {}, [message]
+        files, notes = write_dicom_outputs(analysis.seg, components, analysis.lesions, series.files, output_dir,
+                                           case_id, record)
+        return files, notes, []
+    except Exception as err:  # the export never aborts the run; the reason goes to the user
+        unexpected = not isinstance(err, InputError)
+        message = (f"no DICOM SEG or SR written for the series in {series.folder}: "
+                   f"{f'{type(err).__name__}: ' if unexpected else ''}{err}")
+        log.warning(message, exc_info=unexpected)
+        return {}, [message], [message]
+
+
+def _read_case(case: CaseInput, series_uid: str | None) -> tuple[sitk.Image, DicomSeries | None]:
+    """The CT of a case, and its DICOM series (None for an image file)."""
+    if not case.path.is_dir():
+        return read_image(case.path), None
+    series = find_dicom_series(case.path, series_uid)
+    return read_dicom_series(series), series
 
 
 def predict(
@@ -399,23 +460,32 @@ def predict(
 
     Returns:
         One :class:`CaseResult` per case. A failing case is reported (status ``failed`` with the
-        reason) and the batch goes on; a single-case input that fails raises instead.
+        reason) and the batch goes on; a single-case input that fails raises instead. A case
+        whose complete outputs from these models exist is ``skipped`` with ``continue_prediction``.
+        DICOM SEG/SR that cannot be written never fail a case: the reason is in its
+        ``output_errors`` and notes.
 
     Raises:
-        InputError: bad models folder (missing fold checkpoints...), no inputs, or a single
-            input that cannot be read or is not a CT in HU.
+        InputError: bad models folder (missing fold checkpoints...), no inputs, an output folder
+            that cannot be created, or a single input that cannot be read or is not a CT in HU.
+
+    An existing output folder is reused: each case predicted replaces every earlier output of
+    that case (see :mod:`renal_nnunet.pipeline.case_outputs`), other cases' files are left alone,
+    and each run's summary is kept in ``predict_runs/`` beside the latest ``predict_summary.json``.
     """
     from tqdm import tqdm
 
     models_dir, output_dir = Path(models_dir), Path(output_dir)
-    runtime = Runtime.resolve(config.backend, config.device)
+    _make_output_folder(output_dir)
+    runtime = Runtime.resolve(config.backend, config.device, config.precision)
     config = replace(config, backend=runtime.backend)
     manifest = load_models(models_dir, config.folds)
-    record = run_record(models_dir, manifest, config)
     for warning in _model_warnings(manifest):
         log.warning("%s: %s", models_dir, warning)
     networks = CascadeNetworks.load(models_dir, manifest, runtime)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    record = run_record(models_dir, manifest, config, networks.precisions)
+    for stage, chosen in networks.precisions.items():
+        log.info("%s stage runs %s: %s", stage, chosen["precision"], chosen["reason"])
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
         return [_predict_one(input, case, output_dir, networks, manifest, config, record)]
@@ -423,20 +493,39 @@ def predict(
     single = Path(input).is_file() or (len(cases) == 1 and cases[0].path == Path(input))
     results = []
     for case in tqdm(cases, desc="predict", unit="case", disable=len(cases) < 2):
+        if config.continue_prediction and is_complete(output_dir, case.case_id, record["models_sha256"]):
+            log.info("case %s: complete outputs of these models exist, skipped (--continue)", case.case_id)
+            results.append(CaseResult(case.case_id, str(case.path), "skipped"))
+            continue
         try:
-            ct = read_series_or_image(case.path, config.series_uid)
-            results.append(_predict_one(ct, case, output_dir, networks, manifest, config, record))
+            results.append(_predict_one(None, case, output_dir, networks, manifest, config, record))
         except Exception as err:  # a batch reports every failure and goes on
             if single:
                 raise
             log.error("case %s failed: %s", case.case_id, err, exc_info=not isinstance(err, InputError))
             results.append(CaseResult(case.case_id, str(case.path), "failed", error=f"{type(err).__name__}: {err}"))
-    write_json({"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
-                "run": record,
-                "cases": [_summary_row(r) for r in results]}, output_dir / "predict_summary.json")
+    summary = {"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
+               "precision": networks.precisions, "run": record, "cases": [_summary_row(r) for r in results]}
+    write_json(summary, output_dir / SUMMARY_NAME)
+    write_json(summary, output_dir / RUNS_DIR / f"predict_{record['started_utc'].replace(':', '')}_{os.getpid()}.json")
     failed = [r.case_id for r in results if r.status == "failed"]
-    log.info("predicted %d case(s), %d failed%s", len(results), len(failed), f": {failed}" if failed else "")
+    incomplete = [r.case_id for r in results if r.output_errors]
+    log.info("predicted %d case(s), %d failed%s%s", len(results), len(failed), f": {failed}" if failed else "",
+             f"; outputs not written for {incomplete}" if incomplete else "")
     return results
+
+
+SUMMARY_NAME = "predict_summary.json"
+RUNS_DIR = "predict_runs"
+"""Every run's summary is also kept here (the latest is ``predict_summary.json``)."""
+
+
+def _make_output_folder(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(output_dir, "cannot be created as the output folder: a file of that name (or above it) is "
+                                     "in the way; choose another -o") from None
 
 
 def _summary_row(result: CaseResult) -> dict:
@@ -444,5 +533,5 @@ def _summary_row(result: CaseResult) -> dict:
             "lesions": len(result.lesions), "messages": list(result.messages), "error": result.error,
             "seconds": round(result.seconds, 2),
             "stage_seconds": {name: round(s, 2) for name, s in result.stage_seconds.items()},
-            "files": {k: str(v) for k, v in result.files.items()}}
+            "files": {k: str(v) for k, v in result.files.items()}, "output_errors": list(result.output_errors)}
 

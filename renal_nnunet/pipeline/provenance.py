@@ -1,4 +1,5 @@
-"""What produced a result: the models' training (manifest ``training``) and a prediction's run record.
+"""What produced a result: a prediction's run record (what the models were trained on, the
+manifest's ``training`` entry, is :mod:`renal_nnunet.pipeline.training_provenance`).
 
 The run record (``predict_summary.json``'s ``run``, and the DICOM objects' description fields)
 names the package versions, the device, the settings and the SHA-256 of every model file used, so
@@ -13,39 +14,12 @@ import os
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
 
 from renal_nnunet.io import file_sha256
-from renal_nnunet.nnunet.layout import fold_checkpoint, fold_dir
+from renal_nnunet.nnunet.layout import fold_checkpoint
 from renal_nnunet.pipeline.models import MANIFEST_NAME, ModelsManifest, package_versions
 
-__all__ = ["TRAINING_DATA_KINDS", "training_provenance", "model_files", "run_record"]
-
-TRAINING_DATA_KINDS = ("synthetic", "real", "unknown")
-
-
-def _stage_provenance(model_dir: Path, folds: Sequence[int]) -> dict:
-    """nnU-Net dataset name, training case count, trainer, epochs and iterations per epoch of one
-    stage (the last two from nnU-Net's ``fold_k/debug.json``; None when it is absent)."""
-    dataset = json.loads((model_dir / "dataset.json").read_text())
-    debug_file = fold_dir(model_dir, folds[0]) / "debug.json"
-    debug = json.loads(debug_file.read_text()) if debug_file.is_file() else {}
-    return {"dataset": str(dataset.get("name", model_dir.parent.name)), "cases": int(dataset.get("numTraining", 0)),
-            "trainer": model_dir.name.split("__")[0],
-            **{key: int(debug[key]) if key in debug else None for key in ("num_epochs", "num_iterations_per_epoch")}}
-
-
-def training_provenance(kidney_model_dir: Path, mass_model_dir: Path, folds: Sequence[int], grid: int,
-                        data: str) -> dict:
-    """What a models folder was trained on, for the manifest's ``training`` entry.
-
-    Raises:
-        ValueError: ``data`` is not one of :data:`TRAINING_DATA_KINDS`.
-    """
-    if data not in TRAINING_DATA_KINDS:
-        raise ValueError(f"training data must be one of {TRAINING_DATA_KINDS}, got {data!r}")
-    return {"data": data, "grid": int(grid), "kidney": _stage_provenance(Path(kidney_model_dir), folds),
-            "mass": _stage_provenance(Path(mass_model_dir), folds)}
+__all__ = ["model_files", "run_record"]
 
 
 def model_files(models_dir: str | os.PathLike, manifest: ModelsManifest) -> list[Path]:
@@ -59,15 +33,18 @@ def model_files(models_dir: str | os.PathLike, manifest: ModelsManifest) -> list
     return files + [models_dir / relative for relative in manifest.classifier]
 
 
-def run_record(models_dir: Path, manifest: ModelsManifest, config) -> dict:
+def run_record(models_dir: Path, manifest: ModelsManifest, config, precisions: dict | None = None) -> dict:
     """What produces a result: package versions, the device, the settings (``config``, a
-    ``PredictConfig``), and the SHA-256 of every model file used (by path relative to the models
-    folder; ``models_sha256`` hashes them all)."""
+    ``PredictConfig``), each stage's precision and why (``precisions``, from
+    ``CascadeNetworks.precisions``), and the SHA-256 of every model file used (by path relative to
+    the models folder; ``models_sha256`` hashes them all)."""
     hashes = {path.relative_to(models_dir).as_posix(): file_sha256(path) for path in model_files(models_dir, manifest)}
-    versions = package_versions(("renal_nnunet", "nnunetv2", "torch", "SimpleITK", "highdicom", "pydicom"))
+    versions = package_versions(("renal_nnunet", "nnunetv2", "torch", "SimpleITK", "highdicom", "pydicom", "openvino",
+                                 "nncf"))
     settings = {k: v for k, v in asdict(config).items() if k not in ("device", "case_id", "num_parts", "part_id")}
     settings["folds"] = list(manifest.kidney.folds)
     return {"versions": versions, "device": _device_name(config.device), "settings": settings,
+            "precision": precisions or {},
             "models_dir": str(models_dir), "model_files_sha256": hashes,
             "models_sha256": hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest(),
             "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -1,10 +1,11 @@
 """Make nnU-Net's trainer lookup (``-tr NAME``) find this package's trainers.
 
-nnU-Net 2.8.1 resolves a trainer name (for ``nnUNetv2_train -tr`` and, from the checkpoint, for
-prediction) by scanning ``nnunetv2/training/nnUNetTrainer`` and then each folder listed in the
-environment variable ``nnUNet_extTrainer`` (``os.pathsep``-separated; modules there are imported
-as top-level modules). :data:`EXT_TRAINER_DIR` is such a folder: it holds one uniquely named
-module re-exporting :mod:`renal_nnunet.trainers.paper`.
+nnU-Net (2.8.0 and later) resolves a trainer name (for ``nnUNetv2_train -tr`` and, from the
+checkpoint, for prediction) by scanning ``nnunetv2/training/nnUNetTrainer`` and then each folder
+listed in the environment variable ``nnUNet_extTrainer`` (``os.pathsep``-separated; modules there
+are imported as top-level modules; earlier releases have no such variable).
+:data:`EXT_TRAINER_DIR` is such a folder: it holds one uniquely named module re-exporting
+:mod:`renal_nnunet.trainers.paper`.
 
 Two ways to use it:
 

@@ -114,7 +114,7 @@ def test_cli_writes_every_table_and_figure_and_lists_failing_cases(folders, tmp_
     pred_dir, ref_dir = folders
     out = tmp_path / "report"
     assert main(["evaluate", "--pred", str(pred_dir), "--ref", str(ref_dir), "-o", str(out), "--workers", "2"]) == 0
-    assert "evaluated 3 case(s), 4 error(s)" in capsys.readouterr().out
+    assert "evaluated 4 case(s), 4 error(s)" in capsys.readouterr().out  # the missing prediction scored as empty
 
     errors = pd.read_csv(out / "errors.csv").set_index("case_id")["problem"]
     assert "missing case" in errors["case_missing"] and "extra case" in errors["case_extra"]
@@ -122,10 +122,12 @@ def test_cli_writes_every_table_and_figure_and_lists_failing_cases(folders, tmp_
 
     per_case = pd.read_csv(out / "per_case.csv")
     assert {"case_id", "structure", "dice", "hd_mm", "hd95_mm", "assd_mm"} <= set(per_case.columns)
-    assert sorted(per_case.case_id.unique()) == sorted(CASES)
+    assert sorted(per_case.case_id.unique()) == sorted([*CASES, "case_missing"])
     assert set(per_case.structure) == {"kidney_right", "kidney_left", "mass_right", "mass_left", "mass"}
     kidney = per_case[per_case.structure.str.startswith("kidney")]
-    assert (kidney.dice > 0.99).all()  # whole kidneys (masses included) agree apart from the FP/FN masses
+    predicted = kidney.case_id.isin(CASES)
+    assert (kidney[predicted].dice > 0.99).all()  # whole kidneys (masses included) agree apart from the FP/FN masses
+    assert (kidney[~predicted].dice == 0).all() and (~predicted).sum() == 2  # no prediction: both kidneys missed
 
     lesions = pd.read_csv(out / "per_lesion.csv", keep_default_na=False)
     assert {"case_id", "side", "status"} <= set(lesions.columns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def write_dicom_series(ct: sitk.Image, folder: Path, uid_root: str | None = None
     ]
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
+    process_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer sets the C locale process-wide
     for z in range(image.GetDepth()):
         slice_image = image[:, :, z]
         for tag, value in shared:
@@ -43,6 +45,7 @@ def write_dicom_series(ct: sitk.Image, folder: Path, uid_root: str | None = None
         slice_image.SetMetaData("0008|0018", f"{uid_root}.3.{z + 1}")
         writer.SetFileName(str(folder / f"slice_{z:04d}.dcm"))
         writer.Execute(slice_image)
+    locale.setlocale(locale.LC_ALL, process_locale)  # later tests write UTF-8 text with the default encoding
     return folder
 
 

@@ -20,7 +20,7 @@ from renal_nnunet.pipeline.compare import (
     summary_value,
     train_and_compare,
 )
-from tests.pipeline.conftest import TINY_DEMO
+from tests.conftest import TINY_DEMO
 from tests.pipeline.dicom_series import write_dicom_series
 
 

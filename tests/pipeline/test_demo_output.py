@@ -4,7 +4,7 @@ nnU-Net's own output goes to a log file in the output folder, which the output n
 from __future__ import annotations
 
 from renal_nnunet.pipeline.demo import NNUNET_LOG
-from tests.pipeline.conftest import CONSOLE_FILE
+from tests.conftest import CONSOLE_FILE
 
 NNUNET_CHATTER = ("not found in nnunetv2", "Searching in", "Inspecting module", "perform_everything_on_device",
                   "Warning", "INFO root", "Epoch ", "train_loss")
@@ -40,7 +40,7 @@ def test_minutes_pick_a_named_training_length():
     import pytest
 
     from renal_nnunet.pipeline.demo import DemoConfig, demo_length, training_length
-    from tests.pipeline.conftest import TINY_DEMO
+    from tests.conftest import TINY_DEMO
 
     assert demo_length(DemoConfig()).trainer == "nnUNetTrainerRenalPaper_CPUdemo12min"
     assert training_length(DemoConfig()) == {"epochs": 28, "iterations_per_epoch": 20, "classifier_epochs": 28}

@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.io import InputError, read_series_or_image
-from renal_nnunet.pipeline.inputs import check_ct_intensities, discover_cases, select_part
+from renal_nnunet.io import (
+    LOCALIZER_MAX_SLICES,
+    InputError,
+    find_dicom_series,
+    read_dicom_series,
+    read_series_or_image,
+    select_part,
+)
+from renal_nnunet.pipeline.inputs import check_ct_intensities, discover_cases
 from tests.pipeline.dicom_series import same_physical_volume, write_dicom_series
+from tests.pipeline.real_dicom import add_localizer
 
 
 def _ct(shape_zyx=(12, 24, 20), seed=0) -> sitk.Image:
@@ -137,3 +145,43 @@ def test_several_series_in_a_folder_need_a_series_uid(tmp_path):
         read_series_or_image(tmp_path / "two", series_uid="1.2.3")
     assert same_physical_volume(read_series_or_image(tmp_path / "two", "1.2.826.0.1.3680043.2.1125.82.2"), second)
     assert same_physical_volume(read_series_or_image(tmp_path / "two", "1.2.826.0.1.3680043.2.1125.81.2"), first)
+
+
+def test_localisers_in_a_series_are_left_out_with_a_note(tmp_path):
+    """A coronal scout, an axial image typed LOCALIZER far from the stack, and a coronal image with no
+    LOCALIZER type: the series reads as the CT alone, and the notes name each file and why."""
+    ct = _ct()
+    folder = write_dicom_series(ct, tmp_path / "s", uid_root="1.2.826.0.1.3680043.2.1125.91")
+    add_localizer(folder, "scout_coronal.dcm")
+    add_localizer(folder, "scout_axial.dcm", orientation=(1, 0, 0, 0, 1, 0), position=(-20, 30, 400))
+    add_localizer(folder, "mpr_coronal.dcm", image_type=("DERIVED", "SECONDARY"))
+    series = find_dicom_series(folder)
+    assert same_physical_volume(read_dicom_series(series), ct) and len(series.files) == ct.GetDepth()
+    assert series.left_out == (
+        "left out 2 localiser image(s) (ImageType LOCALIZER): scout_axial.dcm, scout_coronal.dcm",
+        "left out 1 image(s) as localisers: their orientation differs from the other 12 slices: mpr_coronal.dcm")
+    assert same_physical_volume(read_series_or_image(folder), ct)
+
+
+def test_a_localiser_series_beside_the_ct_series_is_left_out(tmp_path):
+    ct = _ct()
+    folder = write_dicom_series(ct, tmp_path / "s", uid_root="1.2.826.0.1.3680043.2.1125.92")
+    add_localizer(folder, "topogram.dcm", series_uid="1.2.826.0.1.3680043.2.1125.92.9")
+    series = find_dicom_series(folder)
+    assert series.series_uid == "1.2.826.0.1.3680043.2.1125.92.2" and len(series.files) == ct.GetDepth()
+    assert series.left_out == ("left out localiser series 1.2.826.0.1.3680043.2.1125.92.9 (ImageType LOCALIZER): "
+                               "topogram.dcm",)
+
+
+def test_more_stray_orientations_than_localisers_and_localisers_only_are_refused(tmp_path):
+    folder = write_dicom_series(_ct(), tmp_path / "s", uid_root="1.2.826.0.1.3680043.2.1125.93")
+    for k in range(LOCALIZER_MAX_SLICES + 1):
+        add_localizer(folder, f"coronal_{k}.dcm", image_type=("DERIVED", "SECONDARY"), position=(-20, 30 + k, 100))
+    with pytest.raises(InputError, match=r"s: DICOM series .*\(16 files\): the slices have different orientations "
+                                         r"\(ImageOrientationPatient\): 4 of 16 differ from the rest"):
+        read_series_or_image(folder)
+    _edited_series(folder, lambda z, d: setattr(d, "ImageType", ["ORIGINAL", "PRIMARY", "LOCALIZER"]))
+    for path in folder.glob("coronal_*.dcm"):
+        path.unlink()
+    with pytest.raises(InputError, match=r"holds only localiser images \(ImageType LOCALIZER\), no CT volume"):
+        read_series_or_image(folder)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from renal_nnunet.pipeline.lesion_table import LesionRecord
+from renal_nnunet.outputs.records import LesionRecord
 from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems
 
 SPACING_MM = (2.0, 2.0, 5.0)

@@ -18,8 +18,8 @@ from renal_nnunet.anatomy.labels import LESION_CLASSES, OUTPUT_LABELS
 from renal_nnunet.classification.calibration import apply_temperature
 from renal_nnunet.cli import main as cli_main
 from renal_nnunet.io import InputError, dicom_series_files, read_image, read_series_or_image, write_image
-from renal_nnunet.pipeline.dicom_export import read_dicom_seg_labels
-from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS
+from renal_nnunet.outputs.dicom import read_dicom_seg_labels
+from renal_nnunet.outputs.lesion_table import LESION_TABLE_COLUMNS
 from renal_nnunet.pipeline.models import load_models
 from renal_nnunet.pipeline.predict import PredictConfig, predict
 from renal_nnunet.pipeline.provenance import model_files
@@ -217,7 +217,7 @@ def test_dicom_seg_and_sr_match_the_nifti_labels_and_the_lesion_table(tiny_demo,
 def test_a_series_without_frame_of_reference_keeps_its_nifti_results_and_says_why_no_seg(tiny_demo, three_ways,
                                                                                       tmp_path):
     """A series missing a tag the SEG must reference: the case still succeeds with its NIfTI outputs,
-    no DICOM object is written, and the case notes name the series and the problem."""
+    no DICOM object is written, and the case notes and output errors name the series and the problem."""
     import pydicom
 
     out_dir, _ = tiny_demo
@@ -231,8 +231,9 @@ def test_a_series_without_frame_of_reference_keeps_its_nifti_results_and_says_wh
     result = predict(series, tmp_path / "out", out_dir / "models", PredictConfig(dicom_seg=True, cam=False, report=False))[0]
     assert result.status == "ok" and (tmp_path / "out" / "no_frame_of_reference_seg.nii.gz").is_file()
     assert not list((tmp_path / "out").glob("*.dcm"))
-    assert any("no DICOM SEG or SR written" in m and str(series) in m and "Frame Of Reference" in m
-               for m in result.messages), result.messages
+    assert len(result.output_errors) == 1 and result.output_errors[0] in result.messages
+    assert result.output_errors[0].startswith(f"no DICOM SEG or SR written for the series in {series}: ")
+    assert "Frame of Reference UID (0020,0052) is missing or empty in" in result.output_errors[0]
 
 
 def test_summary_holds_the_run_record_and_synthetic_models_are_flagged(tiny_demo, three_ways):

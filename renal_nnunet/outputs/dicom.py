@@ -36,9 +36,9 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS
 from renal_nnunet.io import InputError, atomic_path
-from renal_nnunet.pipeline.lesion_table import LesionRecord
+from renal_nnunet.outputs.records import CUT_OFF_CLASS, TOO_SMALL_CLASS, LesionRecord
 
 __all__ = ["DICOM_SEG_SUFFIX", "DICOM_SR_SUFFIX", "NEPHROMETRY_CODES", "write_dicom_outputs", "build_segmentation",
            "build_measurement_report", "segment_labels", "read_dicom_seg_labels"]
@@ -48,9 +48,9 @@ log = logging.getLogger(__name__)
 DICOM_SEG_SUFFIX = "_seg.dcm"
 DICOM_SR_SUFFIX = "_sr.dcm"
 PRIVATE_SCHEME = "99RNN"
-_SIDE_OF_LABEL = {"kidney_right": "right", "kidney_left": "left"}
 _CLASS_MEANINGS = {"AML": "angiomyolipoma", "cystic": "cystic renal mass", "solid": "solid renal mass",
-                   "too_small": "mass too small to characterise", "cut_off": "mass cut off by the field of view"}
+                   TOO_SMALL_CLASS: "mass too small to characterise",
+                   CUT_OFF_CLASS: "mass cut off by the field of view"}
 
 
 NEPHROMETRY_CODES: dict[str, tuple[str, str]] = {
@@ -96,8 +96,8 @@ def _codes():
 
 def _segments(seg: np.ndarray, lesions: Sequence[LesionRecord]) -> list[_Segment]:
     present = set(np.unique(seg).tolist())
-    kidneys = [(key, side) for key, side in _SIDE_OF_LABEL.items() if OUTPUT_LABELS[key] in present]
     label_keys = {value: key for key, value in OUTPUT_LABELS.items()}
+    kidneys = [(label_keys[value], side) for side, value in KIDNEY_SIDE_LABELS.items() if value in present]
     segments = [_Segment(i + 1, key, side, None) for i, (key, side) in enumerate(kidneys)]
     return segments + [_Segment(len(segments) + i + 1, label_keys[r.output_label], r.side, r.lesion_id)
                        for i, r in enumerate(lesions)]
@@ -342,6 +342,10 @@ def write_dicom_outputs(seg: sitk.Image, components: np.ndarray, lesions: Sequen
                         run_record: dict) -> tuple[dict[str, Path], list[str]]:
     """Write ``<case>_seg.dcm`` and ``<case>_sr.dcm`` for a case read from ``source_files`` (atomic).
 
+    The source headers are read into memory and repaired there where the standard allows
+    (:mod:`renal_nnunet.outputs.dicom_sources`); the source files are never written to. Both
+    objects are built before either is written.
+
     Args:
         seg: the output labels on the source series' grid.
         components: lesion ids (z, y, x) on the same grid (each lesion's voxels hold its id).
@@ -350,25 +354,31 @@ def write_dicom_outputs(seg: sitk.Image, components: np.ndarray, lesions: Sequen
         run_record: what produced the result (versions, device, settings, model hashes).
 
     Returns:
-        Files written by kind (``dicom_seg``, ``dicom_sr``) and messages for the user. Nothing is
-        written when nothing was found (no kidney, no mass); no SR when no mass was found.
-    """
-    import pydicom
+        Files written by kind (``dicom_seg``, ``dicom_sr``) and messages for the user (what was
+        repaired in the source headers, what was not written). Nothing is written when nothing was
+        found (no kidney, no mass); no SR when no mass was found.
 
-    datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in source_files]
-    segmentation, segments = build_segmentation(seg, components, lesions, datasets, run_record)
-    if segmentation is None:
+    Raises:
+        InputError: the series lacks an attribute the objects must copy or reference (nothing written).
+    """
+    from renal_nnunet.outputs.dicom_sources import read_source_headers
+
+    if not _segments(sitk.GetArrayViewFromImage(seg), lesions):
         return {}, ["nothing found: no DICOM SEG or SR written"]
-    files = {"dicom_seg": output_dir / f"{case_id}{DICOM_SEG_SUFFIX}"}
-    with atomic_path(files["dicom_seg"]) as tmp:
-        segmentation.save_as(tmp)
-    if not lesions:
-        return files, ["no renal masses: no DICOM SR written"]
-    report = build_measurement_report(segmentation, segments, lesions, datasets, run_record)
-    files["dicom_sr"] = output_dir / f"{case_id}{DICOM_SR_SUFFIX}"
-    with atomic_path(files["dicom_sr"]) as tmp:
-        report.save_as(tmp)
-    return files, []
+    datasets, notes = read_source_headers(source_files)
+    segmentation, segments = build_segmentation(seg, components, lesions, datasets, run_record)
+    objects = {"dicom_seg": (segmentation, DICOM_SEG_SUFFIX)}
+    if lesions:
+        report = build_measurement_report(segmentation, segments, lesions, datasets, run_record)
+        objects["dicom_sr"] = (report, DICOM_SR_SUFFIX)
+    else:
+        notes.append("no renal masses: no DICOM SR written")
+    files = {}
+    for kind, (dataset, suffix) in objects.items():
+        files[kind] = output_dir / f"{case_id}{suffix}"
+        with atomic_path(files[kind]) as tmp:
+            dataset.save_as(tmp)
+    return files, notes
 
 
 def read_dicom_seg_labels(seg_path: str | Path, source_files: Sequence[str]) -> np.ndarray:

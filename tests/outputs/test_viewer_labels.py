@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABEL_NAMES, OUTPUT_LABELS
-from renal_nnunet.pipeline.report import LABEL_COLOURS
-from renal_nnunet.pipeline.viewer_labels import write_viewer_label_files
+from renal_nnunet.outputs.report import LABEL_COLOURS
+from renal_nnunet.outputs.viewer_labels import write_viewer_label_files
 
 
 def _report_labels() -> dict[int, tuple[str, tuple[int, int, int]]]:

@@ -29,7 +29,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from renal_nnunet.anatomy.labels import OUTPUT_LABEL_COLOURS, OUTPUT_LABEL_NAMES, OUTPUT_LABELS  # noqa: E402
 from renal_nnunet.io import atomic_path  # noqa: E402
 from renal_nnunet.nephrometry.figure import draw_mass_view, legend_handles, mass_caption  # noqa: E402
-from renal_nnunet.pipeline.lesion_table import LesionRecord  # noqa: E402
+from renal_nnunet.outputs.records import LesionRecord  # noqa: E402
 
 __all__ = ["MAX_LESION_PANELS", "note_lines", "save_case_report"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import highdicom as hd
 import numpy as np
@@ -11,13 +10,16 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 from pydicom.sr.codedict import codes
+from pydicom.uid import CTImageStorage
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABELS
-from renal_nnunet.io import dicom_series_files, read_series_or_image
-from renal_nnunet.pipeline.dicom_export import read_dicom_seg_labels, write_dicom_outputs
-from renal_nnunet.pipeline.lesion_table import LesionRecord
+from renal_nnunet.io import InputError, dicom_series_files, read_series_or_image
+from renal_nnunet.outputs.dicom import read_dicom_seg_labels, write_dicom_outputs
+from renal_nnunet.outputs.dicom_sources import repaired_source_headers
+from renal_nnunet.outputs.records import LesionRecord
 from tests.nephrometry.phantoms import hand_made_nephrometry
 from tests.pipeline.dicom_series import write_dicom_series
+from tests.pipeline.real_dicom import dciodvfy_errors
 
 RUN_RECORD = {"versions": {"renal_nnunet": "0.1.0", "nnunetv2": "2.8.1"}, "device": "cpu",
               "settings": {"cam": True, "folds": [0]}, "models_sha256": "ab" * 32}
@@ -51,11 +53,6 @@ def _series_case(folder, orientation: str):
                             indeterminate=False),
                LesionRecord(2, "left", OUTPUT_LABELS["mass_too_small"], 0.048, 4.2, 8.25, 10.0, (0.0, 0.0, 0.0), "too_small")]
     return seg, sitk.GetArrayFromImage(comps), records
-
-
-def _dciodvfy_errors(path) -> list[str]:
-    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
-    return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
 
 
 @pytest.mark.parametrize("orientation", ["LPS", "LPI"])
@@ -104,7 +101,7 @@ def test_seg_reads_back_as_the_label_map_and_sr_as_the_lesion_table(tmp_path, or
                                                        {"right": "24028007", "left": "7771000"}[record.side])
     if shutil.which("dciodvfy") is None:
         pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
-    assert _dciodvfy_errors(written["dicom_seg"]) == [] and _dciodvfy_errors(written["dicom_sr"]) == []
+    assert dciodvfy_errors(written["dicom_seg"]) == [] and dciodvfy_errors(written["dicom_sr"]) == []
 
 
 def test_nothing_found_writes_no_dicom_object_and_says_so(tmp_path):
@@ -115,6 +112,31 @@ def test_nothing_found_writes_no_dicom_object_and_says_so(tmp_path):
                                          tmp_path / "out", "case", RUN_RECORD)
     assert written == {} and notes == ["nothing found: no DICOM SEG or SR written"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_source_headers_are_repaired_on_copies_and_what_cannot_be_repaired_names_the_attribute(tmp_path):
+    _series_case(tmp_path / "series", "LPS")
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in dicom_series_files(tmp_path / "series")]
+    for dataset in headers:
+        dataset.SOPClassUID, dataset.SliceThickness = "", ""
+        del dataset.PatientID
+    repaired, notes = repaired_source_headers(headers)
+    assert notes == [
+        "SOP Class UID (0008,0016) empty in 10 of 10 slice(s): taken from the file meta's Media Storage SOP Class "
+        "UID (CT Image Storage) for the DICOM SEG/SR; the input files are not changed",
+        "absent type 2 attribute(s) copied into the DICOM SEG/SR as empty: Patient ID (0010,0020) (10 slice(s))",
+        "Slice Thickness (0018,0050) absent or empty in 10 slice(s): the DICOM SEG's pixel measures use the slice "
+        "gap, 3 mm"]
+    assert {(d.SOPClassUID, d.PatientID, float(d.SliceThickness)) for d in repaired} == {(CTImageStorage, None, 3.0)}
+    assert headers[0].SOPClassUID == "" and "PatientID" not in headers[0]  # the inputs are left as they were
+    headers[0].file_meta.MediaStorageSOPClassUID = ""
+    with pytest.raises(InputError, match=r"slice_0000.dcm: SOP Class UID \(0008,0016\) is empty and the file meta "
+                                         r"has no Media Storage SOP Class UID"):
+        repaired_source_headers(headers)
+    del headers[3].FrameOfReferenceUID
+    with pytest.raises(InputError, match=r"slice_0003.dcm: Frame of Reference UID \(0020,0052\) is missing or empty "
+                                         r"in 1 of 9 slice\(s\): a Segmentation shares the frame of reference"):
+        repaired_source_headers(headers[1:])
 
 
 def test_sr_holds_a_nephrometry_group_per_measured_mass_coded_in_the_private_scheme(tmp_path):
@@ -136,4 +158,4 @@ def test_sr_holds_a_nephrometry_group_per_measured_mass_coded_in_the_private_sch
     assert "RNN-CINDEX" in measured_only and "RNN-RENAL" not in measured_only
     assert groups[3].get_qualitative_evaluations() == []
     if shutil.which("dciodvfy") is not None:
-        assert _dciodvfy_errors(written["dicom_sr"]) == []
+        assert dciodvfy_errors(written["dicom_sr"]) == []

@@ -10,8 +10,9 @@ import pandas as pd
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABELS
-from renal_nnunet.pipeline.lesion_table import LESION_TABLE_COLUMNS, TOO_SMALL_CLASS, LesionRecord, write_lesion_tables
-from renal_nnunet.pipeline.report import NOTE_WIDTH_CHARACTERS, note_lines, save_case_report
+from renal_nnunet.outputs.lesion_table import LESION_TABLE_COLUMNS, write_lesion_tables
+from renal_nnunet.outputs.records import TOO_SMALL_CLASS, LesionRecord
+from renal_nnunet.outputs.report import NOTE_WIDTH_CHARACTERS, note_lines, save_case_report
 from tests.nephrometry.phantoms import hand_made_nephrometry
 
 
@@ -112,7 +113,7 @@ def test_report_samples_a_box_grad_cam_on_its_panel_without_a_full_size_copy():
     """The lesion panel's Grad-CAM window equals the full-size map (pasted, reoriented to LPS) on
     that window, for a CT stored in another orientation and a CAM held on the lesion's box."""
     from renal_nnunet.anatomy.geometry import paste_on_grid
-    from renal_nnunet.pipeline.report import _cam_window
+    from renal_nnunet.outputs.report import _cam_window
 
     ct = sitk.GetImageFromArray(np.zeros((30, 40, 50), np.int16))
     ct.SetSpacing((0.7, 0.8, 2.5))

@@ -1,25 +1,21 @@
-"""Per-lesion measurements and the ``<case>_lesions.csv`` / ``.json`` tables.
+"""The main result type: one predicted mass (:class:`LesionRecord`) and its unclassified classes.
 
-One row per connected mass component of the pipeline's output. Units: volume in ml, diameters and
-centroids in mm (centroid in ITK LPS patient coordinates: +x patient left, +y posterior, +z
-superior), intensities in HU of the input CT. The nephrometry columns follow
+Every output writer (lesion table, report, DICOM SEG/SR) and ``renal_nnunet.pipeline.predict``
+import it from here, so no writer owns it. Units: volume in ml, diameters and centroids in mm
+(centroid in ITK LPS patient coordinates: +x patient left, +y posterior, +z superior),
+intensities in HU of the input CT. The nephrometry columns follow
 (``renal_nnunet.nephrometry.score.NEPHROMETRY_COLUMNS``; points as integers, blank where not scored).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import pandas as pd
 
 from renal_nnunet.anatomy.labels import LESION_CLASSES
-from renal_nnunet.io import atomic_path, write_json
-from renal_nnunet.nephrometry.score import NEPHROMETRY_COLUMNS, MassNephrometry, nephrometry_dtypes
+from renal_nnunet.nephrometry.score import NEPHROMETRY_COLUMNS, MassNephrometry
 
-__all__ = ["TOO_SMALL_CLASS", "CUT_OFF_CLASS", "LesionRecord", "LESION_TABLE_COLUMNS", "write_lesion_tables"]
+__all__ = ["TOO_SMALL_CLASS", "CUT_OFF_CLASS", "LesionRecord"]
 
 TOO_SMALL_CLASS = "too_small"
 """``lesion_class`` of masses below the classification size threshold (not characterised)."""
@@ -93,25 +89,3 @@ class LesionRecord:
                     "cam_file": self.cam_file})
         row.update(self.nephrometry.to_row() if self.nephrometry is not None else dict.fromkeys(NEPHROMETRY_COLUMNS))
         return row
-
-
-LESION_TABLE_COLUMNS: tuple[str, ...] = tuple(
-    LesionRecord(0, "", 0, 0.0, 0.0, 0.0, 0.0, (0.0, 0.0, 0.0), "").to_row().keys()
-)
-
-
-def write_lesion_tables(
-    records: list[LesionRecord], csv_path: str | os.PathLike, json_path: str | os.PathLike, case_info: dict
-) -> tuple[Path, Path]:
-    """Write the lesion table as CSV (one row per lesion, header even when empty) and as JSON
-    (``{"case": case_info, "lesions": [rows]}``; NaN written as null). Both writes are atomic.
-
-    Floats are written at full precision (shortest repr that reads back to the same value): the
-    evaluation links lesions by centroid and draws its ROC from the probabilities."""
-    table = nephrometry_dtypes(pd.DataFrame([r.to_row() for r in records], columns=list(LESION_TABLE_COLUMNS)))
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False)
-    rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.to_row().items()}
-            for r in records]
-    write_json({"case": case_info, "lesions": rows}, json_path)
-    return Path(csv_path), Path(json_path)

@@ -1,0 +1,346 @@
+"""INT8 and bf16 for a models folder: NNCF quantisation per fold, measured against fp32 before use.
+
+For each stage (kidney U-Net, mass U-Net, classifier) of a models folder:
+
+1. the stage's own training data, as the network sees it, is split into calibration cases and
+   held-out cases (:func:`split_cases`): for the U-Nets the grid images of the nnU-Net raw
+   dataset the stage was trained on (``<NNUNET_RAW>/DatasetXXX_RenalKidneyG/imagesTr``),
+   preprocessed by nnU-Net's own preprocessing and cut into the patches the sliding window feeds
+   the network; for the classifier the converter's lesion crops (``<NNUNET_RAW>/RenalLesions``);
+2. each fold's network is quantised by NNCF on the calibration inputs
+   (:func:`renal_nnunet.runtime.openvino.int8_model`, cached next to its checkpoint);
+3. the fold ensemble at each reduced precision is compared with the fp32 ensemble on the held-out
+   cases: the labels' Dice per class and the masses detected (U-Nets, on the grid), the lesion
+   classes and the Grad-CAM peak (classifier), against
+   :class:`~renal_nnunet.runtime.agreement.AgreementBounds`;
+4. the figures are written into the stage's folder (:mod:`renal_nnunet.runtime.agreement`), where
+   ``--precision auto`` reads them.
+
+bf16 needs no quantisation (it is the fp32 model compiled with bf16 arithmetic) and is measured
+only on CPUs with native bf16 (:func:`renal_nnunet.runtime.cpu.native_precisions`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, TypeVar
+
+import numpy as np
+import torch
+
+from renal_nnunet.io import InputError, file_sha256, read_image
+from renal_nnunet.runtime.agreement import (
+    AgreementBounds,
+    PrecisionCheck,
+    StageAgreement,
+    checkpoint_hashes,
+    read_stage_agreement,
+    write_stage_agreement,
+)
+
+__all__ = ["QuantizationConfig", "split_cases", "calibration_sha256", "unet_patches", "measure_unet_stage",
+           "measure_classifier", "compare_stage_labels", "REDUCED_PRECISIONS"]
+
+log = logging.getLogger(__name__)
+
+REDUCED_PRECISIONS: tuple[str, ...] = ("int8", "bf16")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """How a stage is quantised and measured.
+
+    Attributes:
+        precisions: the reduced precisions to measure (``int8`` is quantised first; ``bf16`` is
+            skipped on a CPU without native bf16).
+        calibration_cases: grid images (lesion crops for the classifier) NNCF calibrates on.
+        validation_cases: held-out cases (not calibrated on) the agreement is measured on, at most.
+        bounds: what ``auto`` requires of a precision.
+        ignored_patterns: regular expressions of OpenVINO operation names NNCF leaves in fp32 (its
+            ignored scope): by default the U-Nets' segmentation heads (1x1 convolutions to the
+            logits, a negligible share of the work), which kept the tiny demo's mass Dice closer
+            to fp32's than quantising them.
+    """
+
+    precisions: tuple[str, ...] = REDUCED_PRECISIONS
+    calibration_cases: int = 4
+    validation_cases: int = 8
+    bounds: AgreementBounds = field(default_factory=AgreementBounds)
+    ignored_patterns: tuple[str, ...] = (r".*seg_layers.*",)
+
+    def __post_init__(self):
+        unknown = sorted(set(self.precisions) - set(REDUCED_PRECISIONS))
+        if unknown:
+            raise ValueError(f"unknown precisions {unknown}; choose from {', '.join(REDUCED_PRECISIONS)}")
+        if self.calibration_cases < 1 or self.validation_cases < 1:
+            raise ValueError("need at least one calibration case and one held-out case")
+
+
+def split_cases(cases: Sequence[T], config: QuantizationConfig) -> tuple[list[T], list[T]]:
+    """(calibration, held-out) cases: calibration evenly spread over ``cases`` (in their order),
+    held-out the first others, as many as the config asks and the data allow.
+
+    Raises:
+        InputError: fewer than two cases (nothing would be held out).
+
+    >>> split_cases(list("abcdefgh"), QuantizationConfig(calibration_cases=2, validation_cases=3))
+    (['a', 'e'], ['b', 'c', 'd'])
+    """
+    if len(cases) < 2:
+        raise InputError(None, f"{len(cases)} case(s): calibration and held-out cases need at least two")
+    n = min(config.calibration_cases, len(cases) - 1)
+    picked = sorted({round(i * len(cases) / n) for i in range(n)})
+    calibration = [cases[i] for i in picked]
+    held_out = [case for i, case in enumerate(cases) if i not in picked][:config.validation_cases]
+    return calibration, held_out
+
+
+def calibration_sha256(files: Sequence[str | os.PathLike], settings: dict) -> str:
+    """What names a calibration set in the INT8 cache: its files' names and contents, and the
+    quantisation settings."""
+    content = {Path(f).name: file_sha256(f) for f in files}
+    return hashlib.sha256(json.dumps({"files": content, "settings": settings}, sort_keys=True).encode()).hexdigest()
+
+
+class _PatchRecorder(torch.nn.Module):
+    """Stands in for the network in nnU-Net's sliding window: keeps each patch, returns zeros."""
+
+    def __init__(self, heads: int) -> None:
+        super().__init__()
+        self.heads, self.patches = heads, []
+
+    def forward(self, patch: torch.Tensor) -> torch.Tensor:
+        self.patches.append(patch.detach().cpu().numpy().astype(np.float32, copy=True))
+        return torch.zeros((patch.shape[0], self.heads, *patch.shape[2:]))
+
+
+def unet_patches(ensemble, grid_images: Sequence[str | os.PathLike]) -> list[np.ndarray]:
+    """The inputs a stage's network receives for these grid images: nnU-Net's preprocessing, then
+    the patches of its sliding window (one per 128^3 grid image, the patch being the grid)."""
+    predictor = ensemble.predictor
+    recorder = _PatchRecorder(predictor.label_manager.num_segmentation_heads)
+    networks, predictor.network = predictor.network, recorder
+    try:
+        for path in grid_images:
+            data, _ = ensemble._preprocess(read_image(path))
+            predictor.predict_sliding_window_return_logits(data)
+    finally:
+        predictor.network = networks
+    return recorder.patches
+
+
+def compare_stage_labels(reference: np.ndarray, candidate: np.ndarray, labels: dict[str, int],
+                         spacing_zyx_mm: Sequence[float], count_masses: bool) -> dict:
+    """Agreement of one case's labels at a reduced precision with fp32's (same grid).
+
+    Returns:
+        ``dice_<label>`` per foreground label (1.0 when both are empty), and with ``count_masses``
+        ``masses_fp32`` (26-connected components of the foreground in ``reference``) and
+        ``masses_missed`` / ``masses_extra`` (components of one not touched by the other).
+    """
+    from renal_nnunet.evaluation.detection import detect_lesions, detection_scores
+    from renal_nnunet.evaluation.surface import dice
+
+    row = {f"dice_{name}": dice(candidate == value, reference == value) for name, value in labels.items() if value}
+    if count_masses:
+        scores = detection_scores(detect_lesions(candidate > 0, reference > 0, spacing_zyx_mm))
+        row.update(masses_fp32=scores["tp"] + scores["fn"], masses_missed=scores["fn"], masses_extra=scores["fp"])
+    return row
+
+
+def _stage_check(precision: str, rows: list[dict], dice_bound: float, bounds: AgreementBounds) -> PrecisionCheck:
+    """Worst and mean of each figure over the held-out cases, and the bounds missed."""
+    figures, failures = {}, []
+    for key in (k for k in rows[0] if k.startswith("dice_")):
+        values = [row[key] for row in rows]
+        figures[f"{key}_min"], figures[f"{key}_mean"] = float(min(values)), float(np.mean(values))
+        if min(values) < dice_bound:
+            failures.append(f"{key.removeprefix('dice_')} Dice {min(values):.4f} < {dice_bound:g}")
+    if "masses_fp32" in rows[0]:
+        for key in ("masses_fp32", "masses_missed", "masses_extra"):
+            figures[key] = int(sum(row[key] for row in rows))
+        if bounds.same_masses and figures["masses_missed"] + figures["masses_extra"]:
+            failures.append(f"masses differ ({figures['masses_missed']} of {figures['masses_fp32']} missed, "
+                            f"{figures['masses_extra']} extra)")
+    return PrecisionCheck(precision, not failures, tuple(failures), len(rows), figures)
+
+
+def _precisions_to_measure(config: QuantizationConfig) -> list[str]:
+    from renal_nnunet.runtime.cpu import native_precisions
+
+    native = native_precisions()
+    skipped = [p for p in config.precisions if p == "bf16" and p not in native]
+    if skipped:
+        log.info("bf16 not measured: this CPU has no native bf16")
+    return [p for p in config.precisions if p not in skipped]
+
+
+def _stage_dataset(calibration_raw: Path, model_dir: Path) -> Path:
+    """The raw dataset a stage was trained on: ``<NNUNET_RAW>/<its dataset name>`` (the name of
+    the trained-model folder's parent, as nnU-Net and the models folder lay it out)."""
+    dataset = Path(calibration_raw) / model_dir.parent.name
+    if not (dataset / "imagesTr").is_dir():
+        raise InputError(dataset, "no imagesTr here: --calibration must be the nnU-Net raw folder holding the "
+                                  f"stage's training dataset {model_dir.parent.name} (as `convert` wrote it)")
+    return dataset
+
+
+def measure_unet_stage(model_dir: str | os.PathLike, folds: Sequence[int], calibration_raw: str | os.PathLike,
+                       config: QuantizationConfig = QuantizationConfig()) -> StageAgreement:
+    """Quantise a U-Net stage's folds (when INT8 is asked for) and measure each reduced precision
+    against fp32 on held-out grid images; the record is written into ``model_dir``.
+
+    Raises:
+        InputError: the stage's raw dataset is not under ``calibration_raw``, or has too few cases.
+    """
+    from renal_nnunet.inference.ensemble import FoldEnsemble
+    from renal_nnunet.runtime.backends import Runtime
+    from renal_nnunet.runtime.openvino import OpenVinoNetwork, int8_model
+
+    model_dir = Path(model_dir).resolve()
+    images = sorted((_stage_dataset(Path(calibration_raw), model_dir) / "imagesTr").glob("*.nii.gz"))
+    calibration, held_out = split_cases(images, config)
+    reference = FoldEnsemble(model_dir, folds, Runtime("openvino", "cpu", "fp32"))
+    sha = calibration_sha256(calibration, {"ignored_patterns": list(config.ignored_patterns)})
+    models = {"fp32": [reference.fold_model(c, "fp32") for c in reference.checkpoints]}
+    models["bf16"] = models["fp32"]
+    precisions = _precisions_to_measure(config)
+    if "int8" in precisions:
+        patches = _once(lambda: unet_patches(reference, calibration))
+        models["int8"] = [int8_model(c, fp32, patches, sha, config.ignored_patterns)
+                          for c, fp32 in zip(reference.checkpoints, models["fp32"])]
+    labels = json.loads((model_dir / "dataset.json").read_text())["labels"]
+    count_masses = set(labels) == {"background", "mass"}
+    dice_bound = config.bounds.mass_dice if count_masses else config.bounds.kidney_dice
+    rows = {p: [] for p in precisions}
+    for path in held_out:
+        grid_ct = read_image(path)
+        label_maps = {}
+        for precision in ("fp32", *precisions):
+            reference.predictor.use_fold_networks([OpenVinoNetwork(m, precision) for m in models[precision]])
+            label_maps[precision] = reference.grid_probabilities(grid_ct).ensemble.argmax(axis=0)
+        for precision in precisions:
+            rows[precision].append(compare_stage_labels(label_maps["fp32"], label_maps[precision], labels,
+                                                        grid_ct.GetSpacing()[::-1], count_masses))
+    checks = {p: _stage_check(p, rows[p], dice_bound, config.bounds) for p in precisions}
+    return _record(model_dir, reference.checkpoints, calibration_raw, calibration, held_out, sha, checks)
+
+
+def _once(make):
+    """``make``'s result, computed at the first call only (calibration inputs for several folds)."""
+    cache = []
+
+    def get():
+        if not cache:
+            cache.append(make())
+        return cache[0]
+    return get
+
+
+def measure_classifier(checkpoints: Sequence[str | os.PathLike], calibration_raw: str | os.PathLike,
+                       config: QuantizationConfig = QuantizationConfig()) -> StageAgreement:
+    """Quantise the classifier's folds (when INT8 is asked for) and measure each reduced precision
+    against fp32 on held-out lesion crops of ``<calibration_raw>/RenalLesions``: the ensemble's class
+    and the Grad-CAM peak of fp32's class. The record is written into the checkpoints' folder.
+
+    Raises:
+        InputError: no lesion table or crops there, or too few lesions.
+    """
+    from renal_nnunet.classification.data import read_lesion_table
+    from renal_nnunet.classification.ensemble import ClassifierEnsemble
+    from renal_nnunet.classification.openvino_classifier import OpenVinoClassifierFold
+    from renal_nnunet.runtime.backends import Runtime
+    from renal_nnunet.runtime.openvino import int8_model
+
+    ensemble = ClassifierEnsemble(checkpoints, Runtime("openvino", "cpu", "fp32"))
+    table = read_lesion_table(Path(calibration_raw) / "RenalLesions")
+    calibration, held_out = split_cases(list(table["crop_path"]), config)
+    sha = calibration_sha256(calibration, {"ignored_patterns": list(config.ignored_patterns)})
+    precisions = _precisions_to_measure(config)
+    fp32_folds = ensemble.load_folds("fp32")
+    grid = fp32_folds[0].grid
+    if "int8" in precisions:
+        inputs = _once(lambda: [_crop_input(path, grid) for path in calibration])
+        for checkpoint, fp32 in zip(ensemble.checkpoints, fp32_folds):
+            int8_model(checkpoint, fp32.model, inputs, sha, config.ignored_patterns)
+    volumes = [torch.from_numpy(_crop_input(path, grid)) for path in held_out]
+    reference = [_crop_verdict(volume, fp32_folds) for volume in volumes]
+    del fp32_folds  # one precision's compiled folds at a time
+    rows = {}
+    for precision in precisions:
+        folds = [OpenVinoClassifierFold(*_loaded(checkpoint), precision, sha) for checkpoint in ensemble.checkpoints]
+        rows[precision] = []
+        for volume, (fp32_probabilities, fp32_peak) in zip(volumes, reference):
+            target = int(fp32_probabilities.argmax())
+            probabilities, peak = _crop_verdict(volume, folds, target)
+            rows[precision].append((int(probabilities.argmax()) == target, float(np.linalg.norm(peak - fp32_peak))))
+        del folds
+    checks = {p: _classifier_check(p, rows[p], config.bounds) for p in precisions}
+    return _record(ensemble.folder, ensemble.checkpoints, calibration_raw, calibration, held_out, sha, checks)
+
+
+def _record(folder: Path, checkpoints: Sequence[Path], source, calibration: Sequence, held_out: Sequence, sha: str,
+            checks: dict[str, PrecisionCheck]) -> StageAgreement:
+    """Write the stage's record: these checks, beside the checks of other precisions recorded
+    earlier for the same checkpoints (measuring bf16 keeps an earlier INT8 measurement)."""
+    from renal_nnunet.runtime.cpu import cpu_description
+
+    calibration_info = {"source": str(source), "cases": [Path(p).name for p in calibration],
+                        "held_out": [Path(p).name for p in held_out], "sha256": sha}
+    previous = read_stage_agreement(folder, checkpoints)
+    if previous is not None:
+        if "int8" not in checks and "int8" in previous.checks:
+            calibration_info = previous.calibration  # the INT8 model measured is still the earlier one
+        checks = {**previous.checks, **checks}
+    agreement = StageAgreement(checkpoint_hashes(folder, checkpoints), calibration_info, checks, cpu_description())
+    write_stage_agreement(folder, agreement)
+    for precision, check in checks.items():
+        log.info("%s: %s vs fp32 on %d held-out case(s): %s", folder, precision, check.cases,
+                 "meets the bounds" if check.passed else "; ".join(check.failures))
+    return agreement
+
+
+def _loaded(checkpoint: Path) -> tuple:
+    """(torch classifier, checkpoint, grid): what an OpenVINO classifier fold is made from."""
+    from renal_nnunet.classification.train import load_classifier
+
+    model, info = load_classifier(checkpoint)
+    return model, checkpoint, int(info["grid"])
+
+
+def _crop_input(path: str, grid: int) -> np.ndarray:
+    from renal_nnunet.classification.data import crop_to_input
+
+    return crop_to_input(read_image(path), grid)[None].numpy()
+
+
+def _crop_verdict(volume: torch.Tensor, folds: list, target: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean softmax over the folds, grid index of the peak of the folds' summed Grad-CAM of
+    ``target``, default the ensemble's class) of one lesion crop."""
+    forwards = [fold.explained_forward(volume) for fold in folds]
+    probabilities = np.mean([torch.softmax(f.logits, dim=1)[0].numpy() for f in forwards], axis=0)
+    target = int(probabilities.argmax()) if target is None else target
+    total = sum(forward.cam(target) for forward in forwards)
+    return probabilities, np.array(np.unravel_index(np.argmax(total), total.shape), float)
+
+
+def _classifier_check(precision: str, rows: list[tuple[bool, float]], bounds: AgreementBounds) -> PrecisionCheck:
+    """Share of lesions with fp32's ensemble class, and the Grad-CAM peak distances, against the bounds."""
+    same = sum(row[0] for row in rows)
+    distances = [row[1] for row in rows]
+    share = same / len(rows)
+    figures = {"lesions": len(rows), "same_class": same, "class_agreement": share,
+               "cam_peak_voxels_max": max(distances), "cam_peak_voxels_mean": float(np.mean(distances))}
+    failures = []
+    if share < bounds.class_agreement:
+        failures.append(f"class agreement {same}/{len(rows)} = {share:.3f} < {bounds.class_agreement:g}")
+    if max(distances) > bounds.cam_peak_voxels:
+        failures.append(f"Grad-CAM peak {max(distances):.2f} voxels from fp32's > {bounds.cam_peak_voxels:g}")
+    return PrecisionCheck(precision, not failures, tuple(failures), len(rows), figures)

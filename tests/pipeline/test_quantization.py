@@ -1,0 +1,168 @@
+"""INT8 (NNCF) and bf16 on the tiny demo's trained models: quantised per fold, measured against fp32
+on held-out cases before use, chosen per stage by ``--precision auto`` (never without a passing
+measurement), recorded in ``predict_summary.json``, and quantised again for a changed checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from renal_nnunet.inference.ensemble import FoldEnsemble
+from renal_nnunet.io import read_image, write_image
+from renal_nnunet.nnunet.environment import NnunetFolders
+from renal_nnunet.nnunet.layout import fold_checkpoint
+from renal_nnunet.pipeline.compile_models import compile_models
+from renal_nnunet.pipeline.models import load_models
+from renal_nnunet.pipeline.predict import PredictConfig, predict
+from renal_nnunet.pipeline.quantization import QuantizationConfig, measure_unet_stage, split_cases
+from renal_nnunet.runtime.agreement import AGREEMENT_FILE, PrecisionCheck, StageAgreement, read_stage_agreement
+from renal_nnunet.runtime.backends import Runtime
+from renal_nnunet.runtime.cpu import native_precisions
+from renal_nnunet.runtime.openvino import compiled_model_path, int8_model_path
+
+SMALL = QuantizationConfig(calibration_cases=2, validation_cases=2)
+"""Two calibration grid images (crops) per stage and two held out: the tests' budget."""
+OPENVINO_AUTO = Runtime.resolve("openvino", "cpu", "auto")
+
+
+@pytest.fixture(scope="module")
+def raw(tiny_demo):
+    out_dir, _ = tiny_demo
+    return NnunetFolders.under(out_dir / "nnunet").raw
+
+
+@pytest.fixture(scope="module")
+def quantised(tiny_demo, raw, tmp_path_factory):
+    """A copy of the tiny demo's models folder after ``compile-models --precision int8``."""
+    out_dir, _ = tiny_demo
+    models = tmp_path_factory.mktemp("quantised") / "models"
+    shutil.copytree(out_dir / "models", models)
+    result = compile_models(models, precision="int8", calibration=raw, config=SMALL)
+    return models, result
+
+
+def test_compile_models_int8_quantises_every_fold_and_records_its_agreement(quantised):
+    models, result = quantised
+    manifest = load_models(models)
+    assert set(result["agreement"]) == {"kidney", "mass", "classifier"}
+    measured = {"int8", "bf16"} & native_precisions()
+    for stage, agreement in result["agreement"].items():
+        assert set(agreement.checks) == measured, stage
+        assert all(check.cases == 2 for check in agreement.checks.values()), stage
+        assert set(agreement.calibration["cases"]).isdisjoint(agreement.calibration["held_out"])
+    for stage in (manifest.kidney, manifest.mass):
+        folder = models / stage.path
+        assert (folder / AGREEMENT_FILE).is_file()
+        sha = read_stage_agreement(folder, [fold_checkpoint(folder, f) for f in stage.folds]).calibration["sha256"]
+        for fold in stage.folds:
+            assert int8_model_path(fold_checkpoint(folder, fold), sha).is_file()
+    checks = result["agreement"]["mass"].checks["int8"].figures
+    assert {"dice_mass_min", "masses_fp32", "masses_missed", "masses_extra"} <= set(checks)
+    assert {"class_agreement", "cam_peak_voxels_max"} <= set(result["agreement"]["classifier"].checks["int8"].figures)
+
+
+def test_predict_names_each_stage_s_precision_and_why(quantised, tiny_demo, tmp_path):
+    models, result = quantised
+    out_dir, _ = tiny_demo
+    case = sorted((out_dir / "test_images").glob("*.nii.gz"))[0]
+    for precision in ("auto", "int8"):
+        predict(case, tmp_path / precision, models, PredictConfig(precision=precision, report=False, cam=False))
+        summary = json.loads((tmp_path / precision / "predict_summary.json").read_text())
+        assert summary["precision"] == summary["run"]["precision"]
+        for stage, chosen in summary["precision"].items():
+            check = result["agreement"][stage].checks["int8"]
+            if precision == "int8":
+                assert chosen["precision"] == "int8" and chosen["reason"].startswith("asked for")
+            elif check.passed:
+                assert chosen == {"precision": "int8", "reason": chosen["reason"]} and "meets the bounds" in chosen["reason"]
+            else:
+                assert chosen["precision"] in ("bf16", "fp32") and "INT8 below the bounds" in chosen["reason"]
+
+
+def test_the_agreement_check_fails_on_a_calibration_of_constant_images(tiny_demo, raw, tmp_path):
+    out_dir, _ = tiny_demo
+    stage = load_models(out_dir / "models").kidney
+    model_dir = tmp_path / "model" / stage.path
+    shutil.copytree((out_dir / "models" / stage.path).resolve(), model_dir,
+                    ignore=shutil.ignore_patterns("*.openvino-*", AGREEMENT_FILE))
+    dataset = model_dir.parent.name
+    broken = tmp_path / "raw" / dataset
+    shutil.copytree(raw / dataset, broken, ignore=shutil.ignore_patterns("labelsTr", "sidecars"))
+    calibration, _ = split_cases(sorted((broken / "imagesTr").glob("*.nii.gz")), SMALL)
+    for path in calibration:  # the same geometry, one value: no activation range is right
+        image = read_image(path)
+        array = sitk.GetArrayViewFromImage(image)
+        constant = sitk.GetImageFromArray(np.full(array.shape, 40, array.dtype))
+        constant.CopyInformation(image)
+        write_image(constant, path)
+    agreement = measure_unet_stage(model_dir, stage.folds, tmp_path / "raw", QuantizationConfig(
+        precisions=("int8",), calibration_cases=2, validation_cases=2))
+    check = agreement.checks["int8"]
+    assert not check.passed and any("Dice" in failure for failure in check.failures), check
+    chosen = FoldEnsemble(model_dir, stage.folds, OPENVINO_AUTO).runtime
+    assert chosen.precision != "int8" and "INT8 below the bounds" in chosen.reason
+
+
+def test_auto_runs_fp32_without_a_measured_int8_and_int8_is_refused(tiny_demo, tmp_path):
+    out_dir, _ = tiny_demo
+    stage = load_models(out_dir / "models").kidney
+    model_dir = tmp_path / stage.path
+    shutil.copytree((out_dir / "models" / stage.path).resolve(), model_dir, ignore=shutil.ignore_patterns(AGREEMENT_FILE))
+    chosen = FoldEnsemble(model_dir, stage.folds, OPENVINO_AUTO).runtime
+    assert chosen.precision == "fp32" and "no INT8 agreement measured" in chosen.reason
+    with pytest.raises(ValueError, match="compile-models"):
+        FoldEnsemble(model_dir, stage.folds, Runtime.resolve("openvino", "cpu", "int8"))
+
+
+@pytest.mark.parametrize("int8, bf16, native, expected", [
+    (True, True, {"int8", "bf16"}, "int8"),
+    (False, True, {"int8", "bf16"}, "bf16"),
+    (False, True, {"int8"}, "fp32"),  # bf16 measured elsewhere, but this CPU would emulate it
+    (False, False, {"int8", "bf16"}, "fp32"),
+    (None, None, {"int8", "bf16"}, "fp32"),
+])
+def test_auto_takes_int8_then_native_bf16_then_fp32(int8, bf16, native, expected):
+    checks = {name: PrecisionCheck(name, passed, () if passed else ("Dice 0.5 < 0.99",), 3)
+              for name, passed in (("int8", int8), ("bf16", bf16)) if passed is not None}
+    agreement = StageAgreement({}, {}, checks) if checks else None
+    assert OPENVINO_AUTO.for_stage(agreement, frozenset(native)).precision == expected
+
+
+def test_reduced_precisions_need_openvino_and_are_checked_once():
+    assert Runtime.resolve("torch", "cpu", "auto").precision == "fp32"
+    with pytest.raises(ValueError, match="openvino backend"):
+        Runtime.resolve("torch", "cpu", "int8")
+    with pytest.raises(ValueError, match="unknown precision"):
+        Runtime.resolve("openvino", "cpu", "fp16")
+    with pytest.raises(ValueError, match="no native bf16"):
+        Runtime("openvino", "cpu", "bf16").for_stage(None, frozenset({"fp32", "int8"}))
+
+
+def test_a_changed_checkpoint_is_quantised_again(quantised, raw, tmp_path):
+    models, _ = quantised
+    stage = load_models(models).kidney
+    model_dir = tmp_path / stage.path
+    shutil.copytree((models / stage.path).resolve(), model_dir)
+    checkpoint = fold_checkpoint(model_dir, stage.folds[0])
+    old = read_stage_agreement(model_dir, [fold_checkpoint(model_dir, f) for f in stage.folds])
+    old_int8 = int8_model_path(checkpoint, old.calibration["sha256"])
+    assert old_int8.is_file()
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    last_bias = [name for name in saved["network_weights"] if name.endswith(".bias")][-1]
+    saved["network_weights"][last_bias] = saved["network_weights"][last_bias] + 1.0  # the retrained fold
+    torch.save(saved, checkpoint)
+    checkpoints = [fold_checkpoint(model_dir, f) for f in stage.folds]
+    assert read_stage_agreement(model_dir, checkpoints) is None, "a measurement of the old weights is trusted"
+    assert FoldEnsemble(model_dir, stage.folds, OPENVINO_AUTO).runtime.precision == "fp32"
+
+    measure_unet_stage(model_dir, stage.folds, raw, SMALL)
+    new = read_stage_agreement(model_dir, checkpoints)
+    new_int8 = int8_model_path(checkpoint, new.calibration["sha256"])
+    assert new_int8.is_file() and new_int8 != old_int8 and compiled_model_path(checkpoint).stem in new_int8.stem
+    assert not old_int8.exists(), "the stale INT8 model is left behind"
