@@ -4,7 +4,8 @@
 # missing from the wheel, a packaging warning that becomes an error on a later setuptools).
 #
 #  1. `python -m build`: the sdist, then the wheel built from the unpacked sdist (so the sdist is
-#     checked to build too). Any Python warning or deprecation in the build output fails.
+#     checked to build too), and the editable install scripts/install.sh makes. Any Python warning
+#     or deprecation in their output fails.
 #  2. Both archives against the source tree: every file under renal_nnunet/ in the wheel (the
 #     nnUNet_extTrainer folder included), every source file in the sdist, LICENSE in the wheel's
 #     metadata with License-Expression: Apache-2.0.
@@ -54,6 +55,13 @@ step build-tool "$PY" -m pip install -q --target "$WORK/build-tool" build
 step build env PYTHONPATH="$WORK/build-tool" "$PY" -m build --outdir "$WORK/dist" "$SRC"
 if grep -E "[A-Z][A-Za-z]*Warning|[Dd]eprecat" "$LOG/build.log"; then
     echo "wheel smoke: FAILED: the build printed the warnings above (a deprecation becomes a build error later)" >&2
+    exit 1
+fi
+# the development install (scripts/install.sh's `pip install -e`), into a throwaway venv: no warning either
+step editable-venv "$PY" -m venv --without-pip "$WORK/editable"
+step editable "$PY" -m pip --python "$WORK/editable/bin/python" install --no-deps -e "$SRC"
+if grep -E "[A-Z][A-Za-z]*Warning|[Dd]eprecat" "$LOG/editable.log"; then
+    echo "wheel smoke: FAILED: the editable install printed the warnings above" >&2
     exit 1
 fi
 WHEEL=$(ls "$WORK"/dist/renal_nnunet-*.whl)
