@@ -4,7 +4,8 @@
 # missing from the wheel, a packaging warning that becomes an error on a later setuptools).
 #
 #  1. `python -m build`: the sdist, then the wheel built from the unpacked sdist (so the sdist is
-#     checked to build too). Any Python warning or deprecation in the build output fails.
+#     checked to build too), and the editable install scripts/install.sh makes. Any Python warning
+#     or deprecation in their output fails.
 #  2. Both archives against the source tree: every file under renal_nnunet/ in the wheel (the
 #     nnUNet_extTrainer folder included), every source file in the sdist, LICENSE in the wheel's
 #     metadata with License-Expression: Apache-2.0.
@@ -16,8 +17,7 @@
 #     wheel and trains the kidney U-Net for 5 iterations; `renal-nnunet train` (in-process lookup)
 #     the mass U-Net; the classifier for one epoch; assemble-models; `renal-nnunet predict` on a
 #     held-out synthetic CT (OpenVINO, the CPU default) writes its label map. Tiny 32^3 grids:
-#     2 minutes of CPU time (4.9 minutes wall on 2 cores shared
-#     with other jobs at load 5-9).
+#     173 s on 2 cores shared with other jobs (load 4-8); 100 s of CPU time.
 #
 # Usage: bash scripts/wheel_smoke.sh   (creates/reuses .venv through scripts/install.sh)
 #        RENAL_VENV=/path/to/venv bash scripts/wheel_smoke.sh   (dependencies from that venv; nothing
@@ -52,8 +52,17 @@ step() {
 # --- 1. build: sdist, then the wheel from it, with build's isolated setuptools (pyproject.toml's)
 step build-tool "$PY" -m pip install -q --target "$WORK/build-tool" build
 step build env PYTHONPATH="$WORK/build-tool" "$PY" -m build --outdir "$WORK/dist" "$SRC"
-if grep -E "[A-Z][A-Za-z]*Warning|[Dd]eprecat" "$LOG/build.log"; then
+# (build reports the backend's warnings as "WARNING ..."; pip's own notes, e.g. on its index
+# configuration, also start with "WARNING:", so the editable install's log is matched more narrowly)
+if grep -E "[A-Z][A-Za-z]*Warning|WARNING|[Dd]eprecat" "$LOG/build.log"; then
     echo "wheel smoke: FAILED: the build printed the warnings above (a deprecation becomes a build error later)" >&2
+    exit 1
+fi
+# the development install (scripts/install.sh's `pip install -e`), into a throwaway venv: no warning either
+step editable-venv "$PY" -m venv --without-pip "$WORK/editable"
+step editable "$PY" -m pip --python "$WORK/editable/bin/python" install --no-deps -e "$SRC"
+if grep -E "[A-Z][A-Za-z]*Warning|[Dd]eprecat" "$LOG/editable.log"; then
+    echo "wheel smoke: FAILED: the editable install printed the warnings above" >&2
     exit 1
 fi
 WHEEL=$(ls "$WORK"/dist/renal_nnunet-*.whl)
@@ -139,6 +148,7 @@ step predict renal-nnunet predict -i ct/heldout.nii.gz -o predictions -m models 
     --min-diameter-mm 30
 [ -s predictions/heldout_seg.nii.gz ] || {
     echo "wheel smoke: FAILED: predict wrote no predictions/heldout_seg.nii.gz" >&2; exit 1; }
+grep -m1 "^heldout: ok" "$LOG/predict.log" | cut -c1-200
 
 cd "$SRC"
 rm -rf "$WORK"
