@@ -21,7 +21,7 @@ from renal_nnunet.io import file_sha256, find_dicom_series, read_dicom_series, r
 from renal_nnunet.outputs.dicom import read_dicom_seg_labels, write_dicom_outputs
 from renal_nnunet.outputs.records import LesionRecord
 from tests.pipeline.real_dicom import REAL_SLICES, TRANSFER_SYNTAXES, dciodvfy_errors, real_series_variants
-from tests.pipeline.test_dicom_export import RUN_RECORD
+from tests.outputs.test_dicom import RUN_RECORD
 
 VARIANTS = ("plain", "blank_sop_class", "blank_type2", *TRANSFER_SYNTAXES, "localizer")
 
