@@ -121,12 +121,18 @@ def test_predict_a_series_with_a_blank_sop_class_exits_0_with_seg_and_sr(tiny_de
 
 def test_predict_gives_every_variant_the_same_segmentation_and_a_seg_not_written_keeps_the_rest(
         tiny_demo, real_variants, tmp_path, capsys):
-    """One batch over all variants. One case's SEG cannot be written (a folder holds its name): that
-    case keeps its NIfTI labels, tables and report, a note says why, the batch goes on, exit code 1."""
+    """One batch over all variants. One case's SEG cannot be written (its series has no Frame of
+    Reference UID): that case keeps its NIfTI labels, tables and report, a note says why, the batch
+    goes on, exit code 1."""
     out_dir, _ = tiny_demo
     out = tmp_path / "out"
-    (out / "jpegls_seg.dcm").mkdir(parents=True)
-    code = cli_main(["predict", "-i", str(real_variants["plain"].parent), "-o", str(out), "-m",
+    inputs = tmp_path / "series"
+    shutil.copytree(real_variants["plain"].parent, inputs)
+    for path in sorted((inputs / "jpegls").iterdir()):
+        dataset = pydicom.dcmread(path)
+        dataset.FrameOfReferenceUID = ""
+        dataset.save_as(path)
+    code = cli_main(["predict", "-i", str(inputs), "-o", str(out), "-m",
                      str(out_dir / "models"), "--dicom-seg", "--no-cam"])
     printed = capsys.readouterr().out
     assert code == 1, printed
@@ -139,7 +145,7 @@ def test_predict_gives_every_variant_the_same_segmentation_and_a_seg_not_written
     failed = rows["jpegls"]
     kept = ("seg", "lesions_csv", "lesions_json", "report")
     assert all(Path(failed["files"][kind]).is_file() for kind in kept) and "dicom_seg" not in failed["files"]
-    assert len(failed["output_errors"]) == 1 and "IsADirectoryError" in failed["output_errors"][0]
+    assert len(failed["output_errors"]) == 1 and "Frame of Reference UID" in failed["output_errors"][0]
     assert failed["output_errors"][0] in failed["messages"] and f"note: {failed['output_errors'][0]}" in printed
     for variant in set(VARIANTS) - {"jpegls"}:
         assert rows[variant]["output_errors"] == [] and {"dicom_seg", "dicom_sr"} <= set(rows[variant]["files"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import re
 import shutil
 
@@ -27,11 +28,19 @@ from renal_nnunet.pipeline.models import load_models
 def run_cli(*argv) -> tuple[int, str]:
     """``renal-nnunet ARGV`` in process: exit code and everything it printed."""
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exit_:  # argparse's refusals
-            code = exit_.code
+    root, console = logging.getLogger(), logging.StreamHandler(printed)  # log records as the console shows them
+    level = root.level
+    root.addHandler(console)
+    root.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            try:
+                code = main([str(a) for a in argv])
+            except SystemExit as exit_:  # argparse's refusals
+                code = exit_.code
+    finally:
+        root.removeHandler(console)
+        root.setLevel(level)
     return code, printed.getvalue()
 
 
