@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 __all__ = [
+    "itk_messages_logged",
     "InputError",
     "read_image",
     "read_label_map",
@@ -356,7 +358,8 @@ LOCALIZER_MAX_SLICES = 3
 """At most this many slices whose orientation differs from the rest of their series are left out as
 localisers (scouts); more are refused as a series of mixed orientations."""
 
-_SERIES_TAGS = ["ImagePositionPatient", "ImageOrientationPatient", "GantryDetectorTilt", "ImageType"]
+_SERIES_TAGS = ["ImagePositionPatient", "ImageOrientationPatient", "GantryDetectorTilt", "ImageType",
+                "PhotometricInterpretation"]
 
 
 @dataclass(frozen=True)
@@ -392,7 +395,8 @@ def find_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
             form one regular volume.
     """
     folder = Path(folder)
-    series_ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    with itk_messages_logged(folder):
+        series_ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if not series_ids:
         raise InputError(folder, "folder holds no DICOM series")
     if series_uid is not None and series_uid not in series_ids:
@@ -414,6 +418,7 @@ def find_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     name = f"DICOM series {uid} ({len(files)} files)"
     headers = _headers(files, _SERIES_TAGS)
     kept, notes = _leave_out_localizers(files, headers, name, folder)
+    _refuse_inverted_grey_scale([headers[i] for i in kept], name, folder)
     order = _check_series_geometry([headers[i] for i in kept], name, folder)
     return DicomSeries(folder, uid, tuple(files[kept[i]] for i in order), tuple(left_out + notes))
 
@@ -424,7 +429,8 @@ def dicom_series_files(folder: str | os.PathLike, series_uid: str | None = None)
 
 
 def _gdcm_files(folder: Path, uid: str) -> list[str]:
-    return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+    with itk_messages_logged(folder):
+        return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
 
 
 def _headers(files: Sequence[str], tags: list[str]) -> list:
@@ -469,6 +475,15 @@ def _leave_out_localizers(files: Sequence[str], headers: Sequence, series: str,
         notes.append(f"left out {len(stray)} image(s) as localisers: their orientation differs from the other "
                      f"{len(candidates) - len(stray)} slices: {_names([files[i] for i in stray])}")
     return sorted(set(candidates) - set(stray)), notes
+
+
+def _refuse_inverted_grey_scale(headers: Sequence, series: str, folder: Path) -> None:
+    """Refuse MONOCHROME1 slices: the reader inverts their grey scale for display, so their values
+    would come out inverted (air high, soft tissue low: -1000 and 40 HU read as 999 and -41), not HU."""
+    inverted = sum(str(h.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1" for h in headers)
+    if inverted:
+        raise InputError(folder, f"{series}: {inverted} slice(s) are MONOCHROME1 (an inverted grey scale): read as "
+                                 "stored they would not be HU; export the series as MONOCHROME2, as CT is stored")
 
 
 def _check_series_geometry(headers: Sequence, series: str, folder: Path) -> np.ndarray:
@@ -517,11 +532,71 @@ def read_dicom_series(series: DicomSeries) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(series.files))
     try:
-        image = reader.Execute()
+        with itk_messages_logged(series.folder):
+            image = reader.Execute()
     except RuntimeError as err:
         raise InputError(series.folder, f"DICOM series cannot be read: {str(err).strip().splitlines()[-1]}") from None
     _require_3d(image, series.folder)
     return image
+
+
+_ITK_MESSAGE = re.compile(r"^\s*(?:WARNING|ERROR): In .*?, line \d+\s*\n\s*(\w+) \(0x[0-9a-fA-F]+\): (.*)$", re.DOTALL)
+_ITK_SERIES_SPACING = "Non uniform sampling or missing slices detected"
+"""ImageSeriesReader's warning on any slice-gap variation above 1e-4 of a gap: rounding noise of
+ImagePositionPatient. :func:`find_dicom_series` checks the gaps itself before reading (and refuses
+gaps beyond :data:`SLICE_SPACING_TOLERANCE`), so this one is detail for the debug log."""
+
+
+class _ItkMessages(sitk.LoggerBase):
+    """Collects the text ITK (and GDCM's ImageIO through it) would print to stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[tuple[int, str]] = []
+
+    def DisplayText(self, text: str) -> None:  # noqa: N802 (ITK's names)
+        self.messages.append((logging.DEBUG, text))
+
+    def DisplayGenericOutputText(self, text: str) -> None:  # noqa: N802
+        self.messages.append((logging.DEBUG, text))
+
+    def DisplayDebugText(self, text: str) -> None:  # noqa: N802
+        self.messages.append((logging.DEBUG, text))
+
+    def DisplayWarningText(self, text: str) -> None:  # noqa: N802
+        self.messages.append((logging.WARNING, text))
+
+    def DisplayErrorText(self, text: str) -> None:  # noqa: N802
+        self.messages.append((logging.ERROR, text))
+
+
+@contextlib.contextmanager
+def itk_messages_logged(source: str | os.PathLike) -> Iterator[None]:
+    """Within the block, what ITK and GDCM would print to the console ("WARNING: In .../
+    itkGDCMImageIO.cxx, line ...") goes to this module's log instead, naming ``source``.
+
+    ITK prints its warnings straight to the process's stderr, between the package's own log lines
+    and progress bars, without saying which file they concern. Here each one becomes a log record
+    that names ``source`` and says the warning in ITK's words (source file, line and object address
+    dropped): warnings at WARNING (except ImageSeriesReader's slice-gap note, see
+    :data:`_ITK_SERIES_SPACING`, at DEBUG), errors at ERROR, other text at DEBUG. Errors still
+    raise as before. The previous ITK logger is restored after the block.
+
+    (Turning ITK's warning display off instead would lose the warnings' text, which can matter:
+    e.g. a rescale GDCM could not apply.)
+    """
+    collector = _ItkMessages()
+    previous = collector.SetAsGlobalITKLogger()
+    try:
+        yield
+    finally:
+        previous.SetAsGlobalITKLogger()
+        for level, text in collector.messages:
+            match = _ITK_MESSAGE.match(text)
+            who, what = (match.group(1), " ".join(match.group(2).split())) if match else ("ITK", " ".join(text.split()))
+            if level == logging.WARNING and what.startswith(_ITK_SERIES_SPACING):
+                level = logging.DEBUG
+            log.log(level, "%s: the DICOM reader (%s) says: %s", source, who, what)
 
 
 def read_series_or_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:

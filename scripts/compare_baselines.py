@@ -1,15 +1,15 @@
-"""Cascade vs one-stage grid model vs stock nnU-Net 3d_fullres on the same test cases.
+"""The cascade against nnU-Net baselines, per case, with paired statistics.
 
-The same as ``renal-nnunet compare`` (see ``renal-nnunet compare --help``); for example, after GPU
-training of the three models on converted data:
+The same as ``renal-nnunet compare`` (see ``renal-nnunet compare --help`` and the README, "Cascade
+vs baselines, with paired statistics"); for example, after GPU training on converted data:
 
     python scripts/compare_baselines.py -m models \
         --one-stage-model $nnUNet_results/Dataset503_RenalOneStage128/nnUNetTrainerRenalPaper__nnUNetPlans__3d_fullres \
-        --fullres-model $nnUNet_results/Dataset504_RenalOneStage/nnUNetTrainer__nnUNetPlans__3d_fullres \
-        -i test_images -r test_references -o comparison --device cuda
+        --baseline nnunet_cascade=$nnUNet_results/Dataset504_RenalOneStage/nnUNetTrainer__nnUNetPlans__3d_cascade_fullres \
+        -i test_images -r test_references --ref-format kits -o comparison --device cuda
 
-Writes ``comparison.csv``/``.json`` (kidney/mass Dice per side, HD, lesion recall/precision, KiTS
-HEC Dice, seconds per case) and each method's predictions and evaluation under ``-o``.
+Writes ``comparison.csv``/``.json``, ``per_case.csv``, ``statistics.csv``, ``comparison.md`` and
+``boxplots.png`` with each method's predictions and evaluation under ``-o``.
 """
 
 import sys

@@ -17,7 +17,7 @@
 #     wheel and trains the kidney U-Net for 5 iterations; `renal-nnunet train` (in-process lookup)
 #     the mass U-Net; the classifier for one epoch; assemble-models; `renal-nnunet predict` on a
 #     held-out synthetic CT (OpenVINO, the CPU default) writes its label map. Tiny 32^3 grids:
-#     173 s on 2 cores shared with other jobs (load 4-8); 100 s of CPU time.
+#     128-173 s on 2 cores shared with other jobs (load 3-8); 96-123 s of CPU time.
 #
 # Usage: bash scripts/wheel_smoke.sh   (creates/reuses .venv through scripts/install.sh)
 #        RENAL_VENV=/path/to/venv bash scripts/wheel_smoke.sh   (dependencies from that venv; nothing
@@ -81,7 +81,6 @@ files = [f for f in files if os.path.isfile(os.path.join(src, f))]  # tracked an
 in_wheel = set(zipfile.ZipFile(wheel).namelist())
 missing = [f for f in files if f.startswith("renal_nnunet/") and f not in in_wheel]
 assert not missing, f"missing from the wheel: {missing}"
-root = os.path.basename(sdist)[: -len(".tar.gz")]
 in_sdist = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
 shipped = ("renal_nnunet/", "tests/", "scripts/", "docs/", "README.md", "LICENSE", "pyproject.toml", "MANIFEST.in")
 missing = [f for f in files if f.startswith(shipped) and f not in in_sdist]

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's "Workflow on real data", from a KiTS21/23 folder to the comparison table:
 #
-#   convert -> plan -> nnUNetv2_train (kidney, mass and one-stage grid U-Nets; stock 3d_fullres
-#   baseline too with COMPARE_FULLRES=1) -> classifier train -> assemble-models -> predict on the
-#   held-out CTs -> evaluate --ref-format kits -> compare
+#   convert -> plan -> nnUNetv2_train (kidney, mass and one-stage grid U-Nets, then the stock nnU-Net
+#   BASELINES) -> classifier train -> assemble-models -> predict on the held-out CTs -> evaluate
+#   --ref-format kits -> compare
 #
 # Usage: scripts/workflow_kits.sh KITS_DIR WORK_DIR
 #   KITS_DIR  KiTS23 dataset/ or KiTS21 data/ (case_XXXXX/ folders + kits23.json / kits.json), or its parent
@@ -22,8 +22,16 @@
 #                                       (default: links to the held-out cases' imaging.nii.gz)
 #   TEST_REFERENCES=                    their references in KiTS labels, named like the CTs
 #                                       (default: links to the held-out cases' KiTS label maps)
-#   COMPARE_FULLRES=1                   also train and compare stock nnU-Net 3d_fullres (native resolution)
-#   BASELINE_TRAINER=nnUNetTrainer      trainer of that baseline
+#   BASELINES="3d_fullres 3d_cascade_fullres resenc_m"
+#                                       stock nnU-Net baselines trained on the native-resolution one-stage
+#                                       dataset and compared, any of: 3d_fullres 3d_lowres 3d_cascade_fullres
+#                                       resenc_m resenc_l resenc_xl (empty: none). The default is nnU-Net's
+#                                       original configuration, its KiTS21 cascade and the residual-encoder
+#                                       preset nnU-Net asks new methods to be compared with at matching
+#                                       compute (ResEnc M, ~9 GB; the paper's U-Nets are smaller still).
+#                                       resenc_l, nnU-Net's recommended default, needs a 24 GB GPU and
+#                                       ~35 A100-hours a fold (README "Baselines")
+#   BASELINE_TRAINER=nnUNetTrainer      trainer of the baselines
 #   WORKERS=4                           processes for conversion and preprocessing
 #
 # The held-out cases never reach the training data: convert reads WORK_DIR/kits_train, which links
@@ -44,12 +52,22 @@ run() {
 }
 command -v renal-nnunet > /dev/null || fail "renal-nnunet not on PATH (source .venv/bin/activate first)"
 
+# Defaults fill unset or empty settings, except BASELINES (no colon): BASELINES= chooses no baseline.
 : "${FIRST_ID:=501}" "${GRID:=128}" "${TRAINER:=nnUNetTrainerRenalPaper}" "${FOLDS:=0 1 2 3 4}"
 : "${DEVICE:=cuda}" "${CLASSIFIER_EPOCHS:=400}" "${PRETRAINED:=}" "${TEST_CASES:=}" "${TEST_IMAGES:=}"
-: "${TEST_REFERENCES:=}" "${COMPARE_FULLRES:=1}" "${BASELINE_TRAINER:=nnUNetTrainer}" "${WORKERS:=4}"
+: "${TEST_REFERENCES:=}" "${BASELINES=3d_fullres 3d_cascade_fullres resenc_m}" "${BASELINE_TRAINER:=nnUNetTrainer}"
+: "${WORKERS:=4}"
 [[ $FIRST_ID =~ ^[0-9]+$ ]] && ((FIRST_ID >= 100 && FIRST_ID <= 996)) \
   || fail "FIRST_ID=$FIRST_ID: give a dataset id from 100 to 996 (the four datasets take FIRST_ID..FIRST_ID+3)"
-[[ $COMPARE_FULLRES == 0 || $COMPARE_FULLRES == 1 ]] || fail "COMPARE_FULLRES=$COMPARE_FULLRES: give 0 or 1"
+# Each name once, in the order given; an unknown one stops the run here, before anything is written.
+KNOWN_BASELINES="3d_fullres 3d_lowres 3d_cascade_fullres resenc_m resenc_l resenc_xl"
+read -ra asked <<< "$BASELINES"
+baselines=()
+for baseline in "${asked[@]}"; do
+  [[ " $KNOWN_BASELINES " == *" $baseline "* ]] \
+    || fail "BASELINES: unknown baseline '$baseline'; give names from: $KNOWN_BASELINES (or BASELINES= for none)"
+  [[ " ${baselines[*]} " == *" $baseline "* ]] || baselines+=("$baseline")
+done
 [[ -z $PRETRAINED || -f $PRETRAINED ]] || fail "PRETRAINED=$PRETRAINED: no such file"
 
 KITS_DIR=$(cd "$1" && pwd) || fail "KITS_DIR $1 does not exist"
@@ -106,11 +124,30 @@ mkdir -p "$nnUNet_raw" "$nnUNet_preprocessed" "$nnUNet_results"
 KIDNEY_ID=$FIRST_ID MASS_ID=$((FIRST_ID + 1)) ONE_STAGE_ID=$((FIRST_ID + 2)) FULLRES_ID=$((FIRST_ID + 3))
 pretrained=()
 [[ -z $PRETRAINED ]] || pretrained=(--pretrained "$PRETRAINED")
-# A dataset is planned once its plans exist; a fold is done once it has its final checkpoint.
-planned() { local plans=("$nnUNet_preprocessed/Dataset${1}"_*/nnUNetPlans.json); ((${#plans[@]} > 0)); }
+# planned ID PLANS [CONFIGURATION...]: a dataset is planned once its plans exist, with the preprocessed
+# data of each configuration named (3d_fullres data is shared by all plans of a dataset, so only the
+# others, i.e. 3d_lowres, have a folder of their own: PLANS_CONFIGURATION).
+planned() {
+  local id=$1 plans=$2 configuration
+  local found=("$nnUNet_preprocessed/Dataset${id}"_*/"$plans.json")
+  ((${#found[@]} > 0)) || return 1
+  for configuration in "${@:3}"; do
+    [[ $configuration == 3d_fullres || -d $(dirname "${found[0]}")/${plans}_$configuration ]] || return 1
+  done
+}
+# trained ID TRAINER PLANS CONFIGURATION FOLD: a fold is done once it has its final checkpoint.
 trained() {
-  local final=("$nnUNet_results/Dataset${1}"_*/"${2}__nnUNetPlans__3d_fullres/fold_$3/checkpoint_final.pth")
+  local final=("$nnUNet_results/Dataset${1}"_*/"${2}__${3}__${4}/fold_$5/checkpoint_final.pth")
   ((${#final[@]} > 0))
+}
+# Whether nnU-Net's planner made a configuration (it plans 3d_lowres only for images too large for 3d_fullres patches).
+has_configuration() {
+  python -c 'import json, sys; sys.exit(sys.argv[2] not in json.load(open(sys.argv[1]))["configurations"])' \
+    "$nnUNet_preprocessed/Dataset${1}"_*/"$2.json" "$3"
+}
+# Every fold of a dataset's patient-grouped splits (the converter's splits_final.json): "0 1 2 3 4".
+split_folds() {
+  python -c 'import json, sys; print(*range(len(json.load(open(sys.argv[1])))))' "$nnUNet_raw/Dataset${1}"_*/splits_final.json
 }
 
 # The README's "Workflow on real data" block is the part between the two marker lines, with the
@@ -120,17 +157,45 @@ trained() {
 run renal-nnunet convert kits "$TRAIN_KITS" -o "$nnUNet_raw" --first-id "$FIRST_ID" --grid "$GRID" --workers "$WORKERS"
 
 # 2. stock planning + the converter's patient-grouped splits, then stock nnUNetv2_train on every
-#    fold (--c continues an interrupted fold): kidney, mass and one-stage grid U-Nets, and with
-#    COMPARE_FULLRES=1 stock nnU-Net 3d_fullres on the native-resolution one-stage dataset
+#    fold (--c continues an interrupted fold) of the kidney, mass and one-stage grid U-Nets
 run eval "$(renal-nnunet env)"      # export nnUNet_extTrainer=<package>/trainers/nnunet_ext
-unets=("$KIDNEY_ID $TRAINER" "$MASS_ID $TRAINER" "$ONE_STAGE_ID $TRAINER")
-if [[ $COMPARE_FULLRES == 1 ]]; then unets+=("$FULLRES_ID $BASELINE_TRAINER"); fi
-for unet in "${unets[@]}"; do
-  read -r id trainer <<< "$unet"
-  planned "$id" || run renal-nnunet plan -d "$id" -c 3d_fullres -np "$WORKERS"
+for id in "$KIDNEY_ID" "$MASS_ID" "$ONE_STAGE_ID"; do
+  planned "$id" nnUNetPlans || run renal-nnunet plan -d "$id" -c 3d_fullres -np "$WORKERS"
   for fold in $FOLDS; do
-    trained "$id" "$trainer" "$fold" || run nnUNetv2_train "$id" 3d_fullres "$fold" -tr "$trainer" -device "$DEVICE" --c
+    trained "$id" "$TRAINER" nnUNetPlans 3d_fullres "$fold" || run nnUNetv2_train "$id" 3d_fullres "$fold" -tr "$TRAINER" -device "$DEVICE" --c
   done
+done
+
+# 2b. the stock nnU-Net BASELINES (README "Baselines") on the native-resolution one-stage dataset:
+#    each planned by its own planner (-pl) into its own plans (-p), every fold trained by stock
+#    nnUNetv2_train; nnUNetPlans preprocess 3d_lowres too when 3d_lowres or the cascade is asked,
+#    and a cascade trains every 3d_lowres fold first (their validation predictions are its input)
+lowres=()
+if [[ " ${baselines[*]} " == *" 3d_lowres "* || " ${baselines[*]} " == *" 3d_cascade_fullres "* ]]; then lowres=(3d_lowres); fi
+baseline_models=()
+for baseline in "${baselines[@]}"; do
+  case $baseline in   # planner, its plans, the configurations trained in order, compare's name
+    3d_fullres | 3d_lowres) planner=ExperimentPlanner plans=nnUNetPlans stages=("$baseline") name=nnunet_$baseline ;;
+    3d_cascade_fullres) planner=ExperimentPlanner plans=nnUNetPlans stages=(3d_lowres 3d_cascade_fullres) name=nnunet_cascade ;;
+    resenc_*) size=${baseline#resenc_} size=${size^^}   # M, L, XL
+      planner=nnUNetPlannerResEnc$size plans=nnUNetResEncUNet${size}Plans stages=(3d_fullres) name=nnunet_$baseline ;;
+  esac
+  configurations=(3d_fullres)
+  if [[ $plans == nnUNetPlans ]]; then configurations+=("${lowres[@]}"); fi
+  planned "$FULLRES_ID" "$plans" "${configurations[@]}" || run renal-nnunet plan -d "$FULLRES_ID" -pl "$planner" -c "${configurations[@]}" -np "$WORKERS"
+  if [[ ${stages[0]} == 3d_lowres ]] && ! has_configuration "$FULLRES_ID" "$plans" 3d_lowres; then
+    echo "workflow_kits.sh: nnU-Net planned no 3d_lowres stage (the CTs fit 3d_fullres patches): $baseline left out" >&2
+    continue
+  fi
+  for stage in "${stages[@]}"; do
+    # the cascade trains on 3d_lowres predictions of each of its training cases: every fold's
+    stage_folds=$FOLDS
+    if [[ $baseline == 3d_cascade_fullres && $stage == 3d_lowres ]]; then stage_folds=$(split_folds "$FULLRES_ID"); fi
+    for fold in $stage_folds; do
+      trained "$FULLRES_ID" "$BASELINE_TRAINER" "$plans" "$stage" "$fold" || run nnUNetv2_train "$FULLRES_ID" "$stage" "$fold" -tr "$BASELINE_TRAINER" -p "$plans" -device "$DEVICE" --c
+    done
+  done
+  baseline_models+=(--baseline "$name=$nnUNet_results/Dataset${FULLRES_ID}_RenalOneStage/${BASELINE_TRAINER}__${plans}__${stages[-1]}")
 done
 
 # 3. the classifier on the converter's lesion crops, one model per fold (grouped by patient); with
@@ -151,11 +216,9 @@ run renal-nnunet assemble-models --kidney "$kidney_model" --mass "$mass_model" -
 run renal-nnunet predict -i "$TEST_IMAGES" -o "$WORK_DIR/predictions" -m "$WORK_DIR/models" --device "$DEVICE" --min-diameter-mm 0
 run renal-nnunet evaluate --pred "$WORK_DIR/predictions" --ref "$TEST_REFERENCES" --ref-format kits -o "$WORK_DIR/evaluation"
 
-# 6. cascade vs one-stage baselines on the same CTs and folds
-baselines=(--one-stage-model "$nnUNet_results/Dataset${ONE_STAGE_ID}_RenalOneStage$GRID/${TRAINER}__nnUNetPlans__3d_fullres")
-if [[ $COMPARE_FULLRES == 1 ]]; then
-  baselines+=(--fullres-model "$nnUNet_results/Dataset${FULLRES_ID}_RenalOneStage/${BASELINE_TRAINER}__nnUNetPlans__3d_fullres")
-fi
-run renal-nnunet compare -m "$WORK_DIR/models" "${baselines[@]}" -i "$TEST_IMAGES" -r "$TEST_REFERENCES" --ref-format kits -o "$WORK_DIR/comparison" -f $FOLDS --device "$DEVICE"
+# 6. the cascade vs the one-stage grid U-Net and the stock baselines on the same CTs and folds (a
+#    cascade baseline's 3d_lowres stage is found beside its 3d_cascade_fullres folder)
+one_stage_model=$nnUNet_results/Dataset${ONE_STAGE_ID}_RenalOneStage$GRID/${TRAINER}__nnUNetPlans__3d_fullres
+run renal-nnunet compare -m "$WORK_DIR/models" --one-stage-model "$one_stage_model" "${baseline_models[@]}" -i "$TEST_IMAGES" -r "$TEST_REFERENCES" --ref-format kits -o "$WORK_DIR/comparison" -f $FOLDS --device "$DEVICE"
 # <<< README workflow block
 echo "workflow_kits.sh: done; tables in $WORK_DIR/evaluation and $WORK_DIR/comparison/comparison.csv"

@@ -60,7 +60,8 @@ def test_readme_block_is_the_scripts_commands():
 
 def test_settings_and_their_defaults_agree_in_script_help_and_readme():
     script = SCRIPT.read_text()
-    defaults = dict(re.findall(r"\$\{(\w+):=([^}]*)\}", script))
+    # ${NAME:=default}, or ${NAME=default} where an empty value is a choice (BASELINES= : none)
+    defaults = dict(re.findall(r"\$\{(\w+):?=([^}]*)\}", script))
     help_defaults = {name: value.strip('"') for name, value in re.findall(r"^#   ([A-Z_]+)=(\"[^\"]*\"|\S*)", script, re.M)}
     readme_rows = dict(re.findall(r"^\| `([A-Z_]+)` \| (?:`([^`]*)`|\(none[^)]*\)) \|", README.read_text(), re.M))
     assert help_defaults == defaults
@@ -83,6 +84,14 @@ def test_script_names_a_missing_test_case_before_doing_anything(kits23_dataset, 
     assert not (tmp_path / "work" / "kits_train").exists() and not (tmp_path / "work" / "nnUNet_raw").exists()
 
 
+def test_script_names_an_unknown_baseline_before_doing_anything(kits23_dataset, tmp_path):
+    done = _run_script({"BASELINES": "3d_fullres resenc_xxl"}, kits23_dataset, tmp_path / "work")
+    assert done.returncode == 1
+    assert "BASELINES: unknown baseline 'resenc_xxl'" in done.stderr
+    assert "3d_fullres 3d_lowres 3d_cascade_fullres resenc_m resenc_l resenc_xl" in done.stderr, "the names it takes"
+    assert not (tmp_path / "work").exists()
+
+
 def test_script_without_arguments_prints_usage():
     done = _run_script({})
     assert done.returncode == 2 and "Usage: scripts/workflow_kits.sh KITS_DIR WORK_DIR" in done.stderr
@@ -93,13 +102,13 @@ def test_script_without_arguments_prints_usage():
 # Six training cases hold AML, cysts and solid tumours (the classifier's three classes); two held-out
 # cases are predicted, one of them passed as an axial DICOM series (the other case stays a NIfTI in
 # KiTS's I-P-L storage order, so both orientations are checked). The U-Nets train with the CPU-tiny
-# trainer on a 32^3 grid (fold 0 only), the classifier for one epoch; the stock 3d_fullres baseline
-# is left out (hours at native resolution on a CPU), so compare has the cascade and the one-stage
-# grid U-Net.
+# trainer on a 32^3 grid (fold 0 only), the classifier for one epoch; the stock nnU-Net baselines
+# are left out (BASELINES empty: hours at native resolution on a CPU), so compare has the cascade and
+# the one-stage grid U-Net.
 WORKFLOW_TRAIN = ("case_00038", "case_00061", "case_00148", "case_00252", "case_00473", "case_00569")
 WORKFLOW_TEST_NIFTI, WORKFLOW_TEST_DICOM = "case_00204", "case_00153"
 WORKFLOW_SETTINGS = {"GRID": "32", "TRAINER": "nnUNetTrainerRenalPaper_CPUtiny", "FOLDS": "0", "DEVICE": "cpu",
-                     "CLASSIFIER_EPOCHS": "1", "COMPARE_FULLRES": "0", "WORKERS": "1",
+                     "CLASSIFIER_EPOCHS": "1", "BASELINES": "", "WORKERS": "1",
                      # nnU-Net augments in the training process (no worker start-up on 2 cores)
                      "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1", "nnUNet_compile": "false"}
 

@@ -32,6 +32,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,8 @@ class EvaluationConfig:
             (:mod:`renal_nnunet.evaluation.agreement`).
         workers: processes evaluating cases in parallel.
         figures: write the PNG figures.
+        cases: score only these case ids' references (default every reference; ``compare`` in
+            cross-validation scores each fold's validation cases only).
     """
 
     ref_format: str = "pipeline"
@@ -104,6 +107,7 @@ class EvaluationConfig:
     nephrometry_ref: Path | None = None
     workers: int = 1
     figures: bool = True
+    cases: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if self.ref_format not in ("pipeline", "kits"):
@@ -161,8 +165,9 @@ def label_files(folder: str | os.PathLike) -> dict[str, Path]:
     return pipeline_outputs or files
 
 
-def find_cases(pred_dir: Path, ref_dir: Path) -> tuple[dict[str, tuple[Path | None, Path]], list[dict]]:
-    """Pair prediction and reference files by case id.
+def find_cases(pred_dir: Path, ref_dir: Path,
+               cases: Sequence[str] | None = None) -> tuple[dict[str, tuple[Path | None, Path]], list[dict]]:
+    """Pair prediction and reference files by case id (of ``cases`` only, if given).
 
     Returns:
         ``{case_id: (pred_path, ref_path)}`` for every reference (``pred_path`` None where the
@@ -170,6 +175,9 @@ def find_cases(pred_dir: Path, ref_dir: Path) -> tuple[dict[str, tuple[Path | No
         predictions first.
     """
     preds, refs = label_files(pred_dir), label_files(ref_dir)
+    if cases is not None:
+        refs = {c: refs[c] for c in cases if c in refs}
+        preds = {c: preds[c] for c in cases if c in preds}
     missing = sorted(set(refs) - set(preds))
     if missing:
         log.warning("%d reference(s) have no prediction and are scored as empty predictions: %s",
@@ -403,7 +411,7 @@ def evaluate_folders(
     from renal_nnunet.evaluation.report import write_report
 
     pred_dir, ref_dir, out_dir = Path(pred_dir), Path(ref_dir), Path(out_dir)
-    pairs, errors = find_cases(pred_dir, ref_dir)
+    pairs, errors = find_cases(pred_dir, ref_dir, config.cases)
     case_ids = list(pairs)
     pred_tables = _lesion_tables(config.lesions_pred if config.lesions_pred is not None else pred_dir, case_ids)
     ref_tables = _lesion_tables(config.lesions_ref, case_ids)

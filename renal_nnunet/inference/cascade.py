@@ -186,14 +186,14 @@ def kidneys_from_labels(labels: sitk.Image, ct: sitk.Image) -> KidneyResult:
     present = [side for side, value in KIDNEY_SIDE_LABELS.items() if (array == value).any()]
     if len(present) == 1:
         messages.append(f"only one kidney found (the {present[0]} one)")
-    for message in messages:
-        log.warning(message)
+    for message in messages:  # returned to the caller, who names the CT (this stage does not know its file)
+        log.debug(message)
     return KidneyResult(image_like(array, ct), tuple(messages))
 
 
 def _no_kidney(empty: np.ndarray, ct: sitk.Image, why: str) -> KidneyResult:
     message = f"no kidney found: {why} (is this an abdominal CT?)"
-    log.warning(message)
+    log.debug(message)  # returned to the caller, who names the CT
     return KidneyResult(image_like(empty, ct), (message,))
 
 
@@ -276,8 +276,8 @@ def keep_masses_on_kidneys(masses: MassResult, kidneys: sitk.Image,
         messages.append(f"a {voxels.shape[0] * np.prod(spacing_zyx_mm) / 1000:.2f} ml mass component at LPS "
                         f"({', '.join(f'{c:.0f}' for c in centre)}) mm does not touch a kidney (gap over "
                         f"{tolerance_mm:g} mm): not kept as a renal mass")
-    for message in messages:
-        log.warning(message)
+    for message in messages:  # returned to the caller, who names the CT
+        log.debug(message)
     return replace(masses, mask=image_like(mask, masses.mask)), tuple(messages)
 
 

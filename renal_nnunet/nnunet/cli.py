@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan = subparsers.add_parser("plan", help="nnUNetv2_plan_and_preprocess (+ install the converter's patient-grouped splits)")
     add_dataset(plan)
     plan.add_argument("-c", "--configurations", nargs="+", default=["3d_fullres"], help="default 3d_fullres")
+    plan.add_argument("-pl", "--planner", default="ExperimentPlanner",
+                      help="nnU-Net experiment planner (default ExperimentPlanner, plans nnUNetPlans; "
+                           "nnUNetPlannerResEncM/L/XL write nnUNetResEncUNetM/L/XLPlans, then train with -p)")
     plan.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default 1)")
     plan.add_argument("--no-verify", action="store_true", help="skip nnU-Net's dataset integrity check")
     plan.set_defaults(func=_run_plan)
@@ -73,7 +76,8 @@ def _run_env(args) -> int:
 def _run_plan(args) -> int:
     from renal_nnunet.nnunet.commands import plan
 
-    print(plan(args.dataset, args.configurations, verify=not args.no_verify, num_processes=args.num_processes))
+    print(plan(args.dataset, args.configurations, verify=not args.no_verify, num_processes=args.num_processes,
+               planner=args.planner))
     return 0
 
 

@@ -5,8 +5,8 @@ Each function is the library side of a ``renal-nnunet`` subcommand and mirrors a
 
 =====================================  ==============================================
 ``plan``                               ``nnUNetv2_plan_and_preprocess -d D -c 3d_fullres
-                                       --verify_dataset_integrity`` + copy the converter's
-                                       ``splits_final.json`` into the preprocessed folder
+                                       [-pl PLANNER] --verify_dataset_integrity`` + copy the
+                                       converter's ``splits_final.json`` into the preprocessed folder
 ``train``                              ``nnUNetv2_train D 3d_fullres F -tr T [--c]``
 ``predict_dataset``                    ``nnUNetv2_predict -i IN -o OUT -d D -c C -tr T -f ...``
 =====================================  ==============================================
@@ -41,7 +41,7 @@ PAPER_TRAINER = "nnUNetTrainerRenalPaper"
 
 
 def plan(dataset: int | str, configurations: Sequence[str] = ("3d_fullres",), verify: bool = True,
-         num_processes: int = 1) -> Path:
+         num_processes: int = 1, planner: str = "ExperimentPlanner") -> Path:
     """Fingerprint, plan and preprocess a dataset with nnU-Net's defaults, then install its splits.
 
     Args:
@@ -49,11 +49,15 @@ def plan(dataset: int | str, configurations: Sequence[str] = ("3d_fullres",), ve
         configurations: nnU-Net configurations to preprocess (the paper's grids need ``3d_fullres``).
         verify: run nnU-Net's dataset integrity check first.
         num_processes: worker processes for fingerprinting and preprocessing.
+        planner: nnU-Net experiment planner class (its ``-pl``): ``ExperimentPlanner`` writes the
+            plans ``nnUNetPlans``, ``nnUNetPlannerResEncM``/``L``/``XL`` write
+            ``nnUNetResEncUNetMPlans``/``L``/``XL`` (train and predict then take them as ``-p``).
 
     Returns:
         The preprocessed dataset folder. If the raw dataset has a ``splits_final.json`` (written by
         ``renal-nnunet convert``: 5 folds grouped by patient, shared by all datasets) it is copied
-        there; otherwise nnU-Net makes its own random split at training time.
+        there (the splits belong to the dataset, so every plans of it shares them); otherwise
+        nnU-Net makes its own random split at training time.
     """
     from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprints, plan_experiments, preprocess
 
@@ -67,7 +71,7 @@ def plan(dataset: int | str, configurations: Sequence[str] = ("3d_fullres",), ve
     # makes training augment in-process; planning uses no augmentation workers, so 1 changes nothing else.
     in_process = {"nnUNet_n_proc_DA": "1"} if os.environ.get("nnUNet_n_proc_DA") == "0" else {}
     with environment_variables(in_process):
-        plans_identifier = plan_experiments([dataset_id])
+        plans_identifier = plan_experiments([dataset_id], experiment_planner_class_name=planner)
     preprocess([dataset_id], plans_identifier, tuple(configurations), [num_processes] * len(configurations),
                verbose=False, show_progress_bar=False)
     preprocessed_dir = dataset_folder(dataset_id, "nnUNet_preprocessed")

@@ -7,7 +7,10 @@ Every module that reads one goes through these names.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable
@@ -16,6 +19,8 @@ from renal_nnunet.io import InputError
 
 __all__ = ["CHECKPOINT_NAME", "parse_folds", "fold_dir", "fold_checkpoint", "trained_fold_checkpoints",
            "load_checkpoint", "read_plans", "configuration_name", "model_grid_size", "new_predictor"]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint_final.pth"
 """Checkpoint file nnU-Net v2 writes at the end of training in each ``fold_k`` folder."""
@@ -156,14 +161,22 @@ def new_predictor(model_dir: str | os.PathLike, folds: Iterable[Fold], device: s
 
     predictor_class = predictor_class or nnUNetPredictor
     options = {"perform_everything_on_device": device != "cpu", "verbose": False, "allow_tqdm": False, **settings}
-    predictor = predictor_class(device=torch.device(device), **options)
     folds = tuple(folds)
+    # nnU-Net prints its trainer search ("Searching in: ...", "Using trainer ...") and device notes
+    # to stdout while it builds a predictor: its diagnostics, kept for -v in the debug log.
+    printed = io.StringIO()
     try:
-        with trainer_lookup():
-            predictor.initialize_from_trained_model_folder(str(model_dir), use_folds=folds,
-                                                           checkpoint_name=checkpoint_name)
+        with contextlib.redirect_stdout(printed):
+            predictor = predictor_class(device=torch.device(device), **options)
+            with trainer_lookup():
+                predictor.initialize_from_trained_model_folder(str(model_dir), use_folds=folds,
+                                                               checkpoint_name=checkpoint_name)
     except Exception:
         for fold in folds:  # name the damaged checkpoint (nnU-Net's own error does not)
             load_checkpoint(fold_dir(model_dir, fold) / checkpoint_name)
         raise
+    finally:
+        for line in printed.getvalue().splitlines():
+            if line.strip():
+                log.debug("nnU-Net (%s): %s", Path(model_dir).name, line.strip())
     return predictor

@@ -19,6 +19,7 @@ from renal_nnunet.cli_options import (
     positive_int,
     probability,
     resolve_device,
+    runtime_of,
     shipped_folds,
 )
 from renal_nnunet.settings import PAPER
@@ -138,14 +139,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_demo)
 
     compare = subparsers.add_parser(
-        "compare", help="cascade vs one-stage grid model vs stock nnU-Net 3d_fullres on the same test cases")
+        "compare", help="cascade vs nnU-Net baselines (any trained model: 3d_fullres, the 3d_lowres -> "
+                        "3d_cascade_fullres cascade, ResEnc presets) and the one-stage grid ablation, per case, with "
+                        "paired statistics; on a test set or out of fold over cross-validation")
     add_models(compare, "models folder of the cascade", type=Path)
+    compare.add_argument("--baseline", action="append", default=[], metavar="NAME=TRAINED_MODEL_FOLDER",
+                         help="an nnU-Net trained-model folder (TRAINER__PLANS__CONFIGURATION) run by nnU-Net's own "
+                              "predictor; repeat for several. A 3d_cascade_fullres folder runs the 3d_lowres folder "
+                              "beside it first (or the one given by --previous-stage)")
+    compare.add_argument("--previous-stage", action="append", default=[], metavar="NAME=TRAINED_MODEL_FOLDER",
+                         help="the previous stage (3d_lowres) of the cascade baseline NAME, where it is not beside it")
     compare.add_argument("--one-stage-model", type=Path, default=None,
-                         help="nnU-Net trained-model folder of the one-stage grid model (Dataset*_RenalOneStage{G})")
+                         help="nnU-Net trained-model folder of the paper's one-stage grid ablation (Dataset*_RenalOneStage{G})")
     compare.add_argument("--fullres-model", type=Path, default=None,
-                         help="nnU-Net trained-model folder of stock 3d_fullres on Dataset*_RenalOneStage")
-    add_input(compare, "test CTs, as predict takes them: a NIfTI file, a folder of NIfTI files, a DICOM series "
-                       "folder, or a folder of series folders", type=Path)
+                         help="shorthand for --baseline nnunet_3d_fullres=FOLDER")
+    add_input(compare, "CTs, as predict takes them: a NIfTI file, a folder of NIfTI files, a DICOM series "
+                       "folder, or a folder of series folders (named by case id)", type=Path)
     compare.add_argument("-r", "--references", required=True, type=Path,
                          help="folder of reference label maps named by case id (or KiTS case folders), or one file")
     compare.add_argument("--ref-format", choices=("pipeline", "kits"), default="pipeline",
@@ -153,7 +162,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--ref-kidney", choices=("paper", "kits"), default="paper",
                          help="kidney of KiTS references: paper (default; sinus filled, as convert makes the training "
                               "labels) or kits (KiTS's own)")
-    add_output(compare, "folder for each method's predictions, evaluations and comparison.csv", type=Path)
+    compare.add_argument("--cross-validation", action="store_true",
+                         help="score every case out of fold: fold k's validation cases (--splits) predicted by each "
+                              "method's fold-k models only; -f picks the folds scored")
+    compare.add_argument("--splits", type=Path, default=None,
+                         help="the converter's splits_final.json (kidney or one-stage dataset) for --cross-validation")
+    add_output(compare, "folder for each method's predictions, evaluations, comparison.csv, per_case.csv, "
+                        "statistics.csv, comparison.md and boxplots.png", type=Path)
     add_folds(compare, all_shipped=True)
     add_device(compare)
     add_backend(compare)
@@ -255,13 +270,25 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from renal_nnunet.pipeline.compare import compare_methods
+    from renal_nnunet.inference.baselines import Baseline, parse_baseline
+    from renal_nnunet.pipeline.compare import ComparisonConfig, compare_methods
 
-    table = compare_methods(args.input, args.references, args.output, cascade_models=args.models,
-                            one_stage_model=args.one_stage_model, fullres_model=args.fullres_model,
-                            folds=shipped_folds(args.folds), device=resolve_device(args.device),
-                            ref_format=args.ref_format, ref_kidney=args.ref_kidney, backend=args.backend,
-                            precision=args.precision)
-    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"table written to {args.output / 'comparison.csv'}")
+    if args.cross_validation != (args.splits is not None):
+        raise ValueError("--cross-validation and --splits SPLITS_JSON go together (the splits say which fold holds "
+                         "each case out)")
+    specs = [parse_baseline(spec) for spec in args.baseline]
+    if args.fullres_model is not None:
+        specs.append(("nnunet_3d_fullres", args.fullres_model))
+    previous = dict(parse_baseline(spec) for spec in args.previous_stage)
+    unknown = sorted(set(previous) - {name for name, _ in specs})
+    if unknown:
+        raise ValueError(f"--previous-stage names no --baseline: {', '.join(unknown)}")
+    baselines = [Baseline.of(name, folder, previous.get(name)) for name, folder in specs]
+    folds = shipped_folds(args.folds)
+    config = ComparisonConfig(folds=folds, splits=args.splits, ref_format=args.ref_format, ref_kidney=args.ref_kidney)
+    result = compare_methods(args.input, args.references, args.output, args.models, runtime_of(args), baselines,
+                             args.one_stage_model, config)
+    print(result.table.to_string(float_format=lambda v: f"{v:.3f}"))
+    for name in ("comparison.md", "per_case.csv", "statistics.csv", "boxplots.png"):
+        print(f"{name}: {result.files[name]}")
     return 0

@@ -306,7 +306,8 @@ def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, c
         "Full paper-style tables (Tables 1-5):", "", Path(evaluation.files["summary_md"]).read_text(encoding="utf-8"), "",
     ]
     if comparison is not None:
-        lines += ["## Cascade vs one-stage baselines", "", comparison.to_string(float_format=lambda v: f"{v:.3f}"), ""]
+        lines += ["## Cascade vs one-stage baselines", "", comparison.table.to_string(float_format=lambda v: f"{v:.3f}"),
+                  "", f"Per-case statistics and box plots: {comparison.files['comparison.md']}", ""]
     lines += [f"Models folder: {out_dir / 'models'} (use: renal-nnunet predict -i CT.nii.gz -o OUT --models "
               f"{out_dir / 'models'})",
               f"Per-case reports: {out_dir / 'predictions'}/*_report.png; evaluation: {out_dir / 'evaluation'}",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from renal_nnunet.io import IMAGE_SUFFIXES, InputError, case_id_from_path, has_image_suffix
+from renal_nnunet.io import IMAGE_SUFFIXES, InputError, case_id_from_path, has_image_suffix, itk_messages_logged
 
 __all__ = ["CaseInput", "discover_cases", "check_ct_intensities"]
 
@@ -39,7 +39,8 @@ class CaseInput:
 
 
 def _holds_dicom_series(folder: Path) -> bool:
-    return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    with itk_messages_logged(folder):
+        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
 
 
 def discover_cases(input_path: str | os.PathLike) -> list[CaseInput]:

@@ -3,6 +3,9 @@
 Checks (thresholds are module constants; each failure becomes a message in the tables and the
 report, or a lesion's ``plausibility`` entry):
 
+- **No tissue at all**: no voxel above :data:`BODY_HU` (e.g. an all-air image, or one whose values
+  are not HU, predicted with the intensity check skipped). Nothing there can be a kidney; the case
+  ends as "no kidney found" before the networks run.
 - **No kidney level in view**: the kidneys lie in the abdomen, below the lungs. Where the found
   "kidney" has its centre, air inside the body outline (HU < -500; lungs, not bowel gas) above
   :data:`MAX_INTRABODY_AIR_FRACTION` of the body's cross-section means a chest scan; a body
@@ -27,7 +30,8 @@ import SimpleITK as sitk
 from renal_nnunet.outputs.records import LesionRecord
 
 __all__ = ["ADULT_KIDNEY_VOLUME_ML", "MAX_MASS_FRACTION", "AIR_MEAN_HU", "BONE_MEAN_HU", "MAX_INTRABODY_AIR_FRACTION",
-           "MIN_BODY_AREA_CM2", "kidney_level_problem", "kidney_problems", "lesion_problem"]
+           "MIN_BODY_AREA_CM2", "BODY_HU", "no_tissue_problem", "kidney_level_problem", "kidney_problems",
+           "lesion_problem"]
 
 ADULT_KIDNEY_VOLUME_ML = (40.0, 500.0)
 MAX_MASS_FRACTION = 0.5
@@ -36,6 +40,19 @@ BONE_MEAN_HU = 350.0
 MAX_INTRABODY_AIR_FRACTION = 0.25
 MIN_BODY_AREA_CM2 = 250.0
 BODY_HU = -500.0
+
+
+def no_tissue_problem(ct: sitk.Image) -> str | None:
+    """Why ``ct`` (HU) cannot hold a kidney because it holds no tissue at all, or None.
+
+    >>> no_tissue_problem(sitk.Image([4, 4, 4], sitk.sitkInt16) - 1000)[:40]
+    'no kidney found: the image holds no tiss'
+    """
+    values = sitk.GetArrayViewFromImage(ct)
+    if (values > BODY_HU).any():
+        return None
+    return (f"no kidney found: the image holds no tissue (all voxels below {BODY_HU:.0f} HU, highest "
+            f"{float(values.max()):.0f}); is this a CT in HU?")
 
 
 def kidney_level_problem(ct: sitk.Image, kidneys: sitk.Image) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -55,7 +56,7 @@ from renal_nnunet.pipeline.case_outputs import case_output_set, is_complete
 from renal_nnunet.pipeline.inputs import CaseInput, check_ct_intensities, discover_cases
 from renal_nnunet.pipeline.models import ModelsManifest, load_models
 from renal_nnunet.pipeline.nephrometry import predicted_mass_nephrometry
-from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem
+from renal_nnunet.pipeline.plausibility import kidney_level_problem, kidney_problems, lesion_problem, no_tissue_problem
 from renal_nnunet.pipeline.provenance import run_record
 from renal_nnunet.runtime.backends import Runtime
 
@@ -65,6 +66,7 @@ __all__ = ["PAPER_PROTOCOL_MIN_DIAMETER_MM", "PredictConfig", "CascadeNetworks",
 log = logging.getLogger(__name__)
 
 IN_MEMORY_CASE_ID = "image"
+NO_MASSES = "no renal masses found"
 
 
 PAPER_PROTOCOL_MIN_DIAMETER_MM = 0.0
@@ -248,6 +250,10 @@ def _analyse_canonical(ct: sitk.Image, networks: CascadeNetworks, manifest: Mode
     from renal_nnunet.classification.predict import lesions_touching_border
 
     clock = _StageClock()
+    no_tissue = no_tissue_problem(ct)
+    if no_tissue:  # nothing here can be a kidney: the networks would only guess (and the midline is undefined)
+        nothing = image_like(np.zeros(sitk.GetArrayViewFromImage(ct).shape, np.uint8), ct)
+        return _case_analysis(nothing, (), {}, (*_model_warnings(manifest), no_tissue), False, clock)
     kidneys = segment_kidneys(ct, networks.kidney)
     clock.lap("kidney")
     out_of_view = kidney_level_problem(ct, kidneys.labels) if kidneys.found else None
@@ -279,7 +285,7 @@ def _analyse_canonical(ct: sitk.Image, networks: CascadeNetworks, manifest: Mode
     cams = {lesion.lesion_id: classified[lesion.lesion_id].cam for lesion in lesions
             if getattr(classified.get(lesion.lesion_id), "cam", None) is not None}
     if not lesions:
-        messages.append("no renal masses found")
+        messages.append(NO_MASSES)
     elif config.nephrometry:
         scores = predicted_mass_nephrometry(ct, kidneys.labels, components, {r.lesion_id: r.lesion_class for r in records},
                                             views=config.report)
@@ -312,7 +318,8 @@ class _StageClock:
 
 def _case_analysis(seg: sitk.Image, records: tuple, cams: dict, messages: tuple, kidney_found: bool,
                    clock: _StageClock) -> CaseAnalysis:
-    log.info("stage times: %s", ", ".join(f"{name} {s:.1f} s" for name, s in clock.seconds.items()))
+    if clock.seconds:  # none when no stage ran (a CT without tissue)
+        log.info("stage times: %s", ", ".join(f"{name} {s:.1f} s" for name, s in clock.seconds.items()))
     return CaseAnalysis(seg, records, cams, messages, kidney_found, clock.seconds)
 
 
@@ -400,6 +407,7 @@ def _predict_one(image: sitk.Image | None, case: CaseInput, output_dir: Path, ne
         analysis = analyse_ct(ct, networks, manifest, config)
         files = write_case_outputs(analysis, ct, case.case_id, staging, config)
         messages = [*(series.left_out if series else ()), *analysis.messages]
+        _log_case_messages(case, messages, manifest)
         errors: list[str] = []
         if config.dicom_seg:
             dicom_files, notes, errors = _write_dicom_objects(analysis, series, staging, case.case_id, record)
@@ -409,6 +417,15 @@ def _predict_one(image: sitk.Image | None, case: CaseInput, output_dir: Path, ne
     return CaseResult(case.case_id, str(case.path), status, {kind: output_dir / path.name for kind, path in files.items()},
                       analysis.lesions, tuple(messages), seconds=time.perf_counter() - start,
                       stage_seconds=analysis.stage_seconds, output_errors=tuple(errors))
+
+
+def _log_case_messages(case: CaseInput, messages: Sequence[str], manifest: ModelsManifest) -> None:
+    """Log a case's messages naming its file (the cascade's stages do not know it): a user running
+    a batch must see which CT each warning is about."""
+    said_once = set(_model_warnings(manifest))  # logged once per run, naming the models folder
+    for message in messages:
+        if message not in said_once:
+            log.log(logging.INFO if message == NO_MASSES else logging.WARNING, "%s: %s", case.path, message)
 
 
 def _write_dicom_objects(analysis: CaseAnalysis, series: DicomSeries | None, output_dir: Path, case_id: str,
@@ -444,19 +461,23 @@ def _read_case(case: CaseInput, series_uid: str | None) -> tuple[sitk.Image, Dic
 
 
 def predict(
-    input: str | os.PathLike | sitk.Image,
+    input: str | os.PathLike | sitk.Image | Sequence[CaseInput],
     output_dir: str | os.PathLike,
     models_dir: str | os.PathLike,
     config: PredictConfig = PredictConfig(),
+    runtime: Runtime | None = None,
 ) -> list[CaseResult]:
     """Predict kidneys and classified renal masses for one CT, a folder of CTs, or a DICOM series.
 
     Args:
         input: a NIfTI (or .mha/.nrrd) file, a folder of them, a DICOM series folder, a folder of
-            DICOM series folders, or an in-memory ``SimpleITK.Image`` (CT in HU).
+            DICOM series folders, an in-memory ``SimpleITK.Image`` (CT in HU), or the cases of a
+            batch as :class:`~renal_nnunet.pipeline.inputs.CaseInput` (e.g. one cross-validation fold's).
         output_dir: where the per-case outputs go (created).
         models_dir: a models folder (see ``renal_nnunet.pipeline.models``).
         config: options.
+        runtime: the runtime of ``config``'s backend, device and precision when the caller has
+            resolved it already (``compare`` resolves it once for every method); default resolved here.
 
     Returns:
         One :class:`CaseResult` per case. A failing case is reported (status ``failed`` with the
@@ -477,7 +498,7 @@ def predict(
 
     models_dir, output_dir = Path(models_dir), Path(output_dir)
     _make_output_folder(output_dir)
-    runtime = Runtime.resolve(config.backend, config.device, config.precision)
+    runtime = runtime or Runtime.resolve(config.backend, config.device, config.precision)
     config = replace(config, backend=runtime.backend)
     manifest = load_models(models_dir, config.folds)
     for warning in _model_warnings(manifest):
@@ -489,8 +510,11 @@ def predict(
     if isinstance(input, sitk.Image):
         case = CaseInput(config.case_id, Path(f"<in-memory image {config.case_id}>"))
         return [_predict_one(input, case, output_dir, networks, manifest, config, record)]
-    cases = select_part(discover_cases(input), config.num_parts, config.part_id)
-    single = Path(input).is_file() or (len(cases) == 1 and cases[0].path == Path(input))
+    if isinstance(input, (list, tuple)):
+        cases, single = select_part(list(input), config.num_parts, config.part_id), False
+    else:
+        cases = select_part(discover_cases(input), config.num_parts, config.part_id)
+        single = Path(input).is_file() or (len(cases) == 1 and cases[0].path == Path(input))
     results = []
     for case in tqdm(cases, desc="predict", unit="case", disable=len(cases) < 2):
         if config.continue_prediction and is_complete(output_dir, case.case_id, record["models_sha256"]):
@@ -507,7 +531,9 @@ def predict(
     summary = {"models_dir": str(models_dir), "folds": list(manifest.kidney.folds), "backend": config.backend,
                "precision": networks.precisions, "run": record, "cases": [_summary_row(r) for r in results]}
     write_json(summary, output_dir / SUMMARY_NAME)
-    write_json(summary, output_dir / RUNS_DIR / f"predict_{record['started_utc'].replace(':', '')}_{os.getpid()}.json")
+    # two runs may start within one second in one process: a random suffix keeps each run's file
+    write_json(summary, output_dir / RUNS_DIR /
+               f"predict_{record['started_utc'].replace(':', '')}_{os.getpid()}_{uuid.uuid4().hex[:8]}.json")
     failed = [r.case_id for r in results if r.status == "failed"]
     incomplete = [r.case_id for r in results if r.output_errors]
     log.info("predicted %d case(s), %d failed%s%s", len(results), len(failed), f": {failed}" if failed else "",

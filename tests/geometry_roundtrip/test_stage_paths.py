@@ -27,7 +27,7 @@ from renal_nnunet.inference.grid_to_ct import (
 )
 from renal_nnunet.inference.map_back import map_labels_to_source, map_predictions_to_source
 from renal_nnunet.io import read_image
-from renal_nnunet.pipeline.compare import one_stage_to_output_labels
+from renal_nnunet.inference.baselines import to_output_labels
 from tests.geometry_roundtrip.truth import (
     SEEDS,
     centroid,
@@ -195,8 +195,8 @@ def test_one_stage_baseline_lands_where_the_grid_labels_were_with_sides_from_pat
     ct = np.where((relative ** 2).sum(axis=0) <= 0.2, 40.0, -1000.0).astype(np.float32)  # a body around the centre
     grid_labels, sidecar = _grid_labels(one_stage.astype(np.uint8), layout)
     probabilities = one_hot(sitk.GetArrayFromImage(grid_labels), 3)
-    out = sitk.GetArrayFromImage(one_stage_to_output_labels(_to_source_labels(probabilities, sidecar),
-                                                            image_of(ct, layout)))
+    out = sitk.GetArrayFromImage(to_output_labels(_to_source_labels(probabilities, sidecar), image_of(ct, layout),
+                                                  ONE_STAGE_LABELS))
     expected_probabilities, _ = expected_from_grid(probabilities, layout, order=1)
     labels, clear = _argmax_clear(expected_probabilities)
     components, count = ndimage.label(labels > 0, np.ones((3, 3, 3)))

@@ -123,7 +123,8 @@ def _shift(dataset, dx=0.0, dy=0.0, dz=0.0) -> None:
     (lambda z, d: _shift(d, dz=1.0) if z >= 6 else None, r"uneven slice spacing: gaps from 3 to 4 mm"),
     (lambda z, d: False if z == 5 else None, r"missing slice\(s\): 1 after the slice at 112\.00 mm"),
     (lambda z, d: _shift(d, dy=z * 3.0 * np.tan(np.radians(15))), r"gantry tilt.* 15\.0 degrees"),
-], ids=["uneven", "missing", "tilt"])
+    (lambda z, d: setattr(d, "PhotometricInterpretation", "MONOCHROME1"), r"MONOCHROME1 \(an inverted grey scale\)"),
+], ids=["uneven", "missing", "tilt", "monochrome1"])
 def test_irregular_dicom_series_are_refused_naming_series_and_problem(tmp_path, edit, problem):
     write_dicom_series(_ct(), tmp_path / "s", uid_root="1.2.826.0.1.3680043.2.1125.77")
     read_series_or_image(tmp_path / "s")  # clean: reads as before
