@@ -194,7 +194,7 @@ def dice(a, b) -> float:
 # nnU-Net planning, training of the kidney, mass and classifier models (100 iterations per U-Net),
 # prediction and evaluation. Its ``models`` folder is what the end-to-end tests predict with.
 
-TINY_DEMO = DemoConfig(cases=5, test_cases=1, grid=32, minutes=2.0, shape_zyx=(26, 27, 36),
+TINY_DEMO = DemoConfig(cases=5, test_cases=1, grid=32, minutes=2.0, generator="ellipsoid", shape_zyx=(26, 27, 36),
                        spacing_zyx_mm=(10.0, 10.0, 10.0), seed=7)
 CONSOLE_FILE = "tiny_demo_console.txt"
 """What the tiny demo showed on the console (next to its output folder)."""

@@ -55,8 +55,8 @@ def read_case(case: SourceCase) -> ReadCase:
     """Read and check a case's CT and label map.
 
     Raises:
-        InputError: unreadable/non-3D files, geometry mismatch, unknown label values, no kidney,
-            or the case's recorded problem (e.g. no metadata entry).
+        InputError: unreadable/non-3D files, geometry mismatch, unknown label values, no kidney
+            (unless the case says none is in view), or the case's recorded problem (e.g. no metadata entry).
     """
     if case.problem:
         raise InputError(case.problem_path, case.problem)
@@ -66,7 +66,7 @@ def read_case(case: SourceCase) -> ReadCase:
     ct = read_image(case.image_path)
     labels = read_label_map(case.label_path, set(case.label_values), reference=ct, reference_path=case.image_path)
     read = ReadCase(ct, labels, dict(case.label_values))
-    if not (read.kits() == KITS_LABELS["kidney"]).any():
+    if case.kidneys_in_view and not (read.kits() == KITS_LABELS["kidney"]).any():
         kidney_values = sorted(v for v, n in case.label_values.items() if n == "kidney")
         raise InputError(case.label_path, f"contains no kidney (label value {kidney_values})")
     return read

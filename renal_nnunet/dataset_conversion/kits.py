@@ -84,6 +84,7 @@ def find_kits_cases(src: str | Path) -> list[SourceCase]:
             image_path=case_dir / IMAGE_NAME,
             label_path=case_dir / layout[1],
             subtype=normalise_subtype(entry.get("tumor_histologic_subtype")) if entry else None,
+            kidneys_in_view=bool(entry.get("kidneys_in_view", True)) if entry else True,
             problem=None if entry else f"no metadata entry for {case_dir.name}",
             problem_path=None if entry else metadata_path,
         ))

@@ -30,6 +30,9 @@ class SourceCase:
         label_path: the label map on the CT's grid.
         subtype: the patient's tumour histologic subtype in KiTS23 spelling, None if unknown.
         label_values: source label value -> one of :data:`LABEL_NAMES`.
+        kidneys_in_view: False for a scan whose field of view holds no kidney (a chest-only or
+            pelvis-only scan; KiTS metadata ``"kidneys_in_view": false``): its empty label map is
+            then a negative example for the kidney stage instead of an error.
         problem: why this case cannot be converted (e.g. no metadata entry), with ``problem_path``
             the file at fault; conversion reports it as this case's failure.
     """
@@ -40,5 +43,6 @@ class SourceCase:
     label_path: Path
     subtype: str | None
     label_values: dict[int, str] = field(default_factory=lambda: dict(KITS_LABEL_VALUES))
+    kidneys_in_view: bool = True
     problem: str | None = None
     problem_path: Path | None = None

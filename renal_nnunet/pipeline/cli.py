@@ -134,6 +134,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--grid", type=int, default=None, help="grid edge in voxels (paper: 128)")
     demo.add_argument("--minutes", type=float, default=None,
                       help="time budget per fold; picks the demo's named training length (2min or 12min)")
+    demo.add_argument("--generator", choices=("randomised", "ellipsoid"), default=None,
+                      help="synthetic CT: domain-randomised torsos (default; models meant to transfer to real CT) "
+                           "or the earlier one-contrast ellipsoid phantoms")
     add_device(demo)
     demo.add_argument("--compare", action="store_true", help="also train and compare the one-stage baselines")
     demo.set_defaults(func=_demo)
@@ -263,7 +266,8 @@ def _import(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.demo import DemoConfig, run_demo
 
-    overrides = {k: v for k, v in (("cases", args.cases), ("grid", args.grid), ("minutes", args.minutes)) if v is not None}
+    overrides = {k: v for k, v in (("cases", args.cases), ("grid", args.grid), ("minutes", args.minutes),
+                                   ("generator", args.generator)) if v is not None}
     summary = run_demo(args.output, DemoConfig(device=resolve_device(args.device), compare=args.compare, **overrides))
     print(summary.text)
     return 0

@@ -27,13 +27,17 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABELS
-from renal_nnunet.io import atomic_path, read_image, write_image, write_json
+from renal_nnunet.io import InputError, atomic_path, read_image, write_image, write_json
+
+if TYPE_CHECKING:
+    from renal_nnunet.evaluation.transfer import RealCtFindings
 
 __all__ = ["DemoConfig", "DemoLength", "DemoSummary", "DEMO_LENGTHS", "NNUNET_LOG", "run_demo", "reference_seg",
            "demo_length", "training_length"]
@@ -78,18 +82,26 @@ class DemoConfig:
         test_cases: held-out synthetic cases (predicted and evaluated only).
         grid: grid edge of both U-Nets and the classifier crops (voxels; the paper uses 128).
         minutes: time budget; picks the longest of :data:`DEMO_LENGTHS` that fits ``minutes / len(folds)``.
-        shape_zyx, spacing_zyx_mm: phantom array shape and voxel spacing (numpy order, mm).
+        generator: ``randomised`` (domain-randomised torsos whose models transfer to real CT, see
+            :mod:`renal_nnunet.synthetic.randomised`) or ``ellipsoid`` (one contrast, one field of view).
+        shape_zyx, spacing_zyx_mm: array shape and voxel spacing (numpy order, mm) of ``ellipsoid``
+            phantoms; ``randomised`` ones draw their own field of view and grid.
         folds: nnU-Net folds trained per stage.
         device: ``cpu``, ``cuda`` or ``mps``.
         compare: also train and evaluate the one-stage baselines (:mod:`.compare`).
         seed: cohort seed (the held-out cohort uses ``seed + 1``).
         first_id: nnU-Net dataset id of the kidney dataset (inside the demo's own folders).
+        real_ct: a real CT (DICOM folder or image file) the trained models are also run on, to show
+            what they find on a scan unlike their training data; ``"shared"`` (default) takes the
+            project's shared real CT when this machine has it
+            (:func:`renal_nnunet.evaluation.transfer.shared_real_ct`), None skips it.
     """
 
-    cases: int = 16
+    cases: int = 48
     test_cases: int = 4
     grid: int = 32
     minutes: float = REFERENCE_MINUTES
+    generator: str = "randomised"
     shape_zyx: tuple[int, int, int] = (52, 54, 72)
     spacing_zyx_mm: tuple[float, float, float] = (5.0, 5.0, 5.0)
     folds: tuple[int, ...] = (0,)
@@ -97,6 +109,7 @@ class DemoConfig:
     compare: bool = False
     seed: int = 0
     first_id: int = 501
+    real_ct: str | Path | None = "shared"
 
     def __post_init__(self):
         if self.cases < 5:
@@ -179,13 +192,20 @@ def reference_seg(case) -> sitk.Image:
     return image_like(seg.astype(np.uint8), read.ct)
 
 
+def _write_cohort(config: DemoConfig, folder: Path, n_cases: int, seed: int) -> Path:
+    """A synthetic cohort of the demo's generator in the KiTS23 layout; returns its source folder."""
+    from renal_nnunet.synthetic import write_synthetic_kits
+
+    grid = {} if config.generator == "randomised" else {"shape_zyx": config.shape_zyx,
+                                                         "spacing_zyx_mm": config.spacing_zyx_mm}
+    return write_synthetic_kits(folder, n_cases, seed=seed, generator=config.generator, **grid)
+
+
 def _held_out_cohort(config: DemoConfig, out_dir: Path) -> tuple[Path, Path]:
     """Write the held-out cohort, its CTs as ``test_images/<case>.nii.gz`` and references."""
     from renal_nnunet.dataset_conversion.kits import find_kits_cases
-    from renal_nnunet.synthetic import write_synthetic_kits
 
-    src = write_synthetic_kits(out_dir / "synthetic" / "test", config.test_cases, seed=config.seed + 1,
-                               shape_zyx=config.shape_zyx, spacing_zyx_mm=config.spacing_zyx_mm)
+    src = _write_cohort(config, out_dir / "synthetic" / "test", config.test_cases, seed=config.seed + 1)
     images, references = out_dir / "test_images", out_dir / "test_references"
     for case in find_kits_cases(src):
         name = f"test_{case.case_id}"
@@ -213,8 +233,6 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
     out_dir = Path(out_dir)
     models_dir = out_dir / "models"
     if models_dir.exists():
-        from renal_nnunet.io import InputError
-
         raise InputError(models_dir, "already exists from an earlier demo; remove it or choose another -o/--output")
     log_path = out_dir / NNUNET_LOG
     log.info("demo in %s; nnU-Net's output and the detailed log: %s", out_dir, log_path)
@@ -228,13 +246,11 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     from renal_nnunet.nnunet.environment import NnunetFolders
     from renal_nnunet.pipeline.predict import PAPER_PROTOCOL_MIN_DIAMETER_MM, PredictConfig, predict
     from renal_nnunet.pipeline.training import CascadeTrainingConfig, train_cascade
-    from renal_nnunet.synthetic import write_synthetic_kits
 
     models_dir = out_dir / "models"
     started_all, seconds = time.perf_counter(), {}
     started = time.perf_counter()
-    train_src = write_synthetic_kits(out_dir / "synthetic" / "train", config.cases, seed=config.seed,
-                                     shape_zyx=config.shape_zyx, spacing_zyx_mm=config.spacing_zyx_mm)
+    train_src = _write_cohort(config, out_dir / "synthetic" / "train", config.cases, seed=config.seed)
     images, references = _held_out_cohort(config, out_dir)
     folders = NnunetFolders.under(out_dir / "nnunet")
     conversion = convert_kits(train_src, folders.raw, ConversionConfig(first_id=config.first_id, grid=config.grid))
@@ -260,6 +276,7 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     evaluation = evaluate_folders(predictions, references, out_dir / "evaluation",
                                   EvaluationConfig(ref_format="pipeline"))
     _timed(seconds, "evaluation", started)
+    real = _real_ct_step(config, out_dir, models_dir, seconds)
     comparison = None
     if config.compare:
         from renal_nnunet.pipeline.compare import train_and_compare
@@ -270,7 +287,7 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
                                        (demo_trainers.trainer, demo_trainers.baseline_trainer))
         _timed(seconds, "comparison", started)
     seconds["total"] = time.perf_counter() - started_all
-    text = _summary_text(config, length, evaluation, results, seconds, out_dir, comparison, log_path)
+    text = _summary_text(config, length, evaluation, results, seconds, out_dir, comparison, log_path, real)
     with atomic_path(out_dir / "demo_summary.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
     write_json({"config": asdict(config), "training": length, "seconds": seconds}, out_dir / "demo_run.json")
@@ -278,7 +295,58 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     return DemoSummary(text, evaluation.summary, models_dir, reports, seconds)
 
 
-def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, comparison, log_path: Path) -> str:
+@dataclass(frozen=True)
+class RealCtRun:
+    """The demo's models on a real CT: where it came from, what they found, the report picture."""
+
+    source: Path
+    findings: "RealCtFindings | None"
+    status: str
+    report: Path | None
+
+
+def _real_ct_step(config: DemoConfig, out_dir: Path, models_dir: Path, seconds: dict) -> RealCtRun | None:
+    """Predict the real CT with the demo's models; measure kidney boxes only on the shared one."""
+    from renal_nnunet.evaluation.transfer import real_ct_findings, shared_real_ct
+    from renal_nnunet.pipeline.predict import PredictConfig, predict
+
+    source = shared_real_ct() if config.real_ct == "shared" else config.real_ct
+    if source is None:
+        return None
+    started = time.perf_counter()
+    source = Path(source)
+    try:
+        (result,) = predict(source, out_dir / "real_ct", models_dir, PredictConfig(device=config.device))
+    except InputError as err:  # the demo's synthetic results stand without it
+        log.warning("the real CT was not predicted: %s", err)
+        return RealCtRun(source, None, f"failed ({err})", None)
+    findings = None
+    if result.status != "failed" and config.real_ct == "shared":
+        findings = real_ct_findings(read_image(result.files["seg"]))
+    _timed(seconds, "real_ct", started)
+    return RealCtRun(source, findings, result.status, result.files.get("report"))
+
+
+def _real_ct_lines(real: RealCtRun) -> list[str]:
+    """The summary's section on the real CT: stated plainly as one unlabelled scan never trained on."""
+    lines = ["## The same models on a real CT", "",
+             f"{real.source}: a real contrast-enhanced CT. The models never saw a real CT (they trained on "
+             "synthetic torsos only), and this scan has no labels: the figures below say where the models put "
+             "the kidneys, not how accurately.", ""]
+    if real.status == "failed" or real.findings is None:
+        return lines + [f"Prediction status: {real.status}; report: {real.report}", ""]
+    found = real.findings
+    lines += ["| side | kidney volume (ml) | share inside the kidney's box |", "|---|---|---|"]
+    lines += [f"| {row['side']} | {row['kidney_ml']:.0f} | {row['inside_box']:.1%} |" for row in found.rows()]
+    masses = ", ".join(f"{name} {ml:.1f} ml" for name, ml in found.masses) or "none"
+    lines += ["", f"Masses reported: {masses} (none is known in this scan). Expected: each kidney 100-250 ml, "
+                  f">= 90 % of kidney voxels inside the boxes; met: {'yes' if found.meets_bounds() else 'no'}.",
+              f"Report picture: {real.report}", ""]
+    return lines
+
+
+def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, comparison, log_path: Path,
+                  real: RealCtRun | None) -> str:
     from renal_nnunet.pipeline.compare import summary_value
 
     s = evaluation.summary
@@ -305,6 +373,8 @@ def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, c
             f"{summary_value(s, 'classification', 'all', 'accuracy'):.3f}", "",
         "Full paper-style tables (Tables 1-5):", "", Path(evaluation.files["summary_md"]).read_text(encoding="utf-8"), "",
     ]
+    if real is not None:
+        lines += _real_ct_lines(real)
     if comparison is not None:
         lines += ["## Cascade vs one-stage baselines", "", comparison.table.to_string(float_format=lambda v: f"{v:.3f}"),
                   "", f"Per-case statistics and box plots: {comparison.files['comparison.md']}", ""]

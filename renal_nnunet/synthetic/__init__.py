@@ -1,5 +1,9 @@
 """Synthetic abdominal CT for the demo and the tests.
 
+* :func:`make_randomised_phantom`: domain-randomised torsos (tissue label map first, then a random
+  contrast phase, per-tissue HU, texture, blur, noise; varied anatomy, fields of view including
+  scans without kidneys, and voxel sizes), whose models are meant to transfer to real CT; the demo's
+  default (:mod:`renal_nnunet.synthetic.randomised`).
 * :func:`make_phantom`: whole phantoms from scratch (body, fat, muscle, spine, liver on the
   patient's right, spleen on the left, two kidneys with cortex/medulla/sinus fat, 0-4 masses per
   kidney: AML with macroscopic fat, homogeneous cysts, heterogeneous solid tumours).
@@ -23,9 +27,12 @@ from renal_nnunet.synthetic.layouts import (
 )
 from renal_nnunet.synthetic.paint import paint_ct
 from renal_nnunet.synthetic.phantom import Phantom, SyntheticLesion, make_lesion_patch, make_phantom
+from renal_nnunet.synthetic.randomised import FIELDS_OF_VIEW, PHASES, make_randomised_phantom
 from renal_nnunet.synthetic.textures import LESION_KINDS, tumour_kind_for_subtype
 
 __all__ = [
+    "FIELDS_OF_VIEW",
+    "PHASES",
     "KITS21_SPELLING",
     "LAYOUT_FILES",
     "LESION_KINDS",
@@ -35,6 +42,7 @@ __all__ = [
     "kits_subtype_spelling",
     "make_lesion_patch",
     "make_phantom",
+    "make_randomised_phantom",
     "paint_ct",
     "subsample_inplane",
     "tumour_kind_for_subtype",

@@ -20,10 +20,14 @@ import SimpleITK as sitk
 from renal_nnunet.io import InputError, read_label_map, write_image, write_json
 from renal_nnunet.synthetic.paint import paint_ct
 from renal_nnunet.synthetic.phantom import Phantom, make_phantom
+from renal_nnunet.synthetic.randomised import make_randomised_phantom
 
 logger = logging.getLogger(__name__)
 
 Layout = Literal["kits23", "kits21"]
+Generator = Literal["ellipsoid", "randomised"]
+GENERATORS = {"ellipsoid": make_phantom, "randomised": make_randomised_phantom}
+"""Phantom generators by name (see :func:`write_synthetic_kits`)."""
 LAYOUT_FILES: dict[str, tuple[str, str, str]] = {
     "kits23": ("dataset", "segmentation.nii.gz", "kits23.json"),
     "kits21": ("data", "aggregated_MAJ_seg.nii.gz", "kits.json"),
@@ -79,6 +83,7 @@ def _synthetic_metadata(case_id: str, phantom: Phantom, layout: str, rng: np.ran
         "pathologic_size": largest_cm,
         "malignant": None if phantom.subtype is None else phantom.subtype not in BENIGN_SUBTYPES,
         "tumor_histologic_subtype": kits_subtype_spelling(phantom.subtype, layout),
+        "kidneys_in_view": bool(phantom.organ_centres_mm.keys() & {"kidney_left", "kidney_right"}),
         "synthetic_lesions": [
             {"kind": l.kind, "side": l.side, "kits_label": l.kits_label, "diameter_mm": round(l.diameter_mm, 2),
              "centre_mm": [round(c, 2) for c in l.centre_mm]}
@@ -93,6 +98,7 @@ def write_synthetic_kits(
     layout: Layout = "kits23",
     seed: int = 0,
     mass_free_every: int | None = 5,
+    generator: Generator = "ellipsoid",
     **phantom_kwargs,
 ) -> Path:
     """Write ``n_cases`` synthetic phantoms (``case_00000``...) in a KiTS layout.
@@ -104,8 +110,13 @@ def write_synthetic_kits(
         seed: cohort seed; case i uses phantom seed ``seed * 100_000 + i``.
         mass_free_every: every n-th case (i % n == n - 1) has no mass and a null subtype, so
             cohorts include mass-free kidneys; None for none.
-        **phantom_kwargs: passed to :func:`make_phantom` (e.g. ``shape_zyx``, ``spacing_zyx_mm``,
-            ``masses_per_kidney``, or ``subtype`` to give every case the same subtype).
+        generator: ``ellipsoid`` (:func:`~renal_nnunet.synthetic.phantom.make_phantom`: one
+            contrast, one field of view) or ``randomised``
+            (:func:`~renal_nnunet.synthetic.randomised.make_randomised_phantom`: domain-randomised
+            torso, the demo's default); a case whose field of view holds no kidney gets a null subtype.
+        **phantom_kwargs: passed to the generator (e.g. ``shape_zyx``, ``spacing_zyx_mm`` for
+            ``ellipsoid``, ``inplane_voxels`` for ``randomised``, ``masses_per_kidney``, or
+            ``subtype`` to give every case the same subtype).
 
     Returns:
         The SRC folder (``out_root/dataset`` or ``out_root/data``) that a converter reads.
@@ -114,6 +125,9 @@ def write_synthetic_kits(
         ValueError: unknown layout or ``n_cases`` < 1.
     """
     folder, _, metadata_name = _layout_files(layout)
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown generator {generator!r}; expected one of {sorted(GENERATORS)}")
+    make = GENERATORS[generator]
     if n_cases < 1:
         raise ValueError(f"n_cases must be at least 1, got {n_cases}")
     src = Path(out_root) / folder
@@ -124,10 +138,12 @@ def write_synthetic_kits(
         case_seed = seed * 100_000 + index
         subtype = fixed_subtype or SYNTHETIC_SUBTYPE_CYCLE[index % len(SYNTHETIC_SUBTYPE_CYCLE)]
         if mass_free_every and index % mass_free_every == mass_free_every - 1:
-            phantom = make_phantom(case_seed, subtype=subtype, **(phantom_kwargs | {"masses_per_kidney": (0, 0)}))
+            phantom = make(case_seed, subtype=subtype, **(phantom_kwargs | {"masses_per_kidney": (0, 0)}))
             phantom.subtype = None
         else:
-            phantom = make_phantom(case_seed, subtype=subtype, **phantom_kwargs)
+            phantom = make(case_seed, subtype=subtype, **phantom_kwargs)
+            if generator == "randomised" and not phantom.lesions:  # e.g. a chest-only scan
+                phantom.subtype = None
         _write_case(src, case_id, phantom.ct, phantom.labels, layout)
         records.append(_synthetic_metadata(case_id, phantom, layout, np.random.default_rng(case_seed)))
     write_json(records, src / metadata_name)

@@ -106,7 +106,7 @@ def _perirenal_fat(points_mm: np.ndarray, midline_mm: float) -> list[Ellipsoid]:
     return shells
 
 
-def _paint_masses(ct: np.ndarray, array: np.ndarray, box, spacing_zyx_mm, subtype: str | None, rng) -> None:
+def paint_masses(ct: np.ndarray, array: np.ndarray, box, spacing_zyx_mm, subtype: str | None, rng) -> None:
     """Texture each tumour (label 2) and cyst (label 3) component with its own parameters."""
     labels_in_box = array[box]
     masses = np.where(labels_in_box >= KITS_LABELS["tumor"], labels_in_box, 0)
@@ -152,6 +152,6 @@ def paint_ct(labels: sitk.Image, subtype: str | None, seed: int) -> sitk.Image:
     for shell in _perirenal_fat(points_mm, layout.origin_mm[0]):
         paint(ct, geometry, shell, hu.visceral_fat)
     np.copyto(ct[box], np.int16(hu.renal_cortex), where=array[box] == KITS_LABELS["kidney"])
-    _paint_masses(ct, array, box, geometry.spacing_mm[::-1], subtype, rng)
+    paint_masses(ct, array, box, geometry.spacing_mm[::-1], subtype, rng)
     add_noise_hu(ct, hu.noise_sd, rng)
     return image_like(ct, labels)

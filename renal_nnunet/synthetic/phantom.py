@@ -65,6 +65,8 @@ class Phantom:
             without histology (e.g. a mass-free case of a synthetic cohort).
         lesions: the masses actually present in ``labels``.
         organ_centres_mm: nominal LPS centres of liver, spleen, spine and both kidneys.
+        field_of_view: the scan range (see :data:`renal_nnunet.synthetic.randomised.FIELDS_OF_VIEW`).
+        phase: the contrast phase the tissues were drawn for.
     """
 
     ct: sitk.Image
@@ -72,6 +74,8 @@ class Phantom:
     subtype: str | None
     lesions: list[SyntheticLesion]
     organ_centres_mm: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    field_of_view: str = "abdomen"
+    phase: str = "corticomedullary"
 
 
 def _empty_grid(shape_zyx, spacing_zyx_mm, direction, origin_mm) -> ImageGeometry:
@@ -111,7 +115,7 @@ def _paint_kidney(ct, labels, geometry, kidney: Ellipsoid, side: str, hu: Tissue
     paint(labels, geometry, sinus, KITS_LABELS["background"])
 
 
-def _draw_masses(kidneys, subtype, masses_per_kidney, scale, voxel_mm, rng) -> list[SyntheticLesion]:
+def draw_masses(kidneys, subtype, masses_per_kidney, scale, voxel_mm, rng) -> list[SyntheticLesion]:
     """Sample separate masses on the kidney surfaces (partly exophytic, touching the kidney).
 
     Masses are at least 1.5 ``voxel_mm`` (the coarsest spacing) wide so each shows on the grid, and
@@ -126,6 +130,8 @@ def _draw_masses(kidneys, subtype, masses_per_kidney, scale, voxel_mm, rng) -> l
     max_diameter = min(MASS_DIAMETER_RANGE_MM[1], 2.4 * scale * KIDNEY_SEMI_AXES_MM[1])
     min_diameter = min(max(MASS_DIAMETER_RANGE_MM[0], 1.5 * voxel_mm), max_diameter)
     for side in ("right", "left"):
+        if side not in kidneys:  # an absent kidney (the randomised generator's nephrectomy)
+            continue
         kidney = kidneys[side]
         semi = np.asarray(kidney.semi_axes_mm)
         rotation = np.asarray(kidney.rotation).reshape(3, 3)
@@ -156,11 +162,27 @@ def _draw_masses(kidneys, subtype, masses_per_kidney, scale, voxel_mm, rng) -> l
     return lesions
 
 
+def _mass_shape(lesion: SyntheticLesion, rng) -> Ellipsoid:
+    """A mass's solid: its nominal sphere with +-12 % per axis and a random rotation."""
+    semi = lesion.diameter_mm / 2 * rng.uniform(0.88, 1.12, size=3)
+    return Ellipsoid(lesion.centre_mm, tuple(semi), rotation_deg(*rng.uniform(0, 180, size=3)))
+
+
+def paint_mass_label(labels: np.ndarray, geometry: ImageGeometry, lesion: SyntheticLesion, rng) -> int:
+    """Paint one mass's KiTS label (no texture: see :func:`renal_nnunet.synthetic.paint.paint_masses`);
+    returns its voxel count on the grid."""
+    region = rasterise(geometry, _mass_shape(lesion, rng))
+    if region is None:
+        return 0
+    slices, mask = region
+    mask = np.broadcast_to(mask, labels[slices].shape)
+    labels[slices][mask] = lesion.kits_label
+    return int(mask.sum())
+
+
 def _paint_mass(ct, labels, geometry, lesion: SyntheticLesion, subtype: str, rng) -> int:
     """Paint one mass (texture + label); returns its voxel count."""
-    semi = lesion.diameter_mm / 2 * rng.uniform(0.88, 1.12, size=3)
-    shape = Ellipsoid(lesion.centre_mm, tuple(semi), rotation_deg(*rng.uniform(0, 180, size=3)))
-    region = rasterise(geometry, shape)
+    region = rasterise(geometry, _mass_shape(lesion, rng))
     if region is None:
         return 0
     slices, mask = region
@@ -225,7 +247,7 @@ def make_phantom(
     kidneys = _kidney_frames(layout, rng)
     for side, kidney in kidneys.items():
         _paint_kidney(ct, labels, geometry, kidney, side, hu)
-    lesions = _draw_masses(kidneys, subtype, masses_per_kidney, scale, max(spacing_zyx_mm), rng)
+    lesions = draw_masses(kidneys, subtype, masses_per_kidney, scale, max(spacing_zyx_mm), rng)
     lesions = [lesion for lesion in lesions if _paint_mass(ct, labels, geometry, lesion, subtype, rng) > 0]
     add_noise_hu(ct, hu.noise_sd, rng)
     organs = layout.organ_centres_mm() | {f"kidney_{side}": kidney.centre_mm for side, kidney in kidneys.items()}

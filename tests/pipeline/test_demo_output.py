@@ -19,11 +19,23 @@ def test_console_has_one_line_per_step_and_names_the_log_file(tiny_demo):
     lines = [line for line in console.splitlines() if line.strip()]
     steps = [line for line in lines if "demo step" in line]
     assert [line.split("demo step ")[1].split(":")[0] for line in steps] == [
-        "data", "training", "prediction", "evaluation"]
+        "data", "training", "prediction", "evaluation", "real_ct"]
     assert str(log_path) in lines[0], lines
     others = [line for line in lines[1:] if line not in steps]
     assert all(line.startswith(("WARNING", "ERROR")) for line in others), others
     assert str(log_path) in summary.text
+
+
+def test_summary_shows_the_models_on_the_shared_real_ct_plainly(tiny_demo):
+    """Where the shared real CT exists (the tests require it), the demo runs its models on it and says
+    what they found, next to the statement that they never saw a real CT and the scan has no labels."""
+    out_dir, summary = tiny_demo
+    section = summary.text.split("## The same models on a real CT", 1)[1]
+    assert "never saw a real CT" in section and "has no labels" in section
+    rows = [line for line in section.splitlines() if line.startswith(("| right |", "| left |"))]
+    assert len(rows) == 2 and all(line.count("|") == 4 for line in rows), rows
+    assert "Masses reported:" in section and "met: " in section
+    assert list((out_dir / "real_ct").glob("*_seg.nii.gz")), "the real CT's outputs are kept for a look"
 
 
 def test_log_file_holds_nnunets_output(tiny_demo):
