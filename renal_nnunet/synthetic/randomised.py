@@ -205,14 +205,15 @@ class _Body:
     wall_mm: float
 
 
-def _paint_trunk(tissue, geometry, body: _Body, z_range_mm, rng) -> None:
-    """Table, body wall, visceral fat, lungs and heart above the diaphragm."""
+def _paint_trunk(tissue, geometry, body: _Body, rng) -> None:
+    """Table, arms, body wall, visceral fat, lungs and heart above the diaphragm."""
     layout = body.layout
     ax, ay = layout.body_semi_axes_mm
     x0, y0, z0 = layout.origin_mm
     table_top = y0 + ay + rng.uniform(0, 15)
     table_thickness = rng.uniform(8, 40)
-    paint(tissue, geometry, Ellipsoid((x0, table_top + 600, 0.0), (max(ax * 1.6, 260), 600 - 0, INF)), Tissue.TABLE)
+    # the table: a wide, gently curved slab under the back (the lower edge of a 600 mm ellipse)
+    paint(tissue, geometry, Ellipsoid((x0, table_top + 600, 0.0), (max(ax * 1.6, 260), 600, INF)), Tissue.TABLE)
     paint(tissue, geometry, Ellipsoid((x0, table_top + 600 + table_thickness, 0.0),
                                       (max(ax * 1.6, 260) + 40, 600, INF)), Tissue.AIR)
     cylinder = lambda a, b: Ellipsoid((x0, y0, 0.0), (a, b, INF))  # noqa: E731
@@ -258,7 +259,8 @@ def _paint_skeleton(tissue, geometry, body: _Body, z_range_mm, rng) -> None:
             paint(tissue, geometry, _segment((x0 + side * s * 10, spine_y + s * 16, z),
                                              (x0 + side * s * 38, spine_y + s * 20, z), s * 5), Tissue.BONE_CORTEX)
         rib_level = z - z0 > s * rng.uniform(-10, 40)
-        if rib_level:  # a rib ring where the trunk wall is, anterior arcs only high up (costal margin)
+        if rib_level:  # a tilted rib ring, painted only on the trunk wall's muscle; below 150 mm above the
+            # kidneys it is shifted back 40 mm, so its anterior arc misses the wall (the costal margin)
             tilt = rotation_deg(rng.uniform(15, 30), 0.0, 0.0)
             ring = (ax - 0.6 * body.fat_mm, ay - 0.6 * body.fat_mm, s * 6)
             _paint_where(tissue, geometry, Ellipsoid((x0, y0 + (0 if z - z0 > s * 150 else s * 40), z), ring, tilt),
@@ -524,7 +526,7 @@ def make_randomised_phantom(
     tissue = np.full(geometry.shape_zyx, np.uint8(Tissue.AIR))
     labels = np.zeros(geometry.shape_zyx, np.uint8)
     z_range = (bottom, top)
-    _paint_trunk(tissue, geometry, body, z_range, rng)
+    _paint_trunk(tissue, geometry, body, rng)
     _paint_muscles_and_vessels(tissue, geometry, body, kidneys, rng)
     _paint_viscera(tissue, geometry, body, rng, oral_contrast=rng.random() < 0.4)
     _paint_skeleton(tissue, geometry, body, z_range, rng)
