@@ -95,8 +95,7 @@ def main() -> int:
     print(f"real CT {real_ct}:")
     for row in findings.rows():
         print(f"  {row['side']:5s} kidney {row['kidney_ml']:7.1f} ml, {row['inside_box']:.1%} inside its box")
-    masses = ", ".join(f"{name} {ml:.1f} ml" for name, ml in findings.masses) or "none"
-    print(f"  all kidney voxels inside the boxes: {findings.inside_box_all:.1%}; masses: {masses}; "
+    print(f"  all kidney voxels inside the boxes: {findings.inside_box_all:.1%}; masses: {findings.masses_text()}; "
           f"bounds met: {findings.meets_bounds()}")
     print(f"  report: {record['real']['report']}")
     if args.painted:

@@ -71,6 +71,10 @@ class RealCtFindings:
         return (self.inside_box_all >= 0.9 and all(low <= v <= high for v in self.kidney_ml.values())
                 and not self.masses)
 
+    def masses_text(self) -> str:
+        """The masses as ``"solid 17.7 ml, cystic 2.1 ml"``, or ``"none"``."""
+        return ", ".join(f"{name} {ml:.1f} ml" for name, ml in self.masses) or "none"
+
     def rows(self) -> list[dict]:
         """One row per side, for a table."""
         return [{"side": side, "kidney_ml": round(self.kidney_ml[side], 1),

@@ -338,8 +338,7 @@ def _real_ct_lines(real: RealCtRun) -> list[str]:
     found = real.findings
     lines += ["| side | kidney volume (ml) | share inside the kidney's box |", "|---|---|---|"]
     lines += [f"| {row['side']} | {row['kidney_ml']:.0f} | {row['inside_box']:.1%} |" for row in found.rows()]
-    masses = ", ".join(f"{name} {ml:.1f} ml" for name, ml in found.masses) or "none"
-    lines += ["", f"Masses reported: {masses} (none is known in this scan). Expected: each kidney 100-250 ml, "
+    lines += ["", f"Masses reported: {found.masses_text()} (none is known in this scan). Expected: each kidney 100-250 ml, "
                   f">= 90 % of kidney voxels inside the boxes; met: {'yes' if found.meets_bounds() else 'no'}.",
               f"Report picture: {real.report}", ""]
     return lines
