@@ -53,7 +53,7 @@ class RealCtFindings:
     """What a pipeline segmentation shows on a real CT, per patient side.
 
     Attributes:
-        kidney_ml: predicted kidney volume (parenchyma, sinus and masses as the pipeline draws them), ml.
+        kidney_ml: volume labelled as each kidney, ml (masses carry their own labels and are not in it).
         inside_box: fraction of each side's predicted kidney voxels inside that side's box (NaN when
             none is predicted).
         inside_box_all: the same over both sides together.
