@@ -373,12 +373,10 @@ def _paint_kidney(tissue, labels, geometry, kidney: Ellipsoid, side: str, rng) -
     paint(tissue, geometry, kidney, Tissue.RENAL_CORTEX)
     paint(labels, geometry, kidney, KITS_LABELS["kidney"])
     medial = 1.0 if side == "right" else -1.0  # the hilum faces the midline
-    # medullary pyramids between cortex and sinus, about a third of the parenchyma: in the
-    # corticomedullary phase they are large darker regions that a mass model must not call masses
-    for _ in range(int(rng.integers(7, 13))):
-        angle, radial = rng.uniform(0, 2 * np.pi), rng.uniform(0.35, 0.55)
-        offset = np.array([radial * np.cos(angle), radial * np.sin(angle), rng.uniform(-0.7, 0.7)])
-        pyramid = Ellipsoid(local(offset), tuple(semi * rng.uniform(0.2, 0.35, size=3)), kidney.rotation)
+    for _ in range(int(rng.integers(6, 11))):  # medullary pyramids between cortex and sinus
+        angle = rng.uniform(0, 2 * np.pi)
+        offset = np.array([0.45 * np.cos(angle), 0.45 * np.sin(angle), rng.uniform(-0.7, 0.7)])
+        pyramid = Ellipsoid(local(offset), tuple(semi * [0.22, 0.22, 0.2]), kidney.rotation)
         _paint_where(tissue, geometry, pyramid, Tissue.RENAL_MEDULLA, onto=(Tissue.RENAL_CORTEX,))
     sinus = Ellipsoid(local([medial * 0.55, -0.1, 0.0]), tuple(semi * [0.5, 0.45, rng.uniform(0.45, 0.6)]), kidney.rotation)
     paint(tissue, geometry, sinus, Tissue.SINUS_FAT)
