@@ -167,7 +167,8 @@ def draw_appearance(rng: np.random.Generator, phase: str | None = None) -> Appea
         low, high = ranges[column if len(ranges) > 1 else 0]
         mean_hu[int(tissue)] = float(rng.uniform(low, high))
     texture = {int(t): float(rng.uniform(0, sd)) for t, sd in TEXTURE_SD_HU.items()}
-    blur = (float(rng.uniform(0.0, 0.9)), *(float(v) for v in [rng.uniform(0.0, 0.6)] * 2))
+    across_slices = float(rng.uniform(0.0, 0.9))  # slice thickness; in-plane blur is the same on both axes
+    blur = (across_slices, *[float(rng.uniform(0.0, 0.6))] * 2)
     return Appearance(phase, mean_hu, texture, float(rng.uniform(0, 20)), blur, float(rng.uniform(4, 40)),
                       float(rng.uniform(0.0, 1.0)), float(rng.uniform(0.0, 0.3)))
 
