@@ -2,7 +2,8 @@
 
 The CT is KiTS23 case_00165 painted at its real size (512 x 512 x 734 slices, 0.97 x 0.97 x 1 mm;
 labels from ../shared/kits23, CT intensities synthetic). Each command runs in a child process and
-its peak RSS is read with os.wait4; the reference is the budget each must stay under:
+its peak RSS is its own high-water mark (``renal_nnunet.runtime.measure``); the reference is the
+budget each must stay under:
 
     convert (one worker, grid 128)          <= 3 GB per worker
     predict (whole cascade, one case)       <= 4 GB
@@ -18,11 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 LONG_CASE = "case_00165"
@@ -31,12 +29,11 @@ BUDGET_GB = {"convert": 3.0, "predict": 4.0}
 
 def measure(command: list[str], log_path: Path) -> dict:
     """Wall seconds, peak RSS (GB) and exit code of a child process; its output goes to ``log_path``."""
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    return {"wall_s": round(time.perf_counter() - started, 1), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 3),
-            "exit_code": os.waitstatus_to_exitcode(status), "log": str(log_path)}
+    from renal_nnunet.runtime.measure import run_measured
+
+    child = run_measured(command, log_path)
+    return {"wall_s": round(child.wall_s, 1), "peak_rss_gb": round(child.peak_rss_gb, 3),
+            "exit_code": child.exit_code, "log": str(log_path)}
 
 
 def long_ct(work: Path, kits_dir: Path) -> Path:

@@ -15,7 +15,8 @@ What it does (everything in --work):
    is then converted to OpenVINO once (``compile_models``, its time reported as ``compile_s``), as
    a first ``predict`` on the CPU or ``renal-nnunet compile-models`` would;
 3. a held-out synthetic CT of the same geometry with its reference labels, predicted by each side
-   in a child process: wall time and peak resident memory (os.wait4) of each, and the ratios.
+   in a child process: wall time and peak resident memory of each
+   (:func:`renal_nnunet.runtime.measure.run_measured`), and the ratios.
    Each backend's cascade runs in its own child; ``network_s`` is the time inside the forward
    passes (nnU-Net's sliding window per fold and the classifier's passes), ``stages_s`` the wall
    time of each stage. The cascade children run with nnU-Net's default thread limit (both
@@ -57,7 +58,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -79,15 +79,6 @@ def bench_runtimes() -> dict[str, tuple[str, str]]:
     if best:
         runtimes[f"openvino_{best}"] = ("openvino", best)
     return runtimes
-
-
-def _run_measured(command: list[str], env: dict, log_path: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in GB, exit code) of a child process; its output goes to ``log_path``."""
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024**2, os.waitstatus_to_exitcode(status)
 
 
 def _sliding_window_seconds(log_path: Path) -> float | None:
@@ -442,6 +433,7 @@ def main() -> int:
     result_path = args.work / "bench_predict.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {"rows": {}}
     from renal_nnunet.runtime.cpu import cpu_description
+    from renal_nnunet.runtime.measure import run_measured
 
     result.update(ct_shape_zyx=BENCH_SHAPE_ZYX, spacing_zyx_mm=BENCH_SPACING_ZYX_MM, device=args.device,
                   cpu_count=os.cpu_count(), compile_s=built["compile_s"], cpu=cpu_description())
@@ -450,7 +442,8 @@ def main() -> int:
     for name, command in runs.items():
         (args.work / name).mkdir(parents=True, exist_ok=True)
         log_path = args.work / f"{name}.log"
-        seconds, peak_gb, code = _run_measured(command, cascade_env if name.startswith("cascade") else env, log_path)
+        child = run_measured(command, log_path, cascade_env if name.startswith("cascade") else env)
+        seconds, peak_gb, code = child.wall_s, child.peak_rss_gb, child.exit_code
         rows[name] = {"seconds": seconds, "peak_rss_gb": peak_gb, "exit_code": code, "command": " ".join(command),
                       "log": str(log_path)}
         if name.startswith("cascade") and code == 0:

@@ -19,7 +19,8 @@ below it, never from one above:
     synthetic            the phantoms of the demo and the tests
  7  evaluation           metrics, detection, the paper's tables
  8  outputs              the file formats a prediction writes, and ``LesionRecord``
-    runtime              backend resolution, OpenVINO conversion and cache, network clock
+    runtime              backend resolution, OpenVINO conversion and cache, network clock,
+                         a child process's wall time and peak memory (the benchmarks')
  9  nnunet               nnU-Net's commands, splits and model layout (``nnunet.layout``)
 10  trainers             the trainer classes and their registration
     anatomy              what every stage shares about a CT and its labels
