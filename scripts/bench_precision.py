@@ -37,20 +37,6 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _painted_cts(kits23: Path, work: Path, n_cases: int) -> Path:
-    """``n_cases`` painted KiTS23 CTs (real KiTS23 kidney and mass shapes) in ``work/painted_images``."""
-    from renal_nnunet.dataset_conversion.kits import find_kits_cases
-    from renal_nnunet.io import read_image, write_image
-    from renal_nnunet.synthetic import write_painted_kits
-
-    images = work / "painted_images"
-    case_ids = sorted(p.name for p in kits23.glob("case_*"))[:n_cases]
-    src = write_painted_kits(kits23, work / "painted", case_ids=case_ids, seed=0, inplane_downsample=4)
-    for case in find_kits_cases(src):
-        write_image(read_image(case.image_path), images / f"{case.case_id}.nii.gz")
-    return images
-
-
 def _cam_peak_mm(path: Path) -> np.ndarray:
     """Patient coordinates (mm, ITK's LPS) of a Grad-CAM map's maximum."""
     import SimpleITK as sitk
@@ -92,7 +78,7 @@ def agreement_with_fp32(fp32_dir: Path, candidate_dir: Path, out_dir: Path) -> d
     per_case, lesions = result.per_case, result.per_lesion
     figures = {"cases": int(per_case.case_id.nunique())}
     for structure in ("kidney_right", "kidney_left", "mass"):
-        rows = per_case[(per_case.structure == structure) & ~(per_case.pred_volume_ml.eq(0) & per_case.ref_volume_ml.eq(0))]
+        rows = per_case[(per_case.structure == structure) & (per_case.empty != "both")]
         figures[f"{structure}_cases"] = len(rows)
         figures[f"{structure}_dice_min"] = float(rows.dice.min()) if len(rows) else None
         figures[f"{structure}_dice_mean"] = float(rows.dice.mean()) if len(rows) else None
@@ -124,6 +110,8 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
+    from bench_sim2real import painted_cts  # this script's folder is on sys.path
+
     from renal_nnunet.pipeline.compile_models import compile_models
     from renal_nnunet.pipeline.predict import PredictConfig, predict
     from renal_nnunet.runtime.cpu import cpu_description
@@ -132,7 +120,7 @@ def main() -> int:
         compile_models(args.models, precision="auto", calibration=args.calibration)
     folders = {folder.name: folder for folder in args.ct}
     if args.painted:
-        folders["painted_kits23"] = _painted_cts(args.kits23, args.work, args.painted)
+        folders["painted_kits23"], _ = painted_cts(args.kits23, args.work, args.painted)
     record = {"cpu": cpu_description(), "models": str(args.models), "sets": {}}
     for name, folder in folders.items():
         outputs = {}

@@ -27,14 +27,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _painted_control(kits23: Path, work: Path, models: Path, n_cases: int) -> dict:
-    """Predict ``n_cases`` painted KiTS23 cases and score them; returns the summary figures."""
+def painted_cts(kits23: Path, work: Path, n_cases: int) -> tuple[Path, Path]:
+    """The first ``n_cases`` KiTS23 cases painted (in-plane subsampled by 4): folders of their CTs
+    (``work/painted_images``) and of their reference labels in the pipeline's convention
+    (``work/painted_references``), one ``<case_id>.nii.gz`` each."""
     from renal_nnunet.dataset_conversion.kits import find_kits_cases
-    from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
     from renal_nnunet.io import read_image, write_image
-    from renal_nnunet.pipeline.compare import summary_value
     from renal_nnunet.pipeline.demo import reference_seg
-    from renal_nnunet.pipeline.predict import PredictConfig, predict
     from renal_nnunet.synthetic import write_painted_kits
 
     case_ids = sorted(p.name for p in kits23.glob("case_*"))[:n_cases]
@@ -43,6 +42,17 @@ def _painted_control(kits23: Path, work: Path, models: Path, n_cases: int) -> di
     for case in find_kits_cases(src):
         write_image(read_image(case.image_path), images / f"{case.case_id}.nii.gz")
         write_image(reference_seg(case), references / f"{case.case_id}.nii.gz")
+    return images, references
+
+
+def _painted_control(kits23: Path, work: Path, models: Path, n_cases: int) -> dict:
+    """Predict ``n_cases`` painted KiTS23 cases and score them; returns the summary figures."""
+    from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
+    from renal_nnunet.pipeline.compare import summary_value
+    from renal_nnunet.pipeline.predict import PredictConfig, predict
+
+    images, references = painted_cts(kits23, work, n_cases)
+    case_ids = sorted(p.name.removesuffix(".nii.gz") for p in images.glob("*.nii.gz"))
     predict(images, work / "painted_predictions", models, PredictConfig())
     summary = evaluate_folders(work / "painted_predictions", references, work / "painted_evaluation",
                                EvaluationConfig(figures=False)).summary
