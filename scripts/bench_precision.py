@@ -78,7 +78,7 @@ def agreement_with_fp32(fp32_dir: Path, candidate_dir: Path, out_dir: Path) -> d
     per_case, lesions = result.per_case, result.per_lesion
     figures = {"cases": int(per_case.case_id.nunique())}
     for structure in ("kidney_right", "kidney_left", "mass"):
-        rows = per_case[(per_case.structure == structure) & (per_case.empty != "both")]
+        rows = per_case[(per_case.structure == structure) & (per_case["empty"] != "both")]
         figures[f"{structure}_cases"] = len(rows)
         figures[f"{structure}_dice_min"] = float(rows.dice.min()) if len(rows) else None
         figures[f"{structure}_dice_mean"] = float(rows.dice.mean()) if len(rows) else None
