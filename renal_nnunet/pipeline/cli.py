@@ -111,9 +111,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "RenalLesions crops: INT8 calibrates on part of them, agreement is measured on "
                                      "the rest (needed unless --precision fp32)")
     compile_parser.add_argument("--calibration-cases", type=int, default=None, metavar="N",
-                                help="grid images (lesion crops) per stage INT8 calibrates on (default 4)")
+                                help="grid images (lesion crops) per stage INT8 calibrates on (default 16)")
     compile_parser.add_argument("--held-out-cases", type=int, default=None, metavar="N",
-                                help="most held-out cases per stage the agreement is measured on (default 8)")
+                                help="most held-out cases per stage the agreement is measured on (default 16)")
     compile_parser.set_defaults(func=_compile_models)
 
     export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share "
