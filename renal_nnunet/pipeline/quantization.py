@@ -89,17 +89,22 @@ class QuantizationConfig:
 
 def split_cases(cases: Sequence[T], config: QuantizationConfig) -> tuple[list[T], list[T]]:
     """(calibration, held-out) cases: calibration evenly spread over ``cases`` (in their order),
-    held-out the first others, as many as the config asks and the data allow.
+    held-out the first others, as many as the config asks and the data allow. The held-out cases
+    are counted first, up to half of the cases, so a small dataset is never all calibration with
+    one case left to measure on.
 
     Raises:
         InputError: fewer than two cases (nothing would be held out).
 
     >>> split_cases(list("abcdefgh"), QuantizationConfig(calibration_cases=2, validation_cases=3))
     (['a', 'e'], ['b', 'c', 'd'])
+    >>> split_cases(list("abcde"), QuantizationConfig(calibration_cases=16, validation_cases=16))
+    (['a', 'c', 'd'], ['b', 'e'])
     """
     if len(cases) < 2:
         raise InputError(None, f"{len(cases)} case(s): calibration and held-out cases need at least two")
-    n = min(config.calibration_cases, len(cases) - 1)
+    held_out_count = max(1, min(config.validation_cases, len(cases) // 2))
+    n = min(config.calibration_cases, len(cases) - held_out_count)
     picked = sorted({round(i * len(cases) / n) for i in range(n)})
     calibration = [cases[i] for i in picked]
     held_out = [case for i, case in enumerate(cases) if i not in picked][:config.validation_cases]
