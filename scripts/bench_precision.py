@@ -101,7 +101,8 @@ def main() -> int:
     parser.add_argument("--models", type=Path, required=True)
     parser.add_argument("--calibration", type=Path, default=None,
                         help="nnU-Net raw folder the models were trained from: quantise and measure first")
-    parser.add_argument("--ct", type=Path, nargs="*", default=[], help="folders of CTs (NIfTI) to predict")
+    parser.add_argument("--ct", type=Path, nargs="+", action="extend", default=[],
+                        help="folders of CTs (NIfTI) or DICOM series to predict (repeatable)")
     parser.add_argument("--kits23", type=Path, default=REPO.parent / "shared" / "kits23" / "dataset")
     parser.add_argument("--painted", type=int, default=0, help="painted KiTS23 cases to add (0: none)")
     parser.add_argument("--precisions", nargs="+", default=["int8", "auto"])

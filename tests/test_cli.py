@@ -118,3 +118,13 @@ def test_nnunet_folds_keep_all_as_nnunets_fold_all():
     from renal_nnunet.cli_options import nnunet_folds
 
     assert nnunet_folds(["0", "3"]) == (0, 3) and nnunet_folds(["all"]) == ("all",)
+
+
+def test_compile_models_help_states_the_quantisation_defaults_it_runs_with():
+    """The parser keeps torch out of ``renal-nnunet --help`` and so writes the two counts as text:
+    they must be ``QuantizationConfig``'s own."""
+    from renal_nnunet.pipeline.quantization import QuantizationConfig
+
+    options, defaults = _options(SUBCOMMANDS["compile-models"]), QuantizationConfig()
+    assert f"(default {defaults.calibration_cases})" in options["--calibration-cases"].help
+    assert f"(default {defaults.validation_cases})" in options["--held-out-cases"].help
