@@ -166,3 +166,14 @@ def test_a_changed_checkpoint_is_quantised_again(quantised, raw, tmp_path):
     new_int8 = int8_model_path(checkpoint, new.calibration["sha256"])
     assert new_int8.is_file() and new_int8 != old_int8 and compiled_model_path(checkpoint).stem in new_int8.stem
     assert not old_int8.exists(), "the stale INT8 model is left behind"
+
+
+@pytest.mark.parametrize("n_cases, expected_calibration, expected_held_out", [(2, 1, 1), (5, 3, 2), (10, 5, 5),
+                                                                              (48, 16, 16), (200, 16, 16)])
+def test_held_out_cases_are_set_aside_before_calibration(n_cases, expected_calibration, expected_held_out):
+    """With the defaults (16 and 16) a small stage keeps up to half its cases to measure on, never
+    one; calibration and held-out cases never overlap."""
+    cases = [f"case_{i:03d}" for i in range(n_cases)]
+    calibration, held_out = split_cases(cases, QuantizationConfig())
+    assert (len(calibration), len(held_out)) == (expected_calibration, expected_held_out)
+    assert not set(calibration) & set(held_out)
