@@ -121,10 +121,11 @@ def test_nnunet_folds_keep_all_as_nnunets_fold_all():
 
 
 def test_compile_models_help_states_the_quantisation_defaults_it_runs_with():
-    """The parser keeps torch out of ``renal-nnunet --help`` and so writes the two counts as text:
+    """The parser keeps torch out of ``renal-nnunet --help`` and so writes the counts as text:
     they must be ``QuantizationConfig``'s own."""
     from renal_nnunet.pipeline.quantization import QuantizationConfig
 
     options, defaults = _options(SUBCOMMANDS["compile-models"]), QuantizationConfig()
     assert f"(default {defaults.calibration_cases})" in options["--calibration-cases"].help
     assert f"(default {defaults.validation_cases})" in options["--held-out-cases"].help
+    assert f"(default {defaults.accuracy_control_cases}; 0: off)" in options["--accuracy-control-cases"].help

@@ -114,6 +114,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 help="grid images (lesion crops) per stage INT8 calibrates on (default 16)")
     compile_parser.add_argument("--held-out-cases", type=int, default=None, metavar="N",
                                 help="most held-out cases per stage the agreement is measured on (default 16)")
+    compile_parser.add_argument("--accuracy-control-cases", type=int, default=None, metavar="N",
+                                help="further cases per U-Net stage (neither calibration nor held-out) on which "
+                                     "NNCF's accuracy control returns INT8 operations to fp32 until the worst Dice "
+                                     "meets the stage's bound (default 16; 0: off)")
     compile_parser.set_defaults(func=_compile_models)
 
     export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share "
@@ -235,7 +239,9 @@ def _compile_models(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.quantization import QuantizationConfig
 
     counts = {name: value for name, value in (("calibration_cases", args.calibration_cases),
-                                              ("validation_cases", args.held_out_cases)) if value is not None}
+                                              ("validation_cases", args.held_out_cases),
+                                              ("accuracy_control_cases", args.accuracy_control_cases))
+              if value is not None}
     result = compile_models(args.models, shipped_folds(args.folds), args.precision, args.calibration,
                             QuantizationConfig(**counts))
     for path in result["files"]:

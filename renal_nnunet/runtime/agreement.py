@@ -74,7 +74,8 @@ class StageAgreement:
     Attributes:
         checkpoints_sha256: SHA-256 of each checkpoint measured, by file name relative to the
             stage folder.
-        calibration: the INT8 calibration set (``source``, ``cases``, ``sha256``).
+        calibration: the INT8 calibration set (``source``, ``cases``, ``held_out``, ``sha256``,
+            ``accuracy_control``: its cases and largest Dice drop, or None).
         checks: by precision.
         cpu: the CPU the agreement was measured on (:func:`renal_nnunet.runtime.cpu.cpu_description`).
     """

@@ -19,8 +19,9 @@ import contextlib
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import openvino as ov
@@ -32,7 +33,8 @@ from renal_nnunet.io import InputError, file_sha256
 log = logging.getLogger(__name__)
 
 __all__ = ["compiled_model_path", "int8_model_path", "read_int8_model", "openvino_model", "int8_model",
-           "quantize_model", "compile_on_cpu", "run_once", "infer", "OpenVinoNetwork", "INFERENCE_PRECISION_HINTS"]
+           "AccuracyControl", "quantize_model", "compile_on_cpu", "run_once", "infer", "OpenVinoNetwork",
+           "INFERENCE_PRECISION_HINTS"]
 
 COMPILED_SUFFIX = ".openvino-"
 INT8_SUFFIX = ".int8-"
@@ -95,8 +97,28 @@ def openvino_model(checkpoint: str | os.PathLike, build: Callable[[], tuple]):
     return model
 
 
+@dataclass(frozen=True)
+class AccuracyControl:
+    """NNCF's accuracy control for one network's INT8 quantisation: after quantising, NNCF ranks the
+    quantised operations by how much each costs ``metric`` and returns them to fp32, the most
+    harmful first, until the quantised network's ``metric`` on ``items`` is within ``max_drop`` of
+    the fp32 network's.
+
+    Attributes:
+        items: what ``metric`` is measured on, each ``(input as the network receives it, anything
+            the metric compares the output with)``; none of them calibration or held-out cases.
+        metric: ``metric(compiled_model, items) -> (value, value of each item)``, higher is better.
+        max_drop: the largest absolute drop of ``metric`` accepted.
+    """
+
+    items: Sequence[tuple[np.ndarray, Any]]
+    metric: Callable[[Any, Iterable[tuple[np.ndarray, Any]]], tuple[float, list[float]]]
+    max_drop: float
+
+
 def int8_model(checkpoint: str | os.PathLike, fp32_model, calibration: Callable[[], Sequence[np.ndarray]],
-               calibration_sha256: str, ignored_patterns: Sequence[str] = ()):
+               calibration_sha256: str, ignored_patterns: Sequence[str] = (),
+               accuracy_control: Callable[[], AccuracyControl] | None = None):
     """The INT8 model of a checkpoint: read from the cache, or quantised (:func:`quantize_model`) and cached.
 
     Args:
@@ -104,32 +126,43 @@ def int8_model(checkpoint: str | os.PathLike, fp32_model, calibration: Callable[
         fp32_model: its OpenVINO model (:func:`openvino_model`).
         calibration: returns the calibration inputs, each as the network receives it (called only
             when the cache has no INT8 model for this checkpoint and calibration set).
-        calibration_sha256: names the calibration set in the cache.
+        calibration_sha256: names the calibration set in the cache (with the accuracy control's
+            cases and bound, when there is one).
         ignored_patterns: regular expressions of OpenVINO operation names left in fp32 (NNCF's ignored scope).
+        accuracy_control: returns this network's :class:`AccuracyControl` (called, like
+            ``calibration``, only when quantising); None quantises without it.
     """
     xml = int8_model_path(checkpoint, calibration_sha256)
     cached = _read_cached(xml)
     if cached is not None:
         return cached
-    log.info("quantising %s to INT8 (NNCF post-training quantisation)", checkpoint)
-    model = quantize_model(fp32_model, calibration(), ignored_patterns)
+    log.info("quantising %s to INT8 (NNCF post-training quantisation%s)", checkpoint,
+             ", with accuracy control" if accuracy_control else "")
+    control = accuracy_control() if accuracy_control else None
+    model = quantize_model(fp32_model, calibration(), ignored_patterns, control)
     _cache(model, xml, checkpoint)
     return model
 
 
-def quantize_model(model, calibration: Sequence[np.ndarray], ignored_patterns: Sequence[str] = ()):
+def quantize_model(model, calibration: Sequence[np.ndarray], ignored_patterns: Sequence[str] = (),
+                   accuracy_control: AccuracyControl | None = None):
     """NNCF's post-training INT8 quantisation of an OpenVINO model on every calibration input.
 
     Mixed preset (symmetric weights, asymmetric activations: the U-Nets' leaky ReLUs and instance
     norms give signed activations) and NNCF's fast bias correction; operations whose names match
-    ``ignored_patterns`` stay fp32.
+    ``ignored_patterns`` stay fp32. With ``accuracy_control``, NNCF's
+    ``quantize_with_accuracy_control`` then returns operations to fp32 until its bound holds.
     """
     import nncf
 
     ignored = nncf.IgnoredScope(patterns=list(ignored_patterns), validate=False) if ignored_patterns else None
-    return nncf.quantize(model, nncf.Dataset(list(calibration)), preset=nncf.QuantizationPreset.MIXED,
-                         target_device=nncf.TargetDevice.CPU, subset_size=len(calibration),
-                         fast_bias_correction=True, ignored_scope=ignored)
+    settings = dict(preset=nncf.QuantizationPreset.MIXED, target_device=nncf.TargetDevice.CPU,
+                    subset_size=len(calibration), fast_bias_correction=True, ignored_scope=ignored)
+    if accuracy_control is None:
+        return nncf.quantize(model, nncf.Dataset(list(calibration)), **settings)
+    return nncf.quantize_with_accuracy_control(
+        model, nncf.Dataset(list(calibration)), nncf.Dataset(list(accuracy_control.items), lambda item: item[0]),
+        accuracy_control.metric, max_drop=accuracy_control.max_drop, drop_type=nncf.DropType.ABSOLUTE, **settings)
 
 
 def _cache(model, xml: Path, checkpoint) -> None:

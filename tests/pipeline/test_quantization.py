@@ -19,11 +19,18 @@ from renal_nnunet.nnunet.layout import fold_checkpoint
 from renal_nnunet.pipeline.compile_models import compile_models
 from renal_nnunet.pipeline.models import load_models
 from renal_nnunet.pipeline.predict import PredictConfig, predict
-from renal_nnunet.pipeline.quantization import QuantizationConfig, measure_unet_stage, split_cases
+from renal_nnunet.pipeline.quantization import (
+    QuantizationConfig,
+    accuracy_control_cases,
+    measure_unet_stage,
+    split_cases,
+    unet_accuracy_control,
+    unet_patches,
+)
 from renal_nnunet.runtime.agreement import AGREEMENT_FILE, PrecisionCheck, StageAgreement, read_stage_agreement
 from renal_nnunet.runtime.backends import Runtime
 from renal_nnunet.runtime.cpu import native_precisions
-from renal_nnunet.runtime.openvino import compiled_model_path, int8_model_path
+from renal_nnunet.runtime.openvino import compile_on_cpu, compiled_model_path, int8_model_path, quantize_model
 
 SMALL = QuantizationConfig(calibration_cases=2, validation_cases=2)
 """Two calibration grid images (crops) per stage and two held out: the tests' budget."""
@@ -55,6 +62,10 @@ def test_compile_models_int8_quantises_every_fold_and_records_its_agreement(quan
         assert set(agreement.checks) == measured, stage
         assert all(check.cases == 2 for check in agreement.checks.values()), stage
         assert set(agreement.calibration["cases"]).isdisjoint(agreement.calibration["held_out"])
+    for stage in ("kidney", "mass"):  # the tiny demo leaves cases over for NNCF's accuracy control
+        calibration = result["agreement"][stage].calibration
+        control = set(calibration["accuracy_control"]["cases"])
+        assert control and control.isdisjoint({*calibration["cases"], *calibration["held_out"]}), stage
     for stage in (manifest.kidney, manifest.mass):
         folder = models / stage.path
         assert (folder / AGREEMENT_FILE).is_file()
@@ -92,7 +103,7 @@ def test_the_agreement_check_fails_on_a_calibration_of_constant_images(tiny_demo
                     ignore=shutil.ignore_patterns("*.openvino-*", AGREEMENT_FILE))
     dataset = model_dir.parent.name
     broken = tmp_path / "raw" / dataset
-    shutil.copytree(raw / dataset, broken, ignore=shutil.ignore_patterns("labelsTr", "sidecars"))
+    shutil.copytree(raw / dataset, broken, ignore=shutil.ignore_patterns("labelsTr"))
     calibration, _ = split_cases(sorted((broken / "imagesTr").glob("*.nii.gz")), SMALL)
     for path in calibration:  # the same geometry, one value: no activation range is right
         image = read_image(path)
@@ -101,11 +112,47 @@ def test_the_agreement_check_fails_on_a_calibration_of_constant_images(tiny_demo
         constant.CopyInformation(image)
         write_image(constant, path)
     agreement = measure_unet_stage(model_dir, stage.folds, tmp_path / "raw", QuantizationConfig(
-        precisions=("int8",), calibration_cases=2, validation_cases=2))
+        precisions=("int8",), calibration_cases=2, validation_cases=2, accuracy_control_cases=0))
     check = agreement.checks["int8"]
     assert not check.passed and any("Dice" in failure for failure in check.failures), check
     chosen = FoldEnsemble(model_dir, stage.folds, OPENVINO_AUTO).runtime
     assert chosen.precision != "int8" and "INT8 below the bounds" in chosen.reason
+
+
+def _quantised_operations(model) -> int:
+    return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
+def test_accuracy_control_returns_operations_to_fp32_until_the_bound_holds(tiny_demo):
+    """Calibrated on constant inputs, the INT8 kidney network misses the 0.99 Dice bound against
+    fp32; NNCF's accuracy control on the stage's real inputs returns operations to fp32 until the
+    worst Dice on them meets it."""
+    out_dir, _ = tiny_demo
+    stage = load_models(out_dir / "models").kidney
+    model_dir = (out_dir / "models" / stage.path).resolve()
+    ensemble = FoldEnsemble(model_dir, stage.folds[:1], Runtime("openvino", "cpu", "fp32"))
+    fp32 = ensemble.fold_model(ensemble.checkpoints[0], "fp32")
+    raw = NnunetFolders.under(out_dir / "nnunet").raw
+    patches = unet_patches(ensemble, sorted((raw / model_dir.parent.name / "imagesTr").glob("*.nii.gz")))
+    control = unet_accuracy_control(fp32, patches, [1, 2], max_drop=0.01)
+    constant = [np.zeros_like(patches[0])]
+    ignored = QuantizationConfig().ignored_patterns
+
+    broken = quantize_model(fp32, constant, ignored)
+    restored = quantize_model(fp32, constant, ignored, control)
+    assert control.metric(compile_on_cpu(broken, "int8"), control.items)[0] < 0.99
+    assert control.metric(compile_on_cpu(restored, "int8"), control.items)[0] >= 0.99
+    assert _quantised_operations(restored) < _quantised_operations(broken)
+
+
+def test_accuracy_control_measures_on_cases_neither_calibrated_on_nor_held_out():
+    cases = [f"case_{i:03d}" for i in range(48)]
+    config = QuantizationConfig()
+    calibration, held_out = split_cases(cases, config)
+    control = accuracy_control_cases(cases, calibration, held_out, config)
+    assert len(control) == 16 and not set(control) & {*calibration, *held_out}
+    assert accuracy_control_cases(cases[:5], *split_cases(cases[:5], config), config) == []
+    assert accuracy_control_cases(cases, calibration, held_out, QuantizationConfig(accuracy_control_cases=0)) == []
 
 
 def test_auto_runs_fp32_without_a_measured_int8_and_int8_is_refused(tiny_demo, tmp_path):
