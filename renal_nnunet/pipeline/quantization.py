@@ -185,12 +185,11 @@ def worst_label_dice(compiled, items: Iterable[tuple[np.ndarray, np.ndarray]], l
     network's argmax against the reference (1.0 when every label is a speck; see
     :data:`MIN_STRUCTURE_VOXELS`), and the worst over the items."""
     from renal_nnunet.evaluation.surface import dice
+    from renal_nnunet.runtime.openvino import infer
 
     values = []
     for patch, reference in items:
-        request = compiled.create_infer_request()
-        request.infer(patch)
-        predicted = request.get_output_tensor(0).data[0].argmax(axis=0)
+        predicted = infer(compiled, patch)[0][0].argmax(axis=0)
         values.append(min((dice(predicted == value, reference == value) for value in labels
                            if max((predicted == value).sum(), (reference == value).sum()) >= MIN_STRUCTURE_VOXELS),
                           default=1.0))
@@ -200,9 +199,11 @@ def worst_label_dice(compiled, items: Iterable[tuple[np.ndarray, np.ndarray]], l
 def unet_accuracy_control(fp32_model, patches: Sequence[np.ndarray], labels: Sequence[int], max_drop: float):
     """One U-Net fold's :class:`~renal_nnunet.runtime.openvino.AccuracyControl`: :func:`worst_label_dice`
     of ``labels`` on ``patches`` (as the network receives them), against its fp32 network's argmax."""
-    from renal_nnunet.runtime.openvino import AccuracyControl, run_once
+    from renal_nnunet.runtime.openvino import AccuracyControl, compile_on_cpu, infer
 
-    items = [(patch, run_once(fp32_model, patch)[0][0].argmax(axis=0)) for patch in patches]
+    compiled = compile_on_cpu(fp32_model, "fp32")  # once for every patch
+    items = [(patch, infer(compiled, patch)[0][0].argmax(axis=0)) for patch in patches]
+    del compiled
     return AccuracyControl(items, functools.partial(worst_label_dice, labels=list(labels)), max_drop)
 
 
