@@ -129,3 +129,4 @@ def test_compile_models_help_states_the_quantisation_defaults_it_runs_with():
     assert f"(default {defaults.calibration_cases})" in options["--calibration-cases"].help
     assert f"(default {defaults.validation_cases})" in options["--held-out-cases"].help
     assert f"(default {defaults.accuracy_control_cases}; 0: off)" in options["--accuracy-control-cases"].help
+    assert f"(default {defaults.accuracy_control_share:g};" in options["--accuracy-control-share"].help

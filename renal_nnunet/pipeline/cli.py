@@ -118,6 +118,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 help="further cases per U-Net stage (neither calibration nor held-out) on which "
                                      "NNCF's accuracy control returns INT8 operations to fp32 until the worst Dice "
                                      "meets the stage's bound (default 16; 0: off)")
+    compile_parser.add_argument("--accuracy-control-share", type=float, default=None, metavar="F",
+                                help="share of the stage's Dice slack (1 - its bound) accuracy control may spend on "
+                                     "its own cases; the rest is kept for CTs unlike the training data (default 0.5; "
+                                     "1: all of it, faster INT8 that may miss the bound on such CTs)")
     compile_parser.set_defaults(func=_compile_models)
 
     export = subparsers.add_parser("export-models", help="pack a models folder into a zip to share "
@@ -238,12 +242,13 @@ def _compile_models(args: argparse.Namespace) -> int:
 
     from renal_nnunet.pipeline.quantization import QuantizationConfig
 
-    counts = {name: value for name, value in (("calibration_cases", args.calibration_cases),
+    settings = {name: value for name, value in (("calibration_cases", args.calibration_cases),
                                               ("validation_cases", args.held_out_cases),
-                                              ("accuracy_control_cases", args.accuracy_control_cases))
+                                              ("accuracy_control_cases", args.accuracy_control_cases),
+                                              ("accuracy_control_share", args.accuracy_control_share))
               if value is not None}
     result = compile_models(args.models, shipped_folds(args.folds), args.precision, args.calibration,
-                            QuantizationConfig(**counts))
+                            QuantizationConfig(**settings))
     for path in result["files"]:
         print(path)
     for stage, agreement in result["agreement"].items():

@@ -165,6 +165,12 @@ def quantize_model(model, calibration: Sequence[np.ndarray], ignored_patterns: S
         accuracy_control.metric, max_drop=accuracy_control.max_drop, drop_type=nncf.DropType.ABSOLUTE, **settings)
 
 
+def quantised_operations(model) -> int:
+    """How many of an OpenVINO model's operations run in INT8 (NNCF marks each input it quantises
+    with a ``FakeQuantize``; 0 for an fp32 model, or for one accuracy control returned whole)."""
+    return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
 def _cache(model, xml: Path, checkpoint) -> None:
     try:
         _save_atomically(model, xml)

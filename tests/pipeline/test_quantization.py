@@ -26,11 +26,18 @@ from renal_nnunet.pipeline.quantization import (
     split_cases,
     unet_accuracy_control,
     unet_patches,
+    with_quantised_operations,
 )
 from renal_nnunet.runtime.agreement import AGREEMENT_FILE, PrecisionCheck, StageAgreement, read_stage_agreement
 from renal_nnunet.runtime.backends import Runtime
 from renal_nnunet.runtime.cpu import native_precisions
-from renal_nnunet.runtime.openvino import compile_on_cpu, compiled_model_path, int8_model_path, quantize_model
+from renal_nnunet.runtime.openvino import (
+    compile_on_cpu,
+    compiled_model_path,
+    int8_model_path,
+    quantised_operations,
+    quantize_model,
+)
 
 SMALL = QuantizationConfig(calibration_cases=2, validation_cases=2)
 """Two calibration grid images (crops) per stage and two held out: the tests' budget."""
@@ -62,10 +69,15 @@ def test_compile_models_int8_quantises_every_fold_and_records_its_agreement(quan
         assert set(agreement.checks) == measured, stage
         assert all(check.cases == 2 for check in agreement.checks.values()), stage
         assert set(agreement.calibration["cases"]).isdisjoint(agreement.calibration["held_out"])
-    for stage in ("kidney", "mass"):  # the tiny demo leaves cases over for NNCF's accuracy control
+    for stage, dice_bound in (("kidney", SMALL.bounds.kidney_dice), ("mass", SMALL.bounds.mass_dice)):
+        # the tiny demo leaves cases over for NNCF's accuracy control
         calibration = result["agreement"][stage].calibration
         control = set(calibration["accuracy_control"]["cases"])
         assert control and control.isdisjoint({*calibration["cases"], *calibration["held_out"]}), stage
+        assert calibration["accuracy_control"]["max_drop"] == pytest.approx(
+            (1 - dice_bound) * SMALL.accuracy_control_share), stage
+        operations = result["agreement"][stage].checks["int8"].figures["quantised_operations"]
+        assert len(operations) == len(getattr(manifest, stage).folds), stage
     for stage in (manifest.kidney, manifest.mass):
         folder = models / stage.path
         assert (folder / AGREEMENT_FILE).is_file()
@@ -119,10 +131,6 @@ def test_the_agreement_check_fails_on_a_calibration_of_constant_images(tiny_demo
     assert chosen.precision != "int8" and "INT8 below the bounds" in chosen.reason
 
 
-def _quantised_operations(model) -> int:
-    return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
-
-
 def test_accuracy_control_returns_operations_to_fp32_until_the_bound_holds(tiny_demo):
     """Calibrated on constant inputs, the INT8 kidney network misses the 0.99 Dice bound against
     fp32; NNCF's accuracy control on the stage's real inputs returns operations to fp32 until the
@@ -142,7 +150,24 @@ def test_accuracy_control_returns_operations_to_fp32_until_the_bound_holds(tiny_
     restored = quantize_model(fp32, constant, ignored, control)
     assert control.metric(compile_on_cpu(broken, "int8"), control.items)[0] < 0.99
     assert control.metric(compile_on_cpu(restored, "int8"), control.items)[0] >= 0.99
-    assert _quantised_operations(restored) < _quantised_operations(broken)
+    assert 0 < quantised_operations(restored) < quantised_operations(broken)
+
+
+def test_an_int8_network_accuracy_control_returned_whole_is_not_run_as_int8(tiny_demo):
+    """Accuracy control may return every operation to fp32 (it did for the default demo's kidney
+    U-Net): that network is fp32 under another name, so its check fails and ``auto`` says why."""
+    out_dir, _ = tiny_demo
+    stage = load_models(out_dir / "models").kidney
+    ensemble = FoldEnsemble((out_dir / "models" / stage.path).resolve(), stage.folds[:1],
+                            Runtime("openvino", "cpu", "fp32"))
+    returned_whole = ensemble.fold_model(ensemble.checkpoints[0], "fp32")
+    agreeing = PrecisionCheck("int8", True, (), 16, {"dice_kidney_right_min": 1.0})
+
+    check = with_quantised_operations(agreeing, [quantised_operations(returned_whole)])
+    chosen = OPENVINO_AUTO.for_stage(StageAgreement({}, {}, {"int8": check}), frozenset({"int8"}))
+    assert not check.passed and check.figures["quantised_operations"] == [0]
+    assert chosen.precision == "fp32" and "no INT8 left" in chosen.reason
+    assert with_quantised_operations(agreeing, [28]).passed
 
 
 def test_accuracy_control_measures_on_cases_neither_calibrated_on_nor_held_out():
