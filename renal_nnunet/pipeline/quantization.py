@@ -332,12 +332,12 @@ def measure_unet_stage(model_dir: str | os.PathLike, folds: Sequence[int], calib
     rows = {p: [] for p in precisions}
     for path in held_out:
         grid_ct = read_image(path)
-        true_grid = None if count_masses else _true_grid(grid_ct, path)
+        true_grid = None if count_masses else true_grid_image(grid_ct, path)
         label_maps = {}
         for precision in ("fp32", *precisions):
             reference.predictor.use_fold_networks([OpenVinoNetwork(m, precision) for m in models[precision]])
             argmax = reference.grid_probabilities(grid_ct).ensemble.argmax(axis=0)
-            label_maps[precision] = argmax if count_masses else _kept_kidneys(argmax, true_grid)
+            label_maps[precision] = argmax if count_masses else kept_kidney_labels(argmax, true_grid)
         for precision in precisions:
             rows[precision].append(compare_stage_labels(label_maps["fp32"], label_maps[precision], labels,
                                                         grid_ct.GetSpacing()[::-1], count_masses))
@@ -348,7 +348,7 @@ def measure_unet_stage(model_dir: str | os.PathLike, folds: Sequence[int], calib
                    {"cases": list(control["cases"]), "max_drop": control["max_drop"]} if control else None)
 
 
-def _true_grid(grid_ct, path: Path):
+def true_grid_image(grid_ct, path: Path):
     """A grid image with its true physical geometry (the nominal 1 mm grid nnU-Net trains on, given
     the spacing, origin and direction its converter sidecar records).
 
@@ -370,9 +370,9 @@ def _true_grid(grid_ct, path: Path):
     return image
 
 
-def _kept_kidneys(labels_zyx: np.ndarray, grid_ct) -> np.ndarray:
+def kept_kidney_labels(labels_zyx: np.ndarray, grid_ct) -> np.ndarray:
     """The kidneys ``predict`` keeps of a kidney-stage argmax (z, y, x) on its grid CT (with its true
-    geometry, :func:`_true_grid`): :func:`~renal_nnunet.inference.cascade.kidneys_from_labels`,
+    geometry, :func:`true_grid_image`): :func:`~renal_nnunet.inference.cascade.kidneys_from_labels`,
     sides from the anatomy and a side under its volume bound dropped. So the kidney stage is
     measured on what the cascade uses: on the default demo's held-out cases, 1-voxel right kidneys
     that fp32 predicted and INT8 did not scored Dice 0 on the raw argmax; the cascade drops both."""

@@ -22,8 +22,11 @@ from renal_nnunet.pipeline.predict import PredictConfig, predict
 from renal_nnunet.pipeline.quantization import (
     QuantizationConfig,
     accuracy_control_cases,
+    compare_stage_labels,
+    kept_kidney_labels,
     measure_unet_stage,
     split_cases,
+    true_grid_image,
     unet_accuracy_control,
     unet_patches,
     with_quantised_operations,
@@ -168,6 +171,28 @@ def test_an_int8_network_accuracy_control_returned_whole_is_not_run_as_int8(tiny
     assert not check.passed and check.figures["quantised_operations"] == [0]
     assert chosen.precision == "fp32" and "no INT8 left" in chosen.reason
     assert with_quantised_operations(agreeing, [28]).passed
+
+
+def test_the_kidney_check_scores_the_kidneys_predict_keeps(tiny_demo, raw):
+    """One stray kidney voxel costs a side's Dice on the raw label map; the cascade drops such a
+    component (kidneys_from_labels), so the kidney stage's agreement is scored after it, on the
+    grid's true geometry."""
+    out_dir, _ = tiny_demo
+    dataset = raw / (out_dir / "models" / load_models(out_dir / "models").kidney.path).resolve().parent.name
+    image_path = sorted((dataset / "imagesTr").glob("*.nii.gz"))[0]
+    reference = sitk.GetArrayFromImage(read_image(dataset / "labelsTr" / image_path.name.replace("_0000.nii.gz", ".nii.gz")))
+    assert {1, 2} <= set(np.unique(reference))
+    stray = reference.copy()
+    stray[tuple(np.argwhere(reference == 0)[0])] = 1
+    labels = {"background": 0, "kidney_right": 1, "kidney_left": 2}
+    grid_ct = true_grid_image(read_image(image_path), image_path)
+
+    raw_scores = compare_stage_labels(reference, stray, labels, grid_ct.GetSpacing()[::-1], False)
+    kept = [kept_kidney_labels(label_map, grid_ct) for label_map in (reference, stray)]
+    assert raw_scores["dice_kidney_right"] < 1.0
+    assert compare_stage_labels(*kept, labels, grid_ct.GetSpacing()[::-1], False) == {
+        "dice_kidney_right": 1.0, "dice_kidney_left": 1.0}
+    assert grid_ct.GetSpacing() != read_image(image_path).GetSpacing()  # the sidecar's, not nnU-Net's 1 mm
 
 
 def test_accuracy_control_measures_on_cases_neither_calibrated_on_nor_held_out():
