@@ -243,10 +243,10 @@ def _compile_models(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.quantization import QuantizationConfig
 
     settings = {name: value for name, value in (("calibration_cases", args.calibration_cases),
-                                              ("validation_cases", args.held_out_cases),
-                                              ("accuracy_control_cases", args.accuracy_control_cases),
-                                              ("accuracy_control_share", args.accuracy_control_share))
-              if value is not None}
+                                                ("validation_cases", args.held_out_cases),
+                                                ("accuracy_control_cases", args.accuracy_control_cases),
+                                                ("accuracy_control_share", args.accuracy_control_share))
+                if value is not None}
     result = compile_models(args.models, shipped_folds(args.folds), args.precision, args.calibration,
                             QuantizationConfig(**settings))
     for path in result["files"]:
