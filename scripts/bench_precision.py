@@ -7,7 +7,8 @@ precision (and ``auto``) on the same CTs, every result scored against fp32's by 
 
 - kidney Dice per side and mass Dice, per case (worst and mean over the cases where fp32 or the
   reduced precision labelled something);
-- masses: fp32's masses found again (TP), missed (FN) and added (FP), by connected component;
+- masses: fp32's masses found again (TP), missed (FN) and added (FP), by connected component, and
+  of those found again the ones joined with another or split in two (not the same masses);
 - lesion classes: masses with fp32's class, of the masses found again;
 - Grad-CAM: distance between the peaks of fp32's and the reduced precision's map of each mass
   found again (mm, CT space; the maps are linked by their lesion's centroid).
@@ -75,6 +76,7 @@ def cam_peak_distances(reference_dir: Path, candidate_dir: Path, case_ids: list[
 
 def agreement_with_fp32(fp32_dir: Path, candidate_dir: Path, out_dir: Path) -> dict:
     """The figures of the module docstring for one precision's predictions of the same CTs."""
+    from renal_nnunet.evaluation.detection import joined_and_split
     from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
 
     result = evaluate_folders(candidate_dir, fp32_dir, out_dir,
@@ -88,7 +90,8 @@ def agreement_with_fp32(fp32_dir: Path, candidate_dir: Path, out_dir: Path) -> d
         figures[f"{structure}_dice_mean"] = float(rows.dice.mean()) if len(rows) else None
     found = lesions[lesions.status == "TP"]
     figures.update(masses_fp32=int((lesions.status != "FP").sum()), masses_found=len(found),
-                   masses_missed=int((lesions.status == "FN").sum()), masses_extra=int((lesions.status == "FP").sum()))
+                   masses_missed=int((lesions.status == "FN").sum()), masses_extra=int((lesions.status == "FP").sum()),
+                   **{f"masses_{kind}": count for kind, count in joined_and_split(lesions).items()})
     classified = found.dropna(subset=["ref_class", "pred_class"])
     figures.update(classes_compared=len(classified),
                    classes_equal=int((classified.ref_class == classified.pred_class).sum()))

@@ -119,6 +119,7 @@ def test_map_back_and_evaluate_name_case_0000_as_case(tmp_path):
     written, failures = map_predictions_to_source(tmp_path / "grid", tmp_path / "sidecars", tmp_path / "back")
     assert written == [] and len(failures) == 1
     assert failures[0].startswith("case: ") and str(tmp_path / "sidecars" / "case.json") in failures[0]
+    assert "grid sidecar missing" in failures[0]
 
     write_image(labels, tmp_path / "pred" / "case_seg.nii.gz")
     write_image(labels, tmp_path / "ref" / "case_0000.nii.gz")

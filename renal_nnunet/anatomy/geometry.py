@@ -245,7 +245,13 @@ class GridSidecar:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "GridSidecar":
-        """Read a sidecar written by :meth:`to_json`."""
+        """Read a sidecar written by :meth:`to_json`.
+
+        Raises:
+            InputError: the file is missing or is not a sidecar.
+        """
+        if not Path(path).is_file():
+            raise InputError(path, "grid sidecar missing (the converter writes one per case in <dataset>/sidecars/)")
         try:
             data = json.loads(Path(path).read_text())
             source = ImageGeometry.from_parts(data["size"], data["spacing_mm"], data["origin_mm"], data["direction"])

@@ -17,6 +17,7 @@ _EXPORTS = {
     "detect_lesions": "detection",
     "match_lesions": "detection",
     "detection_scores": "detection",
+    "joined_and_split": "detection",
     "classification_metrics": "classification",
     "stratified_classification_metrics": "classification",
     "sequential_protocol_metrics": "classification",

@@ -29,7 +29,8 @@ from renal_nnunet.anatomy.lesions import average_diameter_mm, lesion_components,
 from renal_nnunet.evaluation.crop import union_box
 from renal_nnunet.evaluation.surface import segmentation_metrics
 
-__all__ = ["DetectionConfig", "LESION_COLUMNS", "label_lesions", "match_lesions", "detect_lesions", "detection_scores"]
+__all__ = ["DetectionConfig", "LESION_COLUMNS", "label_lesions", "match_lesions", "detect_lesions", "detection_scores",
+           "joined_and_split"]
 
 
 @dataclass(frozen=True)
@@ -177,3 +178,29 @@ def detection_scores(rows: pd.DataFrame) -> dict[str, float]:
     recall = tp / (tp + fn) if tp + fn else math.nan
     f1 = 2 * precision * recall / (precision + recall) if (precision + recall) > 0 else (0.0 if tp + fp and tp + fn else math.nan)
     return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
+
+
+def joined_and_split(rows: pd.DataFrame) -> dict[str, int]:
+    """Reference lesions a detection table finds, but not one to one with predicted components.
+
+    The paper counts both kinds as TPs (module docstring); a check that two segmentations report
+    *the same* masses must not (one predicted component over two reference lesions reports one mass
+    where the reference reports two).
+
+    Args:
+        rows: a :func:`match_lesions` table, or several cases' with a ``case_id`` column (component
+            ids are per case).
+
+    Returns:
+        ``joined``: TP reference lesions whose predicted component overlaps another reference
+        lesion too; ``split``: TP reference lesions overlapped by more than one predicted component.
+    """
+    found = rows[rows["status"] == "TP"]
+    keys = found["case_id"] if "case_id" in found.columns else pd.Series(0, index=found.index)
+    joined = split = 0
+    for _, case in found.groupby(keys):
+        pred_ids = [ids.split(";") for ids in case["pred_ids"]]
+        shared = pd.Series([p for ids in pred_ids for p in ids]).value_counts()
+        joined += sum(any(shared[p] > 1 for p in ids) for ids in pred_ids)
+        split += sum(len(ids) > 1 for ids in pred_ids)
+    return {"joined": int(joined), "split": int(split)}

@@ -51,19 +51,13 @@ def map_predictions_to_source(prediction_folder: str | os.PathLike, sidecar_fold
     for prediction in predictions:
         case = case_id_from_path(prediction)
         try:
-            sidecar = GridSidecar.from_json(_existing(Path(sidecar_folder) / f"{case}.json"))
+            sidecar = GridSidecar.from_json(Path(sidecar_folder) / f"{case}.json")
             image = map_labels_to_source(read_image(prediction), sidecar)
             written.append(write_image(image, Path(output_folder) / f"{case}.nii.gz"))
         except (InputError, ValueError) as err:
             log.error("%s: %s", case, err)
             failures.append(f"{case}: {err}")
     return written, failures
-
-
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise InputError(path, "grid sidecar missing (the converter writes one per case in <dataset>/sidecars/)")
-    return path
 
 
 def predict_stage_files(inputs: Sequence[str | os.PathLike], output_folder: str | os.PathLike,

@@ -50,7 +50,7 @@ from renal_nnunet.runtime.agreement import (
 
 __all__ = ["QuantizationConfig", "split_cases", "accuracy_control_cases", "calibration_sha256", "worst_label_dice",
            "unet_accuracy_control", "unet_patches", "measure_unet_stage",
-           "measure_classifier", "compare_stage_labels", "REDUCED_PRECISIONS"]
+           "measure_classifier", "compare_stage_labels", "stage_check", "REDUCED_PRECISIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -222,21 +222,28 @@ def compare_stage_labels(reference: np.ndarray, candidate: np.ndarray, labels: d
 
     Returns:
         ``dice_<label>`` per foreground label (1.0 when both are empty), and with ``count_masses``
-        ``masses_fp32`` (26-connected components of the foreground in ``reference``) and
-        ``masses_missed`` / ``masses_extra`` (components of one not touched by the other).
+        ``masses_fp32`` (26-connected components of the foreground in ``reference``),
+        ``masses_missed`` / ``masses_extra`` (components of one not touched by the other) and
+        ``masses_joined`` / ``masses_split`` (fp32's masses found, but not one to one:
+        :func:`~renal_nnunet.evaluation.detection.joined_and_split`).
     """
-    from renal_nnunet.evaluation.detection import detect_lesions, detection_scores
+    from renal_nnunet.evaluation.detection import detect_lesions, detection_scores, joined_and_split
     from renal_nnunet.evaluation.surface import dice
 
     row = {f"dice_{name}": dice(candidate == value, reference == value) for name, value in labels.items() if value}
     if count_masses:
-        scores = detection_scores(detect_lesions(candidate > 0, reference > 0, spacing_zyx_mm))
-        row.update(masses_fp32=scores["tp"] + scores["fn"], masses_missed=scores["fn"], masses_extra=scores["fp"])
+        rows = detect_lesions(candidate > 0, reference > 0, spacing_zyx_mm)
+        scores, mismatched = detection_scores(rows), joined_and_split(rows)
+        row.update(masses_fp32=scores["tp"] + scores["fn"], masses_missed=scores["fn"], masses_extra=scores["fp"],
+                   masses_joined=mismatched["joined"], masses_split=mismatched["split"])
     return row
 
 
-def _stage_check(precision: str, rows: list[dict], dice_bound: float, bounds: AgreementBounds) -> PrecisionCheck:
-    """Worst and mean of each figure over the held-out cases, and the bounds missed."""
+def stage_check(precision: str, rows: list[dict], dice_bound: float, bounds: AgreementBounds) -> PrecisionCheck:
+    """A U-Net stage's check at one precision: the worst and mean of each figure of ``rows`` (one
+    :func:`compare_stage_labels` row per held-out case), summed mass counts, and the bounds missed
+    (each label's Dice against ``dice_bound``; with ``bounds.same_masses`` any mass missed, extra,
+    joined or split)."""
     figures, failures = {}, []
     for key in (k for k in rows[0] if k.startswith("dice_")):
         values = [row[key] for row in rows]
@@ -244,11 +251,13 @@ def _stage_check(precision: str, rows: list[dict], dice_bound: float, bounds: Ag
         if min(values) < dice_bound:
             failures.append(f"{key.removeprefix('dice_')} Dice {min(values):.4f} < {dice_bound:g}")
     if "masses_fp32" in rows[0]:
-        for key in ("masses_fp32", "masses_missed", "masses_extra"):
+        differences = ("masses_missed", "masses_extra", "masses_joined", "masses_split")
+        for key in ("masses_fp32", *differences):
             figures[key] = int(sum(row[key] for row in rows))
-        if bounds.same_masses and figures["masses_missed"] + figures["masses_extra"]:
+        if bounds.same_masses and any(figures[key] for key in differences):
             failures.append(f"masses differ ({figures['masses_missed']} of {figures['masses_fp32']} missed, "
-                            f"{figures['masses_extra']} extra)")
+                            f"{figures['masses_extra']} extra, {figures['masses_joined']} joined, "
+                            f"{figures['masses_split']} split)")
     return PrecisionCheck(precision, not failures, tuple(failures), len(rows), figures)
 
 
@@ -341,7 +350,7 @@ def measure_unet_stage(model_dir: str | os.PathLike, folds: Sequence[int], calib
         for precision in precisions:
             rows[precision].append(compare_stage_labels(label_maps["fp32"], label_maps[precision], labels,
                                                         grid_ct.GetSpacing()[::-1], count_masses))
-    checks = {p: _stage_check(p, rows[p], dice_bound, config.bounds) for p in precisions}
+    checks = {p: stage_check(p, rows[p], dice_bound, config.bounds) for p in precisions}
     if "int8" in checks:
         checks["int8"] = with_quantised_operations(checks["int8"], [quantised_operations(m) for m in models["int8"]])
     return _record(model_dir, reference.checkpoints, calibration_raw, calibration, held_out, sha, checks,
@@ -361,12 +370,8 @@ def true_grid_image(grid_ct, path: Path):
     from renal_nnunet.dataset_conversion.nnunet_dataset import FILE_ENDING, sidecar_file
 
     sidecar = sidecar_file(path.parent.parent, path.name.removesuffix(f"_0000{FILE_ENDING}"))
-    try:
-        geometry = GridSidecar.from_json(sidecar).grid_geometry()
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(sidecar, f"the converter's grid sidecar of {path.name} cannot be read ({err})") from err
     image = sitk.Image(grid_ct)
-    image.CopyInformation(geometry.reference_image())
+    image.CopyInformation(GridSidecar.from_json(sidecar).grid_geometry().reference_image())
     return image
 
 

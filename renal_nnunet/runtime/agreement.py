@@ -34,8 +34,8 @@ class AgreementBounds:
     Attributes:
         kidney_dice: kidney stage, Dice of each label (right, left kidney) on every case.
         mass_dice: mass stage, Dice of the mass label on every case.
-        same_masses: mass stage, the same 26-connected masses detected (no mass found by one
-            precision and not the other).
+        same_masses: mass stage, the same 26-connected masses detected, one to one (no mass found
+            by one precision and not the other, none two masses in the other or split in two).
         class_agreement: classifier, share of lesions whose ensemble class equals fp32's.
         cam_peak_voxels: classifier, distance (crop grid voxels) between the Grad-CAM peaks of
             fp32 and the reduced precision, on every lesion.

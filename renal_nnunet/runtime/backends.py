@@ -116,7 +116,7 @@ class Runtime:
         if check is not None and not check.passed:
             log.warning("%s runs although its agreement with fp32 misses the bounds: %s", self.precision,
                         "; ".join(check.failures))
-            reason += f"; agreement with fp32 below the bounds: {'; '.join(check.failures)}"
+            reason += f"; its check against fp32 failed: {'; '.join(check.failures)}"
         return replace(self, reason=reason)
 
     def _auto(self, checks: dict, native: frozenset[str]) -> "Runtime":
@@ -124,13 +124,14 @@ class Runtime:
         if int8 is not None and int8.passed and "int8" in native:
             return replace(self, precision="int8", reason=f"auto: INT8 agreement with fp32 meets the bounds "
                                                           f"({int8.cases} held-out case(s))")
-        why = ["no INT8 agreement measured" if int8 is None else f"INT8 below the bounds ({'; '.join(int8.failures)})"]
+        why = ["no INT8 agreement measured" if int8 is None
+               else f"INT8 check against fp32 failed ({'; '.join(int8.failures)})"]
         if "bf16" not in native:
             why.append("no native bf16 on this CPU")
         elif bf16 is None:
             why.append("bf16 agreement not measured")
         elif not bf16.passed:
-            why.append(f"bf16 below the bounds ({'; '.join(bf16.failures)})")
+            why.append(f"bf16 check against fp32 failed ({'; '.join(bf16.failures)})")
         else:
             return replace(self, precision="bf16", reason=f"auto: {why[0]}; native bf16, agreement with fp32 meets "
                                                           f"the bounds ({bf16.cases} held-out case(s))")

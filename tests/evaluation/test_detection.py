@@ -5,11 +5,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.lesions import average_diameter_mm
-from renal_nnunet.evaluation import DetectionConfig, detect_lesions, detection_scores, segmentation_metrics
+from renal_nnunet.evaluation import (
+    DetectionConfig,
+    detect_lesions,
+    detection_scores,
+    joined_and_split,
+    segmentation_metrics,
+)
 from tests.evaluation.helpers import ball
 
 SHAPE = (24, 40, 40)
@@ -28,6 +35,25 @@ def test_one_prediction_covering_two_references_gives_two_tp_and_no_fp():
     assert statuses(rows) == ["TP", "TP"]
     assert set(rows["pred_ids"]) == {"1"}
     assert detection_scores(rows) == {"tp": 2, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+
+
+def test_matches_that_are_not_one_to_one_are_counted_per_case():
+    """The paper's TPs hide a joined pair and a split lesion; the same masses need one to one."""
+    two = ball(SHAPE, (12, 20, 10), (3, 5, 5)) | ball(SHAPE, (12, 20, 28), (3, 5, 5))
+    slab = np.zeros(SHAPE, bool)
+    slab[10:15, 17:24, 8:31] = True
+    halves = two.copy()
+    halves[:, :, 10] = False  # the first lesion cut in two
+    joined = detect_lesions(slab, two, SPACING)
+    split = detect_lesions(halves, two, SPACING)
+    assert detection_scores(joined)["tp"] == detection_scores(split)["tp"] == 2
+    assert joined_and_split(joined) == {"joined": 2, "split": 0}
+    assert joined_and_split(split) == {"joined": 0, "split": 1}
+    assert joined_and_split(detect_lesions(two, two, SPACING)) == {"joined": 0, "split": 0}
+    # Component ids restart in every case: the same id in two cases joins nothing.
+    ones = [detect_lesions(ball(SHAPE, (12, 20, 10), (3, 5, 5)), ball(SHAPE, (12, 20, 10), (3, 5, 5)), SPACING)] * 2
+    cases = pd.concat([rows.assign(case_id=case) for case, rows in zip(("a", "b"), ones)])
+    assert set(cases.pred_ids) == {"1"} and joined_and_split(cases) == {"joined": 0, "split": 0}
 
 
 def test_prediction_outside_the_kidney_is_fp_and_a_missed_lesion_is_fn():

@@ -26,12 +26,19 @@ from renal_nnunet.pipeline.quantization import (
     kept_kidney_labels,
     measure_unet_stage,
     split_cases,
+    stage_check,
     true_grid_image,
     unet_accuracy_control,
     unet_patches,
     with_quantised_operations,
 )
-from renal_nnunet.runtime.agreement import AGREEMENT_FILE, PrecisionCheck, StageAgreement, read_stage_agreement
+from renal_nnunet.runtime.agreement import (
+    AGREEMENT_FILE,
+    AgreementBounds,
+    PrecisionCheck,
+    StageAgreement,
+    read_stage_agreement,
+)
 from renal_nnunet.runtime.backends import Runtime
 from renal_nnunet.runtime.cpu import native_precisions
 from renal_nnunet.runtime.openvino import (
@@ -107,7 +114,7 @@ def test_predict_names_each_stage_s_precision_and_why(quantised, tiny_demo, tmp_
             elif check.passed:
                 assert chosen == {"precision": "int8", "reason": chosen["reason"]} and "meets the bounds" in chosen["reason"]
             else:
-                assert chosen["precision"] in ("bf16", "fp32") and "INT8 below the bounds" in chosen["reason"]
+                assert chosen["precision"] in ("bf16", "fp32") and "INT8 check against fp32 failed" in chosen["reason"]
 
 
 def test_the_agreement_check_fails_on_a_calibration_of_constant_images(tiny_demo, raw, tmp_path):
@@ -131,7 +138,7 @@ def test_the_agreement_check_fails_on_a_calibration_of_constant_images(tiny_demo
     check = agreement.checks["int8"]
     assert not check.passed and any("Dice" in failure for failure in check.failures), check
     chosen = FoldEnsemble(model_dir, stage.folds, OPENVINO_AUTO).runtime
-    assert chosen.precision != "int8" and "INT8 below the bounds" in chosen.reason
+    assert chosen.precision != "int8" and "INT8 check against fp32 failed" in chosen.reason
 
 
 def test_accuracy_control_returns_operations_to_fp32_until_the_bound_holds(tiny_demo):
@@ -193,6 +200,24 @@ def test_the_kidney_check_scores_the_kidneys_predict_keeps(tiny_demo, raw):
     assert compare_stage_labels(*kept, labels, grid_ct.GetSpacing()[::-1], False) == {
         "dice_kidney_right": 1.0, "dice_kidney_left": 1.0}
     assert grid_ct.GetSpacing() != read_image(image_path).GetSpacing()  # the sidecar's, not nnU-Net's 1 mm
+
+
+def test_int8_that_joins_two_masses_does_not_report_the_same_masses():
+    """fp32's two masses as one component: both count as found by overlap, with a high Dice, but a
+    user would be told of one mass where fp32 reports two, so the mass stage's check fails."""
+    fp32 = np.zeros((24, 40, 40), np.uint8)
+    fp32[10:15, 17:24, 8:18] = fp32[10:15, 17:24, 19:30] = 1
+    joined = fp32.copy()
+    joined[10:15, 17:24, 18] = 1
+    labels = {"background": 0, "mass": 1}
+    row = compare_stage_labels(fp32, joined, labels, (2.0, 0.8, 0.8), True)
+    assert row["dice_mass"] > 0.95 and row["masses_missed"] == row["masses_extra"] == 0
+    assert (row["masses_fp32"], row["masses_joined"]) == (2, 2)
+    check = stage_check("int8", [row, compare_stage_labels(fp32, fp32, labels, (2.0, 0.8, 0.8), True)],
+                        0.95, AgreementBounds())
+    assert not check.passed
+    assert check.failures == ("masses differ (0 of 4 missed, 0 extra, 2 joined, 0 split)",)
+    assert stage_check("int8", [row], 0.95, AgreementBounds(same_masses=False)).passed
 
 
 def test_accuracy_control_measures_on_cases_neither_calibrated_on_nor_held_out():
