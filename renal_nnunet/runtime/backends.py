@@ -114,7 +114,7 @@ class Runtime:
         check = checks.get(self.precision)
         reason = f"asked for (--precision {self.precision})"
         if check is not None and not check.passed:
-            log.warning("%s runs although its agreement with fp32 misses the bounds: %s", self.precision,
+            log.warning("%s runs although its check against fp32 failed: %s", self.precision,
                         "; ".join(check.failures))
             reason += f"; its check against fp32 failed: {'; '.join(check.failures)}"
         return replace(self, reason=reason)
