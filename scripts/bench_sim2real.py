@@ -7,7 +7,8 @@ What it measures, with one models folder (e.g. the demo's ``demo_output/models``
    at. Bounds of issue 24: >= 90 % inside the boxes, each kidney 100-250 ml, no mass.
 2. a control on painted KiTS23 cases (real KiTS23 kidney and mass shapes, synthetic CT painted
    around them by :func:`renal_nnunet.synthetic.paint_ct`, in-plane subsampled): kidney and mass
-   Dice per side and lesion detection against their references.
+   Dice per side and lesion detection against their references, and the kidney Dice a perfect kidney
+   U-Net reaches on the models' grid (:mod:`renal_nnunet.inference.grid_ceiling`).
 
 Prints one table and writes ``--json`` (default ``WORK/bench_sim2real.json``) with the CPU's model
 and flags beside wall times.
@@ -46,9 +47,12 @@ def painted_cts(kits23: Path, work: Path, n_cases: int) -> tuple[Path, Path]:
 
 
 def _painted_control(kits23: Path, work: Path, models: Path, n_cases: int) -> dict:
-    """Predict ``n_cases`` painted KiTS23 cases and score them; returns the summary figures."""
+    """Predict ``n_cases`` painted KiTS23 cases and score them; returns the summary figures, with the
+    kidney Dice a perfect kidney U-Net reaches on the models' grid (``kidney_ceiling_{side}``)."""
     from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
-    from renal_nnunet.pipeline.compare import summary_value
+    from renal_nnunet.evaluation.report import summary_value
+    from renal_nnunet.inference.grid_ceiling import kidney_dice_ceiling
+    from renal_nnunet.pipeline.models import load_models
     from renal_nnunet.pipeline.predict import PredictConfig, predict
 
     images, references = painted_cts(kits23, work, n_cases)
@@ -56,8 +60,10 @@ def _painted_control(kits23: Path, work: Path, models: Path, n_cases: int) -> di
     predict(images, work / "painted_predictions", models, PredictConfig())
     summary = evaluate_folders(work / "painted_predictions", references, work / "painted_evaluation",
                                EvaluationConfig(figures=False)).summary
+    ceiling = kidney_dice_ceiling(references, load_models(models).grid, work / "painted_grid_ceiling")
     return {
         "cases": case_ids,
+        **{f"kidney_ceiling_{side}": dice for side, dice in ceiling.items()},
         **{f"{what}_dice_{side}": summary_value(summary, "segmentation", f"{what}_{side}", "dice")
            for what in ("kidney", "mass") for side in ("right", "left")},
         **{f"lesion_f1_{side}": summary_value(summary, "detection", side, "f1") for side in ("right", "left")},
@@ -111,7 +117,8 @@ def main() -> int:
     if args.painted:
         control = record["painted_kits"]
         print(f"painted KiTS23 control ({len(control['cases'])} cases): kidney Dice R/L "
-              f"{control['kidney_dice_right']:.3f}/{control['kidney_dice_left']:.3f}, mass Dice R/L "
+              f"{control['kidney_dice_right']:.3f}/{control['kidney_dice_left']:.3f} (a perfect kidney U-Net on "
+              f"the grid: {control['kidney_ceiling_right']:.3f}/{control['kidney_ceiling_left']:.3f}), mass Dice R/L "
               f"{control['mass_dice_right']:.3f}/{control['mass_dice_left']:.3f}, lesion F1 R/L "
               f"{control['lesion_f1_right']:.3f}/{control['lesion_f1_left']:.3f}")
     print(f"JSON: {out}")

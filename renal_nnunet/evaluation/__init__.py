@@ -27,6 +27,7 @@ _EXPORTS = {
     "EvaluationResult": "evaluate",
     "evaluate_folders": "evaluate",
     "evaluate_case": "evaluate",
+    "summary_value": "report",
 }
 
 __getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -27,9 +27,16 @@ from renal_nnunet.evaluation.detection import detection_scores
 from renal_nnunet.evaluation.surface import EMPTY_POLICY
 from renal_nnunet.io import atomic_path
 
-__all__ = ["SEGMENTATION_METRICS", "summarise", "write_report"]
+__all__ = ["SEGMENTATION_METRICS", "summarise", "summary_value", "write_report"]
 
 SEGMENTATION_METRICS: tuple[str, ...] = ("dice", "hd_mm", "hd95_mm", "hd95_max_mm", "assd_mm", "surface_dice")
+
+
+def summary_value(summary: pd.DataFrame, section: str, group: str, metric: str) -> float:
+    """One value of an evaluation summary table (columns section, group, metric, value); NaN if
+    the summary has no such row (e.g. no lesion of that side), the first row if several match."""
+    rows = summary[(summary.section == section) & (summary.group == group) & (summary.metric == metric)]
+    return float(rows.value.iloc[0]) if len(rows) else np.nan
 
 
 def _row(section: str, group: str, metric: str, value, n: int | None = None) -> dict:

@@ -38,6 +38,7 @@ __all__ = [
     "probabilities_and_spread_to_source",
     "keep_higher_foreground",
     "labels_from_foreground",
+    "probabilities_to_source_labels",
     "label_boxes",
     "SLAB_VOXELS",
 ]
@@ -66,7 +67,7 @@ LABEL_MARGIN = 1e-3
 
 def _labelled_region(grid_probabilities: np.ndarray, sidecar: GridSidecar) -> Box | None:
     """The source voxels (inside the crop box) outside which every label of
-    :func:`_to_source_labels` is background; None when there is no foreground at all.
+    :func:`probabilities_to_source_labels` is background; None when there is no foreground at all.
 
     A class beats background (1 minus the foreground sum) only where the interpolated foreground
     sum exceeds 1/2, and linear interpolation mixes the 8 grid voxels around a point: so outside
@@ -84,7 +85,7 @@ def _labelled_region(grid_probabilities: np.ndarray, sidecar: GridSidecar) -> Bo
     return None if (stop <= start).any() else Box(start, stop - start)
 
 
-def _to_source_labels(grid_probabilities: np.ndarray, sidecar: GridSidecar) -> np.ndarray:
+def probabilities_to_source_labels(grid_probabilities: np.ndarray, sidecar: GridSidecar) -> np.ndarray:
     """Labels of the grid class probabilities resampled linearly onto the source voxels
     (:func:`labels_from_foreground` of :func:`_to_source`'s foreground: the same labels), on
     :func:`_labelled_region` only and slab by slab of source slices: a 700-slice CT's labels never
@@ -240,7 +241,7 @@ def predict_stage_labels(ct: sitk.Image, ensemble: FoldEnsemble, boxes: Sequence
     """
     if boxes is None:
         grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid)
-        return image_like(_to_source_labels(ensemble.grid_probabilities(grid_ct).ensemble, sidecar), ct)
+        return image_like(probabilities_to_source_labels(ensemble.grid_probabilities(grid_ct).ensemble, sidecar), ct)
     if len(boxes) == 0:
         raise ValueError("no boxes: nothing to predict (is the kidney segmentation empty?)")
     return labels_of_boxes(ct, boxes,

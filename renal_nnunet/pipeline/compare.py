@@ -36,13 +36,14 @@ import pandas as pd
 import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS
+from renal_nnunet.evaluation.report import summary_value
 from renal_nnunet.inference.baselines import Baseline, to_output_labels
 from renal_nnunet.io import InputError, atomic_path, read_series_or_image, write_image, write_json
 from renal_nnunet.pipeline.inputs import CaseInput, discover_cases
 from renal_nnunet.runtime.backends import Runtime
 
 __all__ = ["ComparisonConfig", "ComparisonResult", "PredictionRun", "compare_methods", "cross_validation_runs",
-           "per_case_metrics", "train_and_compare", "summary_value", "COMPARISON_COLUMNS", "PER_CASE_METRICS",
+           "per_case_metrics", "train_and_compare", "COMPARISON_COLUMNS", "PER_CASE_METRICS",
            "CASCADE"]
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,6 @@ BOX_PLOT_METRICS: dict[str, str] = {
     "kits_dice_masses": "KiTS masses Dice", "kits_dice_tumor": "KiTS tumour Dice",
 }
 """The regions of the box plots (the paper's Fig. 8: Dice per method and region)."""
-
-
-def summary_value(summary: pd.DataFrame, section: str, group: str, metric: str) -> float:
-    """One value of an evaluation summary table (columns section, group, metric, value); NaN if
-    the summary has no such row (e.g. no lesion of that side), the first row if several match."""
-    rows = summary[(summary.section == section) & (summary.group == group) & (summary.metric == metric)]
-    return float(rows.value.iloc[0]) if len(rows) else np.nan
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ Output layout under ``out_dir``: ``synthetic/`` (training and held-out cohorts, 
 ``nnunet/`` (nnU-Net raw/preprocessed/results), ``models/`` (the models folder ``predict`` uses),
 ``test_images/`` + ``test_references/`` (held-out CTs and their references in the pipeline's
 label convention), ``predictions/`` (pipeline outputs and reports), ``evaluation/`` (tables,
-``summary.md``, figures), ``demo_summary.md``, and ``nnunet_output.log``: nnU-Net's console output
+``summary.md``, figures), ``grid_ceiling/`` (the held-out kidneys through the grid and back: the
+Dice a perfect kidney U-Net reaches there, :mod:`renal_nnunet.inference.grid_ceiling`),
+``demo_summary.md``, ``demo_run.json``, and ``nnunet_output.log``: nnU-Net's console output
 (planner, trainer, predictor), warnings and the detailed log, while the console gets one line per
 step and the tables.
 
@@ -243,6 +245,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig()) -> D
 def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary:
     from renal_nnunet.dataset_conversion.convert import ConversionConfig, convert_kits
     from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
+    from renal_nnunet.inference.grid_ceiling import kidney_dice_ceiling
     from renal_nnunet.nnunet.environment import NnunetFolders
     from renal_nnunet.pipeline.predict import PAPER_PROTOCOL_MIN_DIAMETER_MM, PredictConfig, predict
     from renal_nnunet.pipeline.training import CascadeTrainingConfig, train_cascade
@@ -275,6 +278,7 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     started = time.perf_counter()
     evaluation = evaluate_folders(predictions, references, out_dir / "evaluation",
                                   EvaluationConfig(ref_format="pipeline"))
+    ceiling = kidney_dice_ceiling(references, config.grid, out_dir / "grid_ceiling")
     _timed(seconds, "evaluation", started)
     real = _real_ct_step(config, out_dir, models_dir, seconds)
     comparison = None
@@ -287,10 +291,11 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
                                        (demo_trainers.trainer, demo_trainers.baseline_trainer))
         _timed(seconds, "comparison", started)
     seconds["total"] = time.perf_counter() - started_all
-    text = _summary_text(config, length, evaluation, results, seconds, out_dir, comparison, log_path, real)
+    text = _summary_text(config, length, evaluation, ceiling, results, seconds, out_dir, comparison, log_path, real)
     with atomic_path(out_dir / "demo_summary.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
-    write_json({"config": asdict(config), "training": length, "seconds": seconds}, out_dir / "demo_run.json")
+    write_json({"config": asdict(config), "training": length, "seconds": seconds, "kidney_dice_ceiling": ceiling},
+               out_dir / "demo_run.json")
     reports = [r.files["report"] for r in results if "report" in r.files]
     return DemoSummary(text, evaluation.summary, models_dir, reports, seconds)
 
@@ -344,9 +349,9 @@ def _real_ct_lines(real: RealCtRun) -> list[str]:
     return lines
 
 
-def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, comparison, log_path: Path,
-                  real: RealCtRun | None) -> str:
-    from renal_nnunet.pipeline.compare import summary_value
+def _summary_text(config, length, evaluation, ceiling: dict[str, float], results, seconds, out_dir: Path, comparison,
+                  log_path: Path, real: RealCtRun | None) -> str:
+    from renal_nnunet.evaluation.report import summary_value
 
     s = evaluation.summary
     failed = [r.case_id for r in results if r.status == "failed"]
@@ -360,6 +365,8 @@ def _summary_text(config, length, evaluation, results, seconds, out_dir: Path, c
         "| held-out result | right | left |", "|---|---|---|",
         f"| kidney Dice | {summary_value(s, 'segmentation', 'kidney_right', 'dice'):.3f} | "
         f"{summary_value(s, 'segmentation', 'kidney_left', 'dice'):.3f} |",
+        f"| kidney Dice of a perfect kidney U-Net on the {config.grid}^3 grid (references there and back) | "
+        f"{ceiling['right']:.3f} | {ceiling['left']:.3f} |",
         f"| mass Dice | {summary_value(s, 'segmentation', 'mass_right', 'dice'):.3f} | "
         f"{summary_value(s, 'segmentation', 'mass_left', 'dice'):.3f} |",
         f"| lesion precision | {summary_value(s, 'detection', 'right', 'precision'):.3f} | "

@@ -20,7 +20,7 @@ from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.inference.cascade import kidney_boxes, masses_from_boxes
 from renal_nnunet.inference.ensemble import FoldProbabilities
 from renal_nnunet.inference.grid_to_ct import (
-    _to_source_labels,
+    probabilities_to_source_labels,
     labels_of_boxes,
     probabilities_and_spread_to_source,
     probabilities_to_source,
@@ -112,13 +112,13 @@ def test_kidney_stage_probabilities_and_labels_land_where_the_grid_labels_were(s
         np.testing.assert_allclose(mapped.ensemble, expected, atol=1e-5)
         np.testing.assert_allclose(mapped.per_fold[0], expected, atol=1e-5)
         want, clear = _argmax_clear(expected)
-        got = _to_source_labels(probabilities, sidecar)[layout.box.slices]
+        got = probabilities_to_source_labels(probabilities, sidecar)[layout.box.slices]
         np.testing.assert_array_equal(got[clear], want[clear])
         x_mm = source_lps_mm(layout.image)[layout.box.slices][..., 0]
         assert x_mm[got == 2].mean() > x_mm[got == 1].mean()
         grid_array = sitk.GetArrayFromImage(_grid_labels(ellipsoid(layout), layout)[0])
         footprint, _ = expected_from_grid(grid_array, layout, order=0)
-        _assert_where_it_was(_to_source_labels(one_hot(grid_array, 2), sidecar)[layout.box.slices], footprint, (1,))
+        _assert_where_it_was(probabilities_to_source_labels(one_hot(grid_array, 2), sidecar)[layout.box.slices], footprint, (1,))
 
 
 def _mass_setup(seed: int):
@@ -195,7 +195,7 @@ def test_one_stage_baseline_lands_where_the_grid_labels_were_with_sides_from_pat
     ct = np.where((relative ** 2).sum(axis=0) <= 0.2, 40.0, -1000.0).astype(np.float32)  # a body around the centre
     grid_labels, sidecar = _grid_labels(one_stage.astype(np.uint8), layout)
     probabilities = one_hot(sitk.GetArrayFromImage(grid_labels), 3)
-    out = sitk.GetArrayFromImage(to_output_labels(_to_source_labels(probabilities, sidecar), image_of(ct, layout),
+    out = sitk.GetArrayFromImage(to_output_labels(probabilities_to_source_labels(probabilities, sidecar), image_of(ct, layout),
                                                   ONE_STAGE_LABELS))
     expected_probabilities, _ = expected_from_grid(probabilities, layout, order=1)
     labels, clear = _argmax_clear(expected_probabilities)

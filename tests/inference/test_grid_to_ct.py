@@ -95,7 +95,7 @@ def test_channel_by_channel_argmax_equals_the_argmax_of_all_probabilities(slab_v
     700-slice CT's full-size probability maps are never held); the labels are those of the full array."""
     from renal_nnunet.anatomy.geometry import resample_to_grid
     from renal_nnunet.inference import grid_to_ct
-    from renal_nnunet.inference.grid_to_ct import _to_source, _to_source_labels
+    from renal_nnunet.inference.grid_to_ct import _to_source, probabilities_to_source_labels
 
     monkeypatch.setattr(grid_to_ct, "SLAB_VOXELS", slab_voxels)
 
@@ -107,7 +107,7 @@ def test_channel_by_channel_argmax_equals_the_argmax_of_all_probabilities(slab_v
     logits[:, 5:9, 5:9, 5:9] = [[[[0.0]]], [[[4.0]]], [[[4.0]]]]  # exact ties between the two kidneys
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
     expected = np.argmax(_to_source(probabilities, sidecar), axis=0)
-    labels = _to_source_labels(probabilities, sidecar)
+    labels = probabilities_to_source_labels(probabilities, sidecar)
     assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1, 2}
     np.testing.assert_array_equal(labels, expected)
 
@@ -118,7 +118,7 @@ def test_labels_are_resampled_near_the_foreground_only_and_equal_the_full_argmax
     kidneys are a few percent of it); the labels everywhere equal the argmax of the full-size
     probabilities, also for foreground at the grid's edge and a reoriented CT."""
     from renal_nnunet.anatomy.geometry import resample_to_grid
-    from renal_nnunet.inference.grid_to_ct import _labelled_region, _to_source, _to_source_labels
+    from renal_nnunet.inference.grid_to_ct import _labelled_region, _to_source, probabilities_to_source_labels
 
     ct = sitk.GetImageFromArray(np.zeros((30, 48, 40), np.float32))
     ct.SetSpacing((0.8, 0.7, 2.5))
@@ -130,13 +130,13 @@ def test_labels_are_resampled_near_the_foreground_only_and_equal_the_full_argmax
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
     region = _labelled_region(probabilities, sidecar)
     assert np.prod(region.size) < 0.15 * np.prod(sidecar.box.size)
-    labels = _to_source_labels(probabilities, sidecar)
+    labels = probabilities_to_source_labels(probabilities, sidecar)
     assert set(np.unique(labels)) >= {0, 1}
     np.testing.assert_array_equal(labels, np.argmax(_to_source(probabilities, sidecar), axis=0))
     background_only = np.zeros_like(probabilities)
     background_only[0] = 1.0
     assert _labelled_region(background_only, sidecar) is None
-    assert not _to_source_labels(background_only, sidecar).any()
+    assert not probabilities_to_source_labels(background_only, sidecar).any()
 
 
 def test_labels_of_a_long_ct_need_no_full_size_float_array(monkeypatch):
@@ -153,7 +153,7 @@ def test_labels_of_a_long_ct_need_no_full_size_float_array(monkeypatch):
     logits = np.random.default_rng(0).normal(size=(3, 16, 16, 16)).astype(np.float32)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
     tracemalloc.start()
-    labels = grid_to_ct._to_source_labels(probabilities, sidecar)
+    labels = grid_to_ct.probabilities_to_source_labels(probabilities, sidecar)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert labels.shape == (90, 256, 256) and set(np.unique(labels)) == {0, 1, 2}

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import ONE_STAGE_LABELS, OUTPUT_LABELS
 from renal_nnunet.cli import main
+from renal_nnunet.evaluation.report import summary_value
 from renal_nnunet.io import read_image, read_series_or_image, write_image
 from renal_nnunet.nnunet.environment import NnunetFolders
 from renal_nnunet.inference.baselines import Baseline, to_output_labels
@@ -21,7 +22,6 @@ from renal_nnunet.pipeline.compare import (
     ComparisonConfig,
     compare_methods,
     cross_validation_runs,
-    summary_value,
     train_and_compare,
 )
 from renal_nnunet.pipeline.inputs import CaseInput

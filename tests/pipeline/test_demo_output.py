@@ -3,6 +3,10 @@ nnU-Net's own output goes to a log file in the output folder, which the output n
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from renal_nnunet.pipeline.demo import NNUNET_LOG
 from tests.conftest import CONSOLE_FILE
 
@@ -36,6 +40,18 @@ def test_summary_shows_the_models_on_the_shared_real_ct_plainly(tiny_demo):
     assert len(rows) == 2 and all(line.count("|") == 4 for line in rows), rows
     assert "Masses reported:" in section and "met: " in section
     assert list((out_dir / "real_ct").glob("*_seg.nii.gz")), "the real CT's outputs are kept for a look"
+
+
+def test_summary_shows_the_kidney_dice_the_grid_allows_beside_the_models(tiny_demo):
+    """The held-out table says what a perfect kidney U-Net would score on the demo's grid, so a
+    reader tells a Dice limited by the grid from one limited by the short training."""
+    out_dir, summary = tiny_demo
+    row = next(line for line in summary.text.splitlines() if line.startswith("| kidney Dice of a perfect kidney U-Net"))
+    right, left = (float(value) for value in row.strip("|").split("|")[1:3])
+    assert 0.5 < right <= 1 and 0.5 < left <= 1
+    recorded = json.loads((out_dir / "demo_run.json").read_text())["kidney_dice_ceiling"]
+    assert recorded == pytest.approx({"right": right, "left": left}, abs=5e-4)
+    assert list((out_dir / "grid_ceiling" / "ceiling").glob("*_seg.nii.gz"))
 
 
 def test_log_file_holds_nnunets_output(tiny_demo):

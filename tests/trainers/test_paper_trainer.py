@@ -111,6 +111,22 @@ def test_named_variants_train_as_long_as_their_name_says(planned_tiny_kidney, us
         assert trainer.initial_lr == pytest.approx(learning_rate), name
 
 
+def test_the_demos_default_length_decays_its_learning_rate_where_the_paper_keeps_it(planned_tiny_kidney, use_env):
+    """560 steps at a constant rate end wherever the last step left the weights; the demo's default
+    length decays the rate to zero (nnU-Net's poly schedule), the paper trainer keeps 1e-4."""
+    from renal_nnunet.trainers.paper import nnUNetTrainerRenalPaper_CPUdemo12min
+
+    use_env(planned_tiny_kidney)
+    trainer, _ = _trainer(planned_tiny_kidney, nnUNetTrainerRenalPaper_CPUdemo12min)
+    trainer.initialize()
+    rates = []
+    for epoch in (0, 14, 27):
+        trainer.lr_scheduler.step(epoch)
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    assert rates[0] == pytest.approx(3e-3)
+    assert rates[0] > rates[1] > rates[2] and rates[2] < 0.1 * rates[0]
+
+
 @pytest.mark.slow
 def test_tiny_trainer_repeats_exactly(planned_tiny_kidney, use_env, tmp_path):
     """The CPU variants are seeded from the fold: the same fold trained twice gives the same weights
