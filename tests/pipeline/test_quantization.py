@@ -160,7 +160,9 @@ def test_accuracy_control_returns_operations_to_fp32_until_the_bound_holds(tiny_
     restored = quantize_model(fp32, constant, ignored, control)
     assert control.metric(compile_on_cpu(broken, "int8"), control.items)[0] < 0.99
     assert control.metric(compile_on_cpu(restored, "int8"), control.items)[0] >= 0.99
-    assert 0 < quantised_operations(restored) < quantised_operations(broken)
+    # How many operations stay INT8 depends on the CPU's INT8 kernels: some did on AVX2-only
+    # machines, none on an AVX-512 VNNI one (its check then picks fp32, as the next test shows).
+    assert quantised_operations(restored) < quantised_operations(broken)
 
 
 def test_an_int8_network_accuracy_control_returned_whole_is_not_run_as_int8(tiny_demo):
