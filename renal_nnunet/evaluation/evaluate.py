@@ -61,7 +61,7 @@ from renal_nnunet.io import InputError, case_id_from_path, check_same_geometry, 
 from renal_nnunet.settings import PAPER
 
 __all__ = ["EvaluationConfig", "EvaluationResult", "STRUCTURES", "CENTROID_LINK_TOLERANCE_MM", "find_cases",
-           "evaluate_case", "evaluate_folders", "crop_to_labels"]
+           "label_files", "evaluate_case", "evaluate_folders", "crop_to_labels"]
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from renal_nnunet.anatomy.geometry import image_like
 from renal_nnunet.anatomy.grid import labels_to_grid
 from renal_nnunet.anatomy.label_maps import pipeline_anatomy
 from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, OUTPUT_LABELS, SIDES
-from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders
+from renal_nnunet.evaluation.evaluate import EvaluationConfig, evaluate_folders, label_files
 from renal_nnunet.evaluation.report import summary_value
 from renal_nnunet.inference.grid_to_ct import probabilities_to_source_labels
-from renal_nnunet.io import case_id_from_path, read_label_map, write_image
+from renal_nnunet.io import read_label_map, write_image
 
 __all__ = ["kidney_grid_ceiling", "kidney_dice_ceiling"]
 
@@ -59,7 +59,8 @@ def kidney_dice_ceiling(reference_dir: str | os.PathLike, grid: int, out_dir: st
     by :func:`~renal_nnunet.evaluation.evaluate.evaluate_folders` as a prediction folder would be.
 
     Args:
-        reference_dir: references in the pipeline's convention, one ``<case>.nii.gz`` each.
+        reference_dir: references in the pipeline's convention, found and paired by case id as the
+            evaluation finds them.
         grid: grid edge of the kidney stage (voxels).
         out_dir: folder for the ceiling label maps (``ceiling/<case>_seg.nii.gz``) and their
             evaluation (``evaluation/``).
@@ -72,9 +73,9 @@ def kidney_dice_ceiling(reference_dir: str | os.PathLike, grid: int, out_dir: st
     """
     out_dir = Path(out_dir)
     ceiling_dir = out_dir / "ceiling"
-    for path in sorted(Path(reference_dir).glob("*.nii.gz")):
+    for case_id, path in label_files(reference_dir).items():
         reference = read_label_map(path, allowed_labels=set(OUTPUT_LABELS.values()))
-        write_image(kidney_grid_ceiling(reference, grid), ceiling_dir / f"{case_id_from_path(path)}_seg.nii.gz")
+        write_image(kidney_grid_ceiling(reference, grid), ceiling_dir / f"{case_id}_seg.nii.gz")
     summary = evaluate_folders(ceiling_dir, reference_dir, out_dir / "evaluation",
                                EvaluationConfig(ref_format="pipeline", figures=False)).summary
     return {side: summary_value(summary, "segmentation", f"kidney_{side}", "dice") for side in SIDES}
