@@ -60,7 +60,7 @@ def _painted_control(kits23: Path, work: Path, models: Path, n_cases: int) -> di
     predict(images, work / "painted_predictions", models, PredictConfig())
     summary = evaluate_folders(work / "painted_predictions", references, work / "painted_evaluation",
                                EvaluationConfig(figures=False)).summary
-    ceiling = kidney_dice_ceiling(references, load_models(models).grid, work / "painted_grid_ceiling")
+    ceiling = kidney_dice_ceiling(references, images, load_models(models).grid, work / "painted_grid_ceiling")
     return {
         "cases": case_ids,
         **{f"kidney_ceiling_{side}": dice for side, dice in ceiling.items()},

@@ -1,6 +1,7 @@
 """Patient coordinates, and fixed-grid resampling with exact mapping back.
 
-The paper resizes whole CTs (and kidney crops) to 128x128x128. This module does that resize in a
+The paper resizes whole CTs (here their body box, :func:`renal_nnunet.anatomy.grid.body_box`) and kidney
+crops to 128x128x128. This module does that resize in a
 way that can be undone exactly: a :class:`GridSidecar` records the source geometry, the crop box
 and the grid, and :func:`resample_from_grid` puts grid-space arrays (labels or class
 probabilities) back onto the source voxels.

@@ -2,10 +2,10 @@
 
 Layout written under ``RAW`` (an ``nnUNet_raw`` folder), with ``N = first_id`` and ``G = grid``:
 
-* ``Dataset{N}_RenalKidney{G}``: whole CT on the grid; 0 background, 1 right, 2 left kidney.
+* ``Dataset{N}_RenalKidney{G}``: the CT's body box (:func:`renal_nnunet.anatomy.grid.body_box`) on the grid; 0 background, 1 right, 2 left kidney.
 * ``Dataset{N+1}_RenalMass{G}``: one crop per kidney (``<case>_left``/``<case>_right``, the kidney's
   box + margin); 0 background, 1 mass (every tumour or cyst voxel inside the crop).
-* ``Dataset{N+2}_RenalOneStage{G}``: whole CT on the grid; 0 background, 1 kidney, 2 mass.
+* ``Dataset{N+2}_RenalOneStage{G}``: the CT's body box on the grid; 0 background, 1 kidney, 2 mass.
 * ``Dataset{N+3}_RenalOneStage``: native CT in HU; 0 background, 1 kidney, 2 mass.
 
 Grid datasets hold ``sidecars/<case>.json`` (:class:`renal_nnunet.anatomy.geometry.GridSidecar`) beside

@@ -146,7 +146,7 @@ def _touches_border(mask: np.ndarray) -> bool:
 
 
 def segment_kidneys(ct: sitk.Image, ensemble: FoldEnsemble) -> KidneyResult:
-    """Run the kidney stage's ensemble on the whole CT and return right/left kidney labels on its
+    """Run the kidney stage's ensemble on the CT's body box and return right/left kidney labels on its
     grid (post-processed by :func:`kidneys_from_labels`)."""
     return kidneys_from_labels(predict_stage_labels(ct, ensemble), ct)
 

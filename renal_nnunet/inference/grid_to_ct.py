@@ -1,6 +1,6 @@
 """One stage on one CT: the grid prepared, the fold ensemble run, the probabilities mapped back.
 
-The paper's U-Nets see the CT (or a kidney's box) resized to a G^3 grid. Here a CT in any
+The paper's U-Nets see the CT (here its body box) or a kidney's box resized to a G^3 grid. Here a CT in any
 orientation and spacing is prepared exactly like the training data
 (:func:`renal_nnunet.anatomy.grid.prepare_grid_ct`: paper window, resize to G^3), predicted by a
 :class:`~renal_nnunet.inference.ensemble.FoldEnsemble`, and the grid probabilities are resampled
@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.box import Box, bounding_box_with_margin
 from renal_nnunet.anatomy.geometry import GridSidecar, image_like, resample_from_grid
-from renal_nnunet.anatomy.grid import prepare_grid_ct
+from renal_nnunet.anatomy.grid import body_box, prepare_grid_ct
 from renal_nnunet.inference.ensemble import FoldEnsemble, FoldProbabilities
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ def predict_stage_probabilities(ct: sitk.Image, ensemble: FoldEnsemble, box: Box
         ct: CT in HU, any orientation and spacing (the network sees it as the module docstring of
             :mod:`renal_nnunet.anatomy.geometry` states).
         ensemble: the stage's fold ensemble; the grid size is read from its plans.
-        box: the box of ``ct`` to predict (e.g. a kidney's); default the whole CT.
+        box: the box of ``ct`` to predict (e.g. a kidney's); default the CT's
+            :func:`~renal_nnunet.anatomy.grid.body_box`, as the converter writes whole-CT grids.
         per_fold: also return each fold's own probabilities (for the ensemble spread).
         crop_only: return the box's voxels only (C, z, y, x of the box): a mass stage's box is a
             few percent of a 512x512 CT, so this saves most of the memory.
@@ -124,7 +125,7 @@ def predict_stage_probabilities(ct: sitk.Image, ensemble: FoldEnsemble, box: Box
     Raises:
         ValueError: the box lies outside the CT.
     """
-    grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid, box)
+    grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid, body_box(ct) if box is None else box)
     log.debug("stage %s, box %s", ensemble.model_dir, sidecar.box)
     return probabilities_to_source(ensemble.grid_probabilities(grid_ct, per_fold), sidecar, crop_only)
 
@@ -231,7 +232,8 @@ def predict_stage_labels(ct: sitk.Image, ensemble: FoldEnsemble, boxes: Sequence
         ct: CT in HU.
         ensemble: the stage's fold ensemble.
         boxes: boxes predicted separately and merged with :func:`keep_higher_foreground` (e.g.
-            :func:`label_boxes` of the kidneys); None predicts the whole CT.
+            :func:`label_boxes` of the kidneys); None predicts the CT's
+            :func:`~renal_nnunet.anatomy.grid.body_box` (a whole-CT stage).
 
     Returns:
         uint8 label image with exactly ``ct``'s size, spacing, origin and direction.
@@ -240,7 +242,7 @@ def predict_stage_labels(ct: sitk.Image, ensemble: FoldEnsemble, boxes: Sequence
         ValueError: ``boxes`` is empty.
     """
     if boxes is None:
-        grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid)
+        grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid, body_box(ct))
         return image_like(probabilities_to_source_labels(ensemble.grid_probabilities(grid_ct).ensemble, sidecar), ct)
     if len(boxes) == 0:
         raise ValueError("no boxes: nothing to predict (is the kidney segmentation empty?)")

@@ -3,7 +3,7 @@
 Methods:
 
 * ``cascade``: :func:`renal_nnunet.pipeline.predict.predict` with a models folder;
-* ``one_stage_grid``: one U-Net for kidney + mass on the whole CT resized to the grid (the paper's
+* ``one_stage_grid``: one U-Net for kidney + mass on the whole CT (its body box) resized to the grid (the paper's
   ablation), run through :func:`renal_nnunet.inference.grid_to_ct.predict_stage_labels`;
 * any number of nnU-Net baselines (:mod:`renal_nnunet.inference.baselines`): a trained-model folder
   of any trainer, plans (ResEnc presets included) and configuration, ``3d_cascade_fullres`` with

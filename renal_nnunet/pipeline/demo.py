@@ -278,7 +278,7 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     started = time.perf_counter()
     evaluation = evaluate_folders(predictions, references, out_dir / "evaluation",
                                   EvaluationConfig(ref_format="pipeline"))
-    ceiling = kidney_dice_ceiling(references, config.grid, out_dir / "grid_ceiling")
+    ceiling = kidney_dice_ceiling(references, images, config.grid, out_dir / "grid_ceiling")
     _timed(seconds, "evaluation", started)
     real = _real_ct_step(config, out_dir, models_dir, seconds)
     comparison = None

@@ -1,6 +1,6 @@
 """End-to-end prediction: CT -> labelled kidneys, classified masses, lesion table, report.
 
-Steps per case (the paper's cascade): kidney U-Net on the whole CT resized to the grid -> each
+Steps per case (the paper's cascade): kidney U-Net on the whole CT (its body box) resized to the grid -> each
 kidney's bounding box + margin -> mass U-Net ensemble on each box resized to the grid -> paste
 back -> connected components -> ResNet-10 ensemble on masses with average diameter >= 5 mm
 (smaller ones are reported as too small to characterise) -> outputs in the input's exact geometry.

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.geometry import GridSidecar, resample_from_grid, resample_to_grid
-from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
+from renal_nnunet.anatomy.grid import BODY_BOX_MARGIN_MM, body_box, labels_to_grid, prepare_grid_ct
 from renal_nnunet.anatomy.intensity import window_ct
 from renal_nnunet.anatomy.sides import body_midline_mm, kidney_side_labels
 from renal_nnunet.anatomy.sinus import fill_renal_sinus
@@ -69,3 +69,52 @@ def test_a_crop_box_is_windowed_and_resampled_as_if_the_whole_ct_were(start, siz
         nearest_whole = sitk.Resample(labels, sidecar.grid_geometry().reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor,
                                       0.0, sitk.sitkUInt8, True)
         assert np.array_equal(sitk.GetArrayViewFromImage(cropped_labels), sitk.GetArrayViewFromImage(nearest_whole))
+
+
+def _trunk_on_a_table() -> tuple[sitk.Image, np.ndarray]:
+    """A 480 mm field of view (4 mm voxels, 5 mm slices) holding a 360 x 240 mm trunk lying on a
+    16 mm pad (-400 HU) that spans the whole width under it, as on the shared real CT; returns the
+    CT and the trunk mask (z, y, x)."""
+    z, y, x = np.indices((16, 120, 120), dtype=float)
+    trunk = ((x - 60) / 45) ** 2 + ((y - 48) / 30) ** 2 <= 1
+    ct = np.full(trunk.shape, -1000, np.int16)
+    ct[:, 78:82, :] = -400  # pad, touching the trunk's back (y 78)
+    ct[trunk] = 40
+    ct[trunk & (((x - 40) / 6) ** 2 + ((y - 60) / 8) ** 2 <= 1)] = 180  # a kidney
+    image = sitk.GetImageFromArray(ct)
+    image.SetSpacing((4.0, 4.0, 5.0))
+    image.SetOrigin((-240.0, -200.0, 50.0))
+    return image, trunk
+
+
+def _box_extent_mm(image: sitk.Image, box: Box) -> np.ndarray:
+    """(min, max) LPS mm per axis of the box's voxel centres: the box as the patient sees it."""
+    corners = [image.TransformIndexToPhysicalPoint([int(c) for c in corner])
+               for corner in np.array(np.meshgrid(*zip(box.start, np.subtract(box.stop, 1)))).T.reshape(-1, 3)]
+    return np.stack([np.min(corners, axis=0), np.max(corners, axis=0)])
+
+
+def test_the_body_box_holds_the_trunk_not_the_table_or_the_air_in_any_storage_order():
+    """The kidney stage's grid covers the trunk plus the margin whatever the field of view: the
+    table under the back, which spans the whole width, does not widen it; the same patient stored
+    x-flipped and with axes permuted gets the same box in patient mm."""
+    image, trunk = _trunk_on_a_table()
+    box = body_box(image)
+    pad = int(np.ceil(BODY_BOX_MARGIN_MM / 4.0))
+    trunk_box = Box.of_nonzero(trunk)
+    assert box.start[0] == trunk_box.start[0] - pad and box.stop[0] == trunk_box.stop[0] + pad  # not the table's width
+    assert box.start[1] == trunk_box.start[1] - pad and box.stop[1] <= 82 + pad  # at most the pad under the back
+    assert box.start[2] == 0 and box.stop[2] == image.GetSize()[2]
+    assert box.contains(Box.of_nonzero(sitk.GetArrayViewFromImage(image) > 100))  # the kidney
+
+    extent = _box_extent_mm(image, box)
+    flipped = sitk.Flip(image, [True, False, False])
+    permuted = sitk.PermuteAxes(flipped, [2, 0, 1])
+    for stored in (flipped, permuted):
+        assert stored.GetDirection() != image.GetDirection()
+        np.testing.assert_allclose(_box_extent_mm(stored, body_box(stored)), extent, atol=1e-6)
+
+
+def test_a_ct_without_tissue_has_no_body_box():
+    with pytest.raises(ValueError, match="does not look like a CT in HU"):
+        body_box(sitk.GetImageFromArray(np.full((4, 8, 8), -1000, np.int16)))

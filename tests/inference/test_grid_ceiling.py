@@ -10,7 +10,8 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.labels import OUTPUT_LABELS
 from renal_nnunet.inference.grid_ceiling import kidney_dice_ceiling, kidney_grid_ceiling
-from renal_nnunet.io import write_image
+from renal_nnunet.anatomy.geometry import image_like
+from renal_nnunet.io import InputError, write_image
 
 RIGHT, LEFT, SOLID = OUTPUT_LABELS["kidney_right"], OUTPUT_LABELS["kidney_left"], OUTPUT_LABELS["solid"]
 
@@ -63,17 +64,23 @@ def test_a_fine_grid_gives_the_kidneys_back_and_a_coarse_one_costs_dice_with_lef
 
 
 def test_the_folder_ceiling_is_the_evaluations_mean_dice_of_the_ceilings(tmp_path):
-    references = tmp_path / "references"
+    """Each case's CT gives the box its kidney stage resamples; these CTs are tissue to the edge, so
+    that box is the whole CT; a reference without its CT is named."""
+    references, images = tmp_path / "references", tmp_path / "images"
     expected = {"right": [], "left": []}
     for case, flip_x in (("case_a", False), ("case_b", True)):
         reference = _reference(flip_x)
         write_image(reference, references / f"{case}.nii.gz")
+        write_image(image_like(np.full(reference.GetSize()[::-1], 40, np.int16), reference), images / f"{case}_0000.nii.gz")
         ref = sitk.GetArrayFromImage(reference)
         got = sitk.GetArrayFromImage(kidney_grid_ceiling(reference, 12))
         expected["right"].append(_dice(got == RIGHT, ref == RIGHT))
         expected["left"].append(_dice(got == LEFT, np.isin(ref, (LEFT, SOLID))))
-    ceiling = kidney_dice_ceiling(references, 12, tmp_path / "out")
+    ceiling = kidney_dice_ceiling(references, images, 12, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out" / "ceiling").iterdir()) == ["case_a_seg.nii.gz", "case_b_seg.nii.gz"]
     for side in ("right", "left"):
         assert ceiling[side] == pytest.approx(np.mean(expected[side]), abs=1e-6)
         assert 0.5 < ceiling[side] < 0.99
+    (images / "case_b_0000.nii.gz").unlink()
+    with pytest.raises(InputError, match="case_b.nii.gz: no CT of case 'case_b'"):
+        kidney_dice_ceiling(references, images, 12, tmp_path / "again")
