@@ -12,10 +12,9 @@ would be about 3.5 voxels across. The body box takes that choice out of the netw
 
 from __future__ import annotations
 
-import SimpleITK as sitk
-
 import cc3d
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 
 from renal_nnunet.anatomy.box import Box
