@@ -49,13 +49,14 @@ def prepare_grid_ct(
     Args:
         ct: CT in HU (any orientation; geometry is read from the image).
         grid: grid edge in voxels (paper: 128).
-        box: the crop box to resample (e.g. a kidney's box); default the whole CT.
+        box: the crop box to resample (e.g. a kidney's box); default the CT's :func:`body_box`
+            (a whole-CT stage: the kidney U-Net, the one-stage ablation).
 
     Returns:
         The float32 grid image in windowed HU ([-120, 180]) with the source's origin and direction
         and nominal 1 mm spacing, and the sidecar mapping it back to ``ct``'s voxels.
     """
-    return resample_to_grid(ct, grid, "linear", box, intensity_map=window_ct)
+    return resample_to_grid(ct, grid, "linear", body_box(ct) if box is None else box, intensity_map=window_ct)
 
 
 def labels_to_grid(

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from renal_nnunet.anatomy.crops import lesion_crop
 from renal_nnunet.anatomy.box import bounding_box_with_margin
 from renal_nnunet.anatomy.geometry import GridSidecar, image_like
-from renal_nnunet.anatomy.grid import body_box, labels_to_grid, prepare_grid_ct
+from renal_nnunet.anatomy.grid import labels_to_grid, prepare_grid_ct
 from renal_nnunet.anatomy.labels import KIDNEY_SIDE_NAMES, KITS_LABELS, ONE_STAGE_LABELS
 from renal_nnunet.anatomy.lesion_classes import lesion_class
 from renal_nnunet.anatomy.lesions import lesion_components, lesion_properties
@@ -93,10 +93,9 @@ def build_case_outputs(case: SourceCase, grid: int, margin_mm: float, sinus_radi
     mass_image = image_like(mass.astype(np.uint8), ct)
 
     out = CaseOutputs()
-    body = body_box(ct)
-    grid_ct, sidecar = prepare_grid_ct(ct, grid, body)
-    out.images[("kidney", case.case_id)] = (grid_ct, labels_to_grid(sides, grid, body)[0])
-    out.images[("one_stage_grid", case.case_id)] = (grid_ct, labels_to_grid(one_stage_image, grid, body)[0])
+    grid_ct, sidecar = prepare_grid_ct(ct, grid)  # the body box; the labels take the same box
+    out.images[("kidney", case.case_id)] = (grid_ct, labels_to_grid(sides, grid, sidecar.box)[0])
+    out.images[("one_stage_grid", case.case_id)] = (grid_ct, labels_to_grid(one_stage_image, grid, sidecar.box)[0])
     out.images[("one_stage_native", case.case_id)] = (ct, one_stage_image)
     out.sidecars[("kidney", case.case_id)] = out.sidecars[("one_stage_grid", case.case_id)] = sidecar
     for side_value, side_name in KIDNEY_SIDE_NAMES.items():

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from renal_nnunet.anatomy.box import Box, bounding_box_with_margin
 from renal_nnunet.anatomy.geometry import GridSidecar, image_like, resample_from_grid
-from renal_nnunet.anatomy.grid import body_box, prepare_grid_ct
+from renal_nnunet.anatomy.grid import prepare_grid_ct
 from renal_nnunet.inference.ensemble import FoldEnsemble, FoldProbabilities
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def predict_stage_probabilities(ct: sitk.Image, ensemble: FoldEnsemble, box: Box
     Raises:
         ValueError: the box lies outside the CT.
     """
-    grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid, body_box(ct) if box is None else box)
+    grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid, box)
     log.debug("stage %s, box %s", ensemble.model_dir, sidecar.box)
     return probabilities_to_source(ensemble.grid_probabilities(grid_ct, per_fold), sidecar, crop_only)
 
@@ -242,7 +242,7 @@ def predict_stage_labels(ct: sitk.Image, ensemble: FoldEnsemble, boxes: Sequence
         ValueError: ``boxes`` is empty.
     """
     if boxes is None:
-        grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid, body_box(ct))
+        grid_ct, sidecar = prepare_grid_ct(ct, ensemble.grid)
         return image_like(probabilities_to_source_labels(ensemble.grid_probabilities(grid_ct).ensemble, sidecar), ct)
     if len(boxes) == 0:
         raise ValueError("no boxes: nothing to predict (is the kidney segmentation empty?)")

@@ -106,6 +106,7 @@ def test_the_body_box_holds_the_trunk_not_the_table_or_the_air_in_any_storage_or
     assert box.start[1] == trunk_box.start[1] - pad and box.stop[1] <= 82 + pad  # at most the pad under the back
     assert box.start[2] == 0 and box.stop[2] == image.GetSize()[2]
     assert box.contains(Box.of_nonzero(sitk.GetArrayViewFromImage(image) > 100))  # the kidney
+    assert prepare_grid_ct(image, 16)[1].box == box  # what a whole-CT stage resamples
 
     extent = _box_extent_mm(image, box)
     flipped = sitk.Flip(image, [True, False, False])
