@@ -25,6 +25,8 @@ import logging
 import time
 from pathlib import Path
 
+from renal_nnunet.synthetic.kits_shapes import CONTROL_CASES
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -78,9 +80,13 @@ def main() -> int:
                         "(default: $RENAL_REALCT_DIR/pancreas_ct_cb001 or ../shared/realct/pancreas_ct_cb001)")
     parser.add_argument("--kits23", type=Path, default=REPO.parent / "shared" / "kits23" / "dataset",
                         help="KiTS23 dataset/ folder for the painted control")
-    parser.add_argument("--painted", type=int, default=4, help="painted KiTS23 control cases (0: none)")
+    parser.add_argument("--painted", type=int, default=CONTROL_CASES,
+                        help=f"painted KiTS23 control cases (0: none; at most {CONTROL_CASES}, the cases the "
+                             "demo's generator takes no shape from)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if not 0 <= args.painted <= CONTROL_CASES:
+        parser.error(f"--painted must lie in 0..{CONTROL_CASES}: later cases may be kidney shapes the models trained on")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from renal_nnunet.evaluation.transfer import real_ct_findings, shared_real_ct

@@ -20,7 +20,7 @@ from renal_nnunet.anatomy.box import Box
 from renal_nnunet.anatomy.labels import KIDNEY_SIDE_LABELS, OUTPUT_LABELS, SIDES
 
 __all__ = ["REAL_CT_KIDNEY_BOXES", "REAL_CT_SERIES", "KIDNEY_ML_RANGE", "RealCtFindings", "real_ct_findings",
-           "shared_real_ct"]
+           "shared_kits23_dataset", "shared_real_ct"]
 
 REAL_CT_SERIES = "pancreas_ct_cb001"
 """Folder name of the shared real CT series under ``../shared/realct``."""
@@ -36,16 +36,30 @@ KIDNEY_ML_RANGE = (100.0, 250.0)
 """Plausible volume of one adult kidney (ml), the transfer bound on the real CT."""
 
 
+def _shared_folder(environment_variable: str, shared_name: str, inside: str, marker: str,
+                   repo_root: str | os.PathLike | None) -> Path | None:
+    """``<root>/<inside>`` holding ``marker``, for the first root of ``$environment_variable`` and
+    ``../shared/<shared_name>`` beside the repository, the installed package or the working directory."""
+    roots = [os.environ.get(environment_variable)]
+    roots += [str(Path(base).resolve().parent / "shared" / shared_name)
+              for base in (repo_root, Path(__file__).resolve().parents[2], Path.cwd()) if base is not None]
+    for root in roots:
+        if root and (Path(root) / inside / marker).exists():
+            return Path(root) / inside
+    return None
+
+
 def shared_real_ct(repo_root: str | os.PathLike | None = None) -> Path | None:
     """The shared real CT series folder, if this machine has it: ``$RENAL_REALCT_DIR/<series>`` or
     ``../shared/realct/<series>`` beside the repository (or beside the working directory)."""
-    roots = [os.environ.get("RENAL_REALCT_DIR")]
-    roots += [str(Path(base).resolve().parent / "shared" / "realct")
-              for base in (repo_root, Path(__file__).resolve().parents[2], Path.cwd()) if base is not None]
-    for root in roots:
-        if root and (Path(root) / REAL_CT_SERIES).is_dir():
-            return Path(root) / REAL_CT_SERIES
-    return None
+    return _shared_folder("RENAL_REALCT_DIR", "realct", REAL_CT_SERIES, "", repo_root)
+
+
+def shared_kits23_dataset(repo_root: str | os.PathLike | None = None) -> Path | None:
+    """The shared KiTS23 label maps' ``dataset/`` folder, if this machine has it:
+    ``$RENAL_KITS23_DIR/dataset`` or ``../shared/kits23/dataset`` beside the repository (or beside
+    the working directory)."""
+    return _shared_folder("RENAL_KITS23_DIR", "kits23", "dataset", "kits23.json", repo_root)
 
 
 @dataclass(frozen=True)

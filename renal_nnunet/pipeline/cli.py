@@ -145,6 +145,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--generator", choices=("randomised", "ellipsoid"), default=None,
                       help="synthetic CT: domain-randomised torsos (default; models meant to transfer to real CT) "
                            "or the earlier one-contrast ellipsoid phantoms")
+    demo.add_argument("--kits-shapes", default=None, metavar="DIR|shared|none",
+                      help="KiTS23 dataset/ folder whose mass-free kidneys, tumours and cysts the randomised "
+                           "generator places into its torsos; 'shared' (default) takes ../shared/kits23 or "
+                           "$RENAL_KITS23_DIR when present, 'none' keeps ellipsoid kidneys and masses")
     add_device(demo)
     demo.add_argument("--compare", action="store_true", help="also train and compare the one-stage baselines")
     demo.set_defaults(func=_demo)
@@ -279,6 +283,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("cases", args.cases), ("grid", args.grid), ("minutes", args.minutes),
                                    ("generator", args.generator)) if v is not None}
+    if args.kits_shapes is not None:
+        overrides["kits_shapes"] = None if args.kits_shapes == "none" else args.kits_shapes
     summary = run_demo(args.output, DemoConfig(device=resolve_device(args.device), compare=args.compare, **overrides))
     print(summary.text)
     return 0

@@ -35,11 +35,12 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from renal_nnunet.anatomy.labels import OUTPUT_LABELS
+from renal_nnunet.anatomy.labels import KITS_LABELS, OUTPUT_LABELS
 from renal_nnunet.io import InputError, atomic_path, read_image, write_image, write_json
 
 if TYPE_CHECKING:
     from renal_nnunet.evaluation.transfer import RealCtFindings
+    from renal_nnunet.synthetic.kits_shapes import KitsShapes
 
 __all__ = ["DemoConfig", "DemoLength", "DemoSummary", "DEMO_LENGTHS", "NNUNET_LOG", "run_demo", "reference_seg",
            "demo_length", "training_length"]
@@ -97,6 +98,11 @@ class DemoConfig:
             what they find on a scan unlike their training data; ``"shared"`` (default) takes the
             project's shared real CT when this machine has it
             (:func:`renal_nnunet.evaluation.transfer.shared_real_ct`), None skips it.
+        kits_shapes: a KiTS23 ``dataset/`` folder whose mass-free kidneys, tumours and cysts the
+            ``randomised`` generator places into its torsos (:mod:`renal_nnunet.synthetic.kits_shapes`),
+            leaving out the :data:`~renal_nnunet.synthetic.kits_shapes.CONTROL_CASES` that the
+            painted-KiTS control scores; ``"shared"`` takes the shared KiTS23 label maps when this
+            machine has them, None (or no such folder) keeps ellipsoid kidneys and masses.
     """
 
     cases: int = 48
@@ -112,6 +118,7 @@ class DemoConfig:
     seed: int = 0
     first_id: int = 501
     real_ct: str | Path | None = "shared"
+    kits_shapes: str | Path | None = "shared"
 
     def __post_init__(self):
         if self.cases < 5:
@@ -173,7 +180,6 @@ def reference_seg(case) -> sitk.Image:
         case: a :class:`renal_nnunet.dataset_conversion.sources.SourceCase`.
     """
     from renal_nnunet.anatomy.geometry import image_like
-    from renal_nnunet.anatomy.labels import KITS_LABELS
     from renal_nnunet.anatomy.lesion_classes import lesion_class
     from renal_nnunet.anatomy.lesions import lesion_components
     from renal_nnunet.anatomy.sides import paper_kidney_sides
@@ -194,20 +200,47 @@ def reference_seg(case) -> sitk.Image:
     return image_like(seg.astype(np.uint8), read.ct)
 
 
-def _write_cohort(config: DemoConfig, folder: Path, n_cases: int, seed: int) -> Path:
-    """A synthetic cohort of the demo's generator in the KiTS23 layout; returns its source folder."""
+def _write_cohort(config: DemoConfig, folder: Path, n_cases: int, seed: int, shapes: KitsShapes | None) -> Path:
+    """A synthetic cohort of the demo's generator in the KiTS23 layout (with real KiTS ``shapes`` when
+    given); returns its source folder."""
     from renal_nnunet.synthetic import write_synthetic_kits
 
     grid = {} if config.generator == "randomised" else {"shape_zyx": config.shape_zyx,
                                                          "spacing_zyx_mm": config.spacing_zyx_mm}
-    return write_synthetic_kits(folder, n_cases, seed=seed, generator=config.generator, **grid)
+    return write_synthetic_kits(folder, n_cases, seed=seed, generator=config.generator, **grid,
+                                **({} if shapes is None else {"kits_shapes": shapes}))
 
 
-def _held_out_cohort(config: DemoConfig, out_dir: Path) -> tuple[Path, Path]:
+def _kits_shapes(config: DemoConfig) -> KitsShapes | None:
+    """The real KiTS shapes the demo's generator uses, or None (see :attr:`DemoConfig.kits_shapes`)."""
+    from renal_nnunet.evaluation.transfer import shared_kits23_dataset
+    from renal_nnunet.synthetic.kits_shapes import control_case_ids, load_kits_shapes
+
+    if config.generator != "randomised" or config.kits_shapes is None:
+        return None
+    dataset = shared_kits23_dataset() if config.kits_shapes == "shared" else Path(config.kits_shapes)
+    if dataset is None:
+        log.warning("no shared KiTS23 label maps on this machine: the generator keeps ellipsoid kidneys and masses")
+        return None
+    return load_kits_shapes(dataset, exclude=control_case_ids(dataset))
+
+
+def _shapes_phrase(config: DemoConfig, shapes: KitsShapes | None) -> str:
+    """How the randomised generator shaped kidneys and masses, for the summary's first line."""
+    if config.generator != "randomised":
+        return ""
+    if shapes is None:
+        return " (ellipsoid kidneys and masses)"
+    tumours, cysts = (len(shapes.masses_labelled(KITS_LABELS[name])) for name in ("tumor", "cyst"))
+    return (f" (kidneys, tumours and cysts shaped like {len(shapes.kidneys)}, {tumours} and {cysts} real ones "
+            f"of KiTS23)")
+
+
+def _held_out_cohort(config: DemoConfig, out_dir: Path, shapes: KitsShapes | None) -> tuple[Path, Path]:
     """Write the held-out cohort, its CTs as ``test_images/<case>.nii.gz`` and references."""
     from renal_nnunet.dataset_conversion.kits import find_kits_cases
 
-    src = _write_cohort(config, out_dir / "synthetic" / "test", config.test_cases, seed=config.seed + 1)
+    src = _write_cohort(config, out_dir / "synthetic" / "test", config.test_cases, config.seed + 1, shapes)
     images, references = out_dir / "test_images", out_dir / "test_references"
     for case in find_kits_cases(src):
         name = f"test_{case.case_id}"
@@ -253,8 +286,9 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     models_dir = out_dir / "models"
     started_all, seconds = time.perf_counter(), {}
     started = time.perf_counter()
-    train_src = _write_cohort(config, out_dir / "synthetic" / "train", config.cases, seed=config.seed)
-    images, references = _held_out_cohort(config, out_dir)
+    shapes = _kits_shapes(config)
+    train_src = _write_cohort(config, out_dir / "synthetic" / "train", config.cases, config.seed, shapes)
+    images, references = _held_out_cohort(config, out_dir, shapes)
     folders = NnunetFolders.under(out_dir / "nnunet")
     conversion = convert_kits(train_src, folders.raw, ConversionConfig(first_id=config.first_id, grid=config.grid))
     if not conversion.ok:
@@ -291,7 +325,8 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
                                        (demo_trainers.trainer, demo_trainers.baseline_trainer))
         _timed(seconds, "comparison", started)
     seconds["total"] = time.perf_counter() - started_all
-    text = _summary_text(config, length, evaluation, ceiling, results, seconds, out_dir, comparison, log_path, real)
+    text = _summary_text(config, shapes, length, evaluation, ceiling, results, seconds, out_dir, comparison, log_path,
+                         real)
     with atomic_path(out_dir / "demo_summary.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
     write_json({"config": asdict(config), "training": length, "seconds": seconds, "kidney_dice_ceiling": ceiling},
@@ -349,15 +384,16 @@ def _real_ct_lines(real: RealCtRun) -> list[str]:
     return lines
 
 
-def _summary_text(config, length, evaluation, ceiling: dict[str, float], results, seconds, out_dir: Path, comparison,
-                  log_path: Path, real: RealCtRun | None) -> str:
+def _summary_text(config, shapes: KitsShapes | None, length, evaluation, ceiling: dict[str, float], results, seconds,
+                  out_dir: Path, comparison, log_path: Path, real: RealCtRun | None) -> str:
     from renal_nnunet.evaluation.report import summary_value
 
     s = evaluation.summary
     failed = [r.case_id for r in results if r.status == "failed"]
     lines = [
         "# renal-nnunet demo (synthetic data, short CPU training)", "",
-        f"{config.cases} training + {config.test_cases} held-out synthetic CTs, grid {config.grid}^3, "
+        f"{config.cases} training + {config.test_cases} held-out synthetic CTs{_shapes_phrase(config, shapes)}, "
+        f"grid {config.grid}^3, "
         f"folds {list(config.folds)}, {length['epochs']} x {length['iterations_per_epoch']} iterations per U-Net, "
         f"{length['classifier_epochs']} classifier epochs; wall time {seconds['total'] / 60:.1f} min "
         f"(data {seconds['data']:.0f} s, training {seconds['training']:.0f} s, prediction "

@@ -115,8 +115,8 @@ def write_synthetic_kits(
             (:func:`~renal_nnunet.synthetic.randomised.make_randomised_phantom`: domain-randomised
             torso, the demo's default); a case whose field of view holds no kidney gets a null subtype.
         **phantom_kwargs: passed to the generator (e.g. ``shape_zyx``, ``spacing_zyx_mm`` for
-            ``ellipsoid``, ``inplane_voxels`` for ``randomised``, ``masses_per_kidney``, or
-            ``subtype`` to give every case the same subtype).
+            ``ellipsoid``, ``inplane_voxels`` or ``kits_shapes`` for ``randomised``,
+            ``masses_per_kidney``, or ``subtype`` to give every case the same subtype).
 
     Returns:
         The SRC folder (``out_root/dataset`` or ``out_root/data``) that a converter reads.

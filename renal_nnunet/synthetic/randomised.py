@@ -8,8 +8,10 @@ the anatomy as a map of tissues, and then draws, anew for every case:
 * **the anatomy**: body size and fat, liver, spleen, stomach, gallbladder, pancreas, bowel loops and
   colon (fluid, gas or oral contrast), aorta and IVC with renal vessels, adrenals, psoas and back
   muscles, vertebrae with discs, ribs, lungs and heart, pelvis, bladder and femoral heads, arms
-  beside the trunk in some cases, the patient table; kidneys with cortex, medullary pyramids, sinus fat and collecting system, shifted,
-  scaled, tilted and sometimes absent; a smooth random deformation of all of it;
+  beside the trunk in some cases, the patient table; kidneys with cortex, medullary pyramids, sinus fat
+  and collecting system, shifted, scaled, tilted and sometimes absent, either ellipsoids or real
+  KiTS23 kidneys (:mod:`.kits_shapes`, then tumours and cysts are real KiTS shapes too); a smooth
+  random deformation of all of it;
 * **the field of view** (:data:`FIELDS_OF_VIEW`): abdomen, abdomen-pelvis, chest-abdomen-pelvis,
   kidneys cut by the first or last slice, and chest-only or pelvis-only scans with no kidney;
   in-plane margins, body position and voxel size;
@@ -39,6 +41,7 @@ from scipy import ndimage
 from renal_nnunet.anatomy.geometry import ImageGeometry, image_like
 from renal_nnunet.anatomy.labels import KITS_LABELS
 from renal_nnunet.synthetic.anatomy import KIDNEY_CENTRE_MM, KIDNEY_SEMI_AXES_MM, BodyLayout
+from renal_nnunet.synthetic.kits_shapes import KitsShapes, PlacedKidney, draw_kidney, paint_mass_shape
 from renal_nnunet.synthetic.paint import paint_masses
 from renal_nnunet.synthetic.phantom import PHANTOM_SUBTYPES, Phantom, draw_masses, paint_mass_label
 from renal_nnunet.synthetic.shapes import Ellipsoid, paint, rasterise, rotation_deg
@@ -363,14 +366,19 @@ def _draw_kidneys(layout: BodyLayout, rng) -> dict[str, Ellipsoid]:
     return kidneys
 
 
-def _paint_kidney(tissue, labels, geometry, kidney: Ellipsoid, side: str, rng) -> None:
+def _paint_kidney(tissue, labels, geometry, kidney: Ellipsoid, side: str, rng,
+                  placed: PlacedKidney | None = None) -> None:
     """Perirenal fat, cortex, medullary pyramids, sinus fat and collecting system; KiTS label 1 on
-    the parenchyma, 0 on the sinus."""
+    the parenchyma, 0 on the sinus. With ``placed`` the kidney is that real shape (``kidney`` is
+    then its envelope), otherwise the ellipsoid ``kidney``."""
     semi = np.asarray(kidney.semi_axes_mm)
-    rotation = np.asarray(kidney.rotation).reshape(3, 3)
-    local = lambda offset: tuple(np.asarray(kidney.centre_mm) + rotation @ (np.asarray(offset) * semi))  # noqa: E731
     paint(tissue, geometry, Ellipsoid(kidney.centre_mm, tuple(semi * rng.uniform(1.0, 1.4) + rng.uniform(0.0, 5.0)), kidney.rotation),
           Tissue.VISCERAL_FAT)
+    if placed is not None:
+        _paint_kidney_shape(tissue, labels, geometry, placed, rng)
+        return
+    rotation = np.asarray(kidney.rotation).reshape(3, 3)
+    local = lambda offset: tuple(np.asarray(kidney.centre_mm) + rotation @ (np.asarray(offset) * semi))  # noqa: E731
     paint(tissue, geometry, kidney, Tissue.RENAL_CORTEX)
     paint(labels, geometry, kidney, KITS_LABELS["kidney"])
     medial = 1.0 if side == "right" else -1.0  # the hilum faces the midline
@@ -386,6 +394,27 @@ def _paint_kidney(tissue, labels, geometry, kidney: Ellipsoid, side: str, rng) -
                        kidney.rotation)
     paint(tissue, geometry, pelvis, Tissue.COLLECTING_SYSTEM)
     paint(labels, geometry, pelvis, KITS_LABELS["background"])
+
+
+def _paint_kidney_shape(tissue, labels, geometry, placed: PlacedKidney, rng) -> None:
+    """A real kidney shape: cortex of random thickness (4-8 mm) over medulla broken into pyramids by
+    a random field, sinus fat inside the outline, and a collecting system in the sinus's deepest part."""
+    region = placed.sample(geometry)
+    if region is None:
+        return
+    slices, maps = region
+    parenchyma, outline, depth = maps["parenchyma"], maps["outline"], maps["depth_mm"]
+    spacing_zyx = geometry.spacing_mm[::-1]
+    columns = smooth_field(parenchyma.shape, spacing_zyx, correlation_mm=rng.uniform(5, 10), rng=rng)
+    medulla = parenchyma & (depth >= rng.uniform(4, 8)) & (columns > rng.uniform(-0.8, 0.0))
+    sinus = outline & ~parenchyma
+    collecting = sinus & (depth >= np.quantile(depth[sinus], rng.uniform(0.4, 0.85))) if sinus.any() else sinus
+    box = tissue[slices]
+    box[outline] = Tissue.SINUS_FAT
+    box[parenchyma] = Tissue.RENAL_CORTEX
+    box[medulla] = Tissue.RENAL_MEDULLA
+    box[collecting] = Tissue.COLLECTING_SYSTEM
+    labels[slices][parenchyma] = KITS_LABELS["kidney"]
 
 
 def _scan_range_mm(field_of_view: str, body_z_mm: float, kidneys: dict[str, Ellipsoid], rng) -> tuple[float, float]:
@@ -468,6 +497,7 @@ def make_randomised_phantom(
     inplane_voxels: tuple[int, int] = (56, 80),
     slice_spacing_mm: tuple[float, float] = (4.0, 8.0),
     direction: Sequence[float] | None = None,
+    kits_shapes: KitsShapes | None = None,
 ) -> Phantom:
     """A domain-randomised synthetic torso CT and its KiTS label map (deterministic per seed).
 
@@ -482,6 +512,9 @@ def make_randomised_phantom(
             in-plane spacing follows from the field of view, mm).
         slice_spacing_mm: range of the slice spacing, mm.
         direction: ITK direction cosines of the grid (9 values row-major); default LPS identity.
+        kits_shapes: real kidney, tumour and cyst shapes
+            (:func:`~renal_nnunet.synthetic.kits_shapes.load_kits_shapes`): each kidney and mass is
+            one of them, mirrored, turned and scaled; None for ellipsoid kidneys and masses.
 
     Returns:
         A :class:`~renal_nnunet.synthetic.phantom.Phantom`; ``field_of_view`` and ``phase`` record
@@ -508,6 +541,11 @@ def make_randomised_phantom(
     layout = BodyLayout((0.0, 0.0, 0.0), body_semi, scale)
     body = _Body(layout, fat_mm=rng.uniform(5, 40), wall_mm=rng.uniform(7, 14))
     kidneys = _draw_kidneys(layout, rng)
+    placed: dict[str, PlacedKidney] = {}
+    if kits_shapes is not None:
+        for side, kidney in kidneys.items():
+            placed[side] = draw_kidney(kits_shapes, side, kidney.centre_mm, scale, rng)
+            kidneys[side] = placed[side].envelope()
     bottom, top = _scan_range_mm(field_of_view, 0.0, kidneys, rng)
 
     fov = 2 * body_semi[0] * rng.uniform(1.05, 1.5)
@@ -530,11 +568,15 @@ def make_randomised_phantom(
     _paint_viscera(tissue, geometry, body, rng, oral_contrast=rng.random() < 0.4)
     _paint_skeleton(tissue, geometry, body, z_range, rng)
     for side, kidney in kidneys.items():
-        _paint_kidney(tissue, labels, geometry, kidney, side, rng)
+        _paint_kidney(tissue, labels, geometry, kidney, side, rng, placed.get(side))
     spacing_zyx = geometry.spacing_mm[::-1]
     voxel_mm = max(spacing_zyx)
     drawn = draw_masses(kidneys, subtype, masses_per_kidney, scale, voxel_mm, rng)
-    lesions = [lesion for lesion in drawn if paint_mass_label(labels, geometry, lesion, rng) > 0]
+    if kits_shapes is None:
+        lesions = [lesion for lesion in drawn if paint_mass_label(labels, geometry, lesion, rng) > 0]
+    else:
+        lesions = [lesion for lesion in drawn if paint_mass_shape(labels, geometry, kits_shapes, lesion.kits_label,
+                                                                  lesion.centre_mm, lesion.diameter_mm, rng) > 0]
     tissue[labels >= KITS_LABELS["tumor"]] = Tissue.RENAL_CORTEX
     if rng.random() < 0.8:
         tissue, labels = _deform([tissue, labels], spacing_zyx, rng.uniform(2, 10), rng)
