@@ -205,10 +205,9 @@ def _write_cohort(config: DemoConfig, folder: Path, n_cases: int, seed: int, sha
     given); returns its source folder."""
     from renal_nnunet.synthetic import write_synthetic_kits
 
-    grid = {} if config.generator == "randomised" else {"shape_zyx": config.shape_zyx,
-                                                         "spacing_zyx_mm": config.spacing_zyx_mm}
-    return write_synthetic_kits(folder, n_cases, seed=seed, generator=config.generator, **grid,
-                                **({} if shapes is None else {"kits_shapes": shapes}))
+    options = ({"kits_shapes": shapes} if config.generator == "randomised"
+               else {"shape_zyx": config.shape_zyx, "spacing_zyx_mm": config.spacing_zyx_mm})
+    return write_synthetic_kits(folder, n_cases, seed=seed, generator=config.generator, **options)
 
 
 def _kits_shapes(config: DemoConfig) -> KitsShapes | None:

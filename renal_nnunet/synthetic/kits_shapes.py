@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from renal_nnunet.anatomy.geometry import ImageGeometry
 from renal_nnunet.anatomy.labels import KITS_LABELS
+from renal_nnunet.anatomy.sinus import closing_mm
 from renal_nnunet.io import InputError, read_label_map
 from renal_nnunet.synthetic.shapes import Ellipsoid, rotation_deg
 
@@ -151,8 +152,7 @@ def _shapes_of_case(segmentation_path: Path, case_id: str, spacing_mm: float
     if len(kidneys) != 2:  # one kidney (nephrectomy) or none: its side cannot be told without the CT
         return [], masses
     centres_x = [np.argwhere(components == c)[:, 2].mean() for c in kidneys]
-    radius = int(round(SINUS_CLOSING_MM / spacing_mm))
-    ball = np.linalg.norm(np.mgrid[-radius:radius + 1, -radius:radius + 1, -radius:radius + 1], axis=0) <= radius
+    margin = int(np.ceil(SINUS_CLOSING_MM / spacing_mm)) + 1  # closing_mm needs background beyond the radius
     shapes = []
     for component, centre_x in zip(kidneys, centres_x):
         inside = components == component
@@ -161,8 +161,8 @@ def _shapes_of_case(segmentation_path: Path, case_id: str, spacing_mm: float
             continue
         if np.isin(array[inside], (KITS_LABELS["tumor"], KITS_LABELS["cyst"])).any():
             continue
-        parenchyma = _cropped(inside, radius + 1)
-        outline = ndimage.binary_fill_holes(ndimage.binary_closing(parenchyma, ball)) | parenchyma
+        parenchyma = _cropped(inside, margin)
+        outline = ndimage.binary_fill_holes(closing_mm(parenchyma, (spacing_mm,) * 3, SINUS_CLOSING_MM)) | parenchyma
         depth = (ndimage.distance_transform_edt(outline) * spacing_mm).astype(np.float32)
         side = "left" if centre_x == max(centres_x) else "right"  # +x (LPS) is the patient's left
         shapes.append(KidneyShape(case_id, side, parenchyma, outline, depth, spacing_mm))
@@ -279,7 +279,8 @@ def draw_kidney(shapes: KitsShapes, side: str, centre_mm, scale: float, rng: np.
 
 def paint_mass_shape(labels: np.ndarray, geometry: ImageGeometry, shapes: KitsShapes, kits_label: int,
                      centre_mm, diameter_mm: float, rng: np.random.Generator) -> int:
-    """Paint a random real tumour or cyst of ``shapes`` (its ``kits_label``), turned at random and
+    """Paint a random real tumour or cyst of ``shapes`` (its ``kits_label``; any of its masses when it
+    holds none of that label; ``shapes.masses`` must not be empty), turned at random and
     scaled to ``diameter_mm`` (the equal-volume sphere's, times 0.9-1.1 per axis), centred at
     ``centre_mm`` (LPS); returns its voxel count on the grid."""
     candidates = shapes.masses_labelled(kits_label) or shapes.masses

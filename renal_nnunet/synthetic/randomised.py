@@ -514,7 +514,8 @@ def make_randomised_phantom(
         direction: ITK direction cosines of the grid (9 values row-major); default LPS identity.
         kits_shapes: real kidney, tumour and cyst shapes
             (:func:`~renal_nnunet.synthetic.kits_shapes.load_kits_shapes`): each kidney and mass is
-            one of them, mirrored, turned and scaled; None for ellipsoid kidneys and masses.
+            one of them, mirrored, turned and scaled (masses stay ellipsoids if it holds none); None
+            for ellipsoid kidneys and masses.
 
     Returns:
         A :class:`~renal_nnunet.synthetic.phantom.Phantom`; ``field_of_view`` and ``phase`` record
@@ -572,7 +573,7 @@ def make_randomised_phantom(
     spacing_zyx = geometry.spacing_mm[::-1]
     voxel_mm = max(spacing_zyx)
     drawn = draw_masses(kidneys, subtype, masses_per_kidney, scale, voxel_mm, rng)
-    if kits_shapes is None:
+    if kits_shapes is None or not kits_shapes.masses:
         lesions = [lesion for lesion in drawn if paint_mass_label(labels, geometry, lesion, rng) > 0]
     else:
         lesions = [lesion for lesion in drawn if paint_mass_shape(labels, geometry, kits_shapes, lesion.kits_label,
