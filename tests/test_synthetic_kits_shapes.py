@@ -128,16 +128,16 @@ def test_real_masses_keep_their_kind_and_drawn_size(library):
 def test_demo_takes_no_shape_from_the_painted_control_cases(kits23_dataset, tmp_path):
     """The painted-KiTS control (``scripts/bench_sim2real.py``) scores the first cases: the demo's
     generator must not have trained on their shapes."""
-    from renal_nnunet.pipeline.demo import DemoConfig, _kits_shapes
+    from renal_nnunet.pipeline.demo import DemoConfig, demo_kits_shapes
     from renal_nnunet.synthetic.kits_shapes import CONTROL_CASES, control_case_ids
 
     dataset = tmp_path / "dataset"
     dataset.mkdir()
     for case_id in sorted(p.name for p in kits23_dataset.glob("case_*"))[:CONTROL_CASES + 2]:
         (dataset / case_id).symlink_to(kits23_dataset / case_id)
-    shapes = _kits_shapes(DemoConfig(kits_shapes=dataset))
+    shapes = demo_kits_shapes(DemoConfig(kits_shapes=dataset))
     used = {s.case_id for s in shapes.kidneys} | {m.case_id for m in shapes.masses}
     assert used and not used & set(control_case_ids(dataset))
     assert len(control_case_ids(dataset)) == CONTROL_CASES
-    assert _kits_shapes(DemoConfig(kits_shapes=None)) is None
-    assert _kits_shapes(DemoConfig(kits_shapes=dataset, generator="ellipsoid")) is None
+    assert demo_kits_shapes(DemoConfig(kits_shapes=None)) is None
+    assert demo_kits_shapes(DemoConfig(kits_shapes=dataset, generator="ellipsoid")) is None

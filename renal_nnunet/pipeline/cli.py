@@ -149,6 +149,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="KiTS23 dataset/ folder whose mass-free kidneys, tumours and cysts the randomised "
                            "generator places into its torsos; 'shared' (default) takes ../shared/kits23 or "
                            "$RENAL_KITS23_DIR when present, 'none' keeps ellipsoid kidneys and masses")
+    demo.add_argument("--phase", default=None, metavar="PHASE",
+                      help="one contrast phase for every randomised case, e.g. nephrographic (an ablation; "
+                           "default: drawn per case; an unknown name is refused with the list)")
+    demo.add_argument("--field-of-view", default=None, metavar="RANGE",
+                      help="one scan range for every randomised case, e.g. abdomen (an ablation; default: drawn "
+                           "per case; an unknown name is refused with the list)")
     add_device(demo)
     demo.add_argument("--compare", action="store_true", help="also train and compare the one-stage baselines")
     demo.set_defaults(func=_demo)
@@ -282,7 +288,8 @@ def _demo(args: argparse.Namespace) -> int:
     from renal_nnunet.pipeline.demo import DemoConfig, run_demo
 
     overrides = {k: v for k, v in (("cases", args.cases), ("grid", args.grid), ("minutes", args.minutes),
-                                   ("generator", args.generator)) if v is not None}
+                                   ("generator", args.generator), ("phase", args.phase),
+                                   ("field_of_view", args.field_of_view)) if v is not None}
     if args.kits_shapes is not None:
         overrides["kits_shapes"] = None if args.kits_shapes == "none" else args.kits_shapes
     summary = run_demo(args.output, DemoConfig(device=resolve_device(args.device), compare=args.compare, **overrides))

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from renal_nnunet.synthetic.kits_shapes import KitsShapes
 
 __all__ = ["DemoConfig", "DemoLength", "DemoSummary", "DEMO_LENGTHS", "NNUNET_LOG", "run_demo", "reference_seg",
-           "demo_length", "training_length"]
+           "demo_length", "training_length", "demo_kits_shapes", "write_held_out_cohort"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,11 @@ class DemoConfig:
             leaving out the :data:`~renal_nnunet.synthetic.kits_shapes.CONTROL_CASES` that the
             painted-KiTS control scores; ``"shared"`` takes the shared KiTS23 label maps when this
             machine has them, None (or no such folder) keeps ellipsoid kidneys and masses.
+        phase, field_of_view: one contrast phase
+            (:data:`~renal_nnunet.synthetic.randomised.PHASES`) or scan range
+            (:data:`~renal_nnunet.synthetic.randomised.FIELDS_OF_VIEW`) for every case of the
+            ``randomised`` generator, training and held-out alike: that randomisation left out, for an
+            ablation; None (default) draws it per case.
     """
 
     cases: int = 48
@@ -119,8 +124,17 @@ class DemoConfig:
     first_id: int = 501
     real_ct: str | Path | None = "shared"
     kits_shapes: str | Path | None = "shared"
+    phase: str | None = None
+    field_of_view: str | None = None
 
     def __post_init__(self):
+        from renal_nnunet.synthetic.randomised import FIELDS_OF_VIEW, PHASES
+
+        if self.phase not in (None, *PHASES) or self.field_of_view not in (None, *FIELDS_OF_VIEW):
+            raise ValueError(f"phase must be one of {PHASES} and field_of_view one of {tuple(FIELDS_OF_VIEW)} "
+                             f"(or None); got {self.phase!r}, {self.field_of_view!r}")
+        if self.generator != "randomised" and (self.phase or self.field_of_view):
+            raise ValueError("phase and field_of_view fix draws of the randomised generator only")
         if self.cases < 5:
             raise ValueError(f"cases must be at least 5 (five patient-grouped folds), got {self.cases}")
         if self.test_cases < 1 or self.grid < 16:
@@ -205,12 +219,13 @@ def _write_cohort(config: DemoConfig, folder: Path, n_cases: int, seed: int, sha
     given); returns its source folder."""
     from renal_nnunet.synthetic import write_synthetic_kits
 
-    options = ({"kits_shapes": shapes} if config.generator == "randomised"
+    options = ({"kits_shapes": shapes, "phase": config.phase, "field_of_view": config.field_of_view}
+               if config.generator == "randomised"
                else {"shape_zyx": config.shape_zyx, "spacing_zyx_mm": config.spacing_zyx_mm})
     return write_synthetic_kits(folder, n_cases, seed=seed, generator=config.generator, **options)
 
 
-def _kits_shapes(config: DemoConfig) -> KitsShapes | None:
+def demo_kits_shapes(config: DemoConfig) -> KitsShapes | None:
     """The real KiTS shapes the demo's generator uses, or None (see :attr:`DemoConfig.kits_shapes`)."""
     from renal_nnunet.evaluation.transfer import shared_kits23_dataset
     from renal_nnunet.synthetic.kits_shapes import control_case_ids, load_kits_shapes
@@ -228,15 +243,19 @@ def _shapes_phrase(config: DemoConfig, shapes: KitsShapes | None) -> str:
     """How the randomised generator shaped kidneys and masses, for the summary's first line."""
     if config.generator != "randomised":
         return ""
+    fixed = ((f"; every case in the {config.phase} phase" if config.phase else "")
+             + (f"; every scan range {config.field_of_view}" if config.field_of_view else ""))
     if shapes is None:
-        return " (ellipsoid kidneys and masses)"
+        return f" (ellipsoid kidneys and masses{fixed})"
     tumours, cysts = (len(shapes.masses_labelled(KITS_LABELS[name])) for name in ("tumor", "cyst"))
     return (f" (kidneys, tumours and cysts shaped like {len(shapes.kidneys)}, {tumours} and {cysts} real ones "
-            f"of KiTS23)")
+            f"of KiTS23{fixed})")
 
 
-def _held_out_cohort(config: DemoConfig, out_dir: Path, shapes: KitsShapes | None) -> tuple[Path, Path]:
-    """Write the held-out cohort, its CTs as ``test_images/<case>.nii.gz`` and references."""
+def write_held_out_cohort(config: DemoConfig, out_dir: Path, shapes: KitsShapes | None) -> tuple[Path, Path]:
+    """Write the demo's held-out cohort (``config.test_cases`` cases of its generator, seed
+    ``config.seed + 1``, real KiTS ``shapes`` or None): its CTs as ``out_dir/test_images/<case>.nii.gz``
+    and its references, in the pipeline's labels, as ``out_dir/test_references/<case>.nii.gz``."""
     from renal_nnunet.dataset_conversion.kits import find_kits_cases
 
     src = _write_cohort(config, out_dir / "synthetic" / "test", config.test_cases, config.seed + 1, shapes)
@@ -285,9 +304,9 @@ def _run_steps(out_dir: Path, config: DemoConfig, log_path: Path) -> DemoSummary
     models_dir = out_dir / "models"
     started_all, seconds = time.perf_counter(), {}
     started = time.perf_counter()
-    shapes = _kits_shapes(config)
+    shapes = demo_kits_shapes(config)
     train_src = _write_cohort(config, out_dir / "synthetic" / "train", config.cases, config.seed, shapes)
-    images, references = _held_out_cohort(config, out_dir, shapes)
+    images, references = write_held_out_cohort(config, out_dir, shapes)
     folders = NnunetFolders.under(out_dir / "nnunet")
     conversion = convert_kits(train_src, folders.raw, ConversionConfig(first_id=config.first_id, grid=config.grid))
     if not conversion.ok:
@@ -346,7 +365,7 @@ class RealCtRun:
 
 def _real_ct_step(config: DemoConfig, out_dir: Path, models_dir: Path, seconds: dict) -> RealCtRun | None:
     """Predict the real CT with the demo's models; measure kidney boxes only on the shared one."""
-    from renal_nnunet.evaluation.transfer import real_ct_findings, shared_real_ct
+    from renal_nnunet.evaluation.transfer import shared_real_ct, shared_real_ct_findings
     from renal_nnunet.pipeline.predict import PredictConfig, predict
 
     source = shared_real_ct() if config.real_ct == "shared" else config.real_ct
@@ -361,7 +380,7 @@ def _real_ct_step(config: DemoConfig, out_dir: Path, models_dir: Path, seconds: 
         return RealCtRun(source, None, f"failed ({err})", None)
     findings = None
     if result.status != "failed" and config.real_ct == "shared":
-        findings = real_ct_findings(read_image(result.files["seg"]))
+        findings = shared_real_ct_findings(source, read_image(result.files["seg"]))
     _timed(seconds, "real_ct", started)
     return RealCtRun(source, findings, result.status, result.files.get("report"))
 
@@ -376,9 +395,13 @@ def _real_ct_lines(real: RealCtRun) -> list[str]:
         return lines + [f"Prediction status: {real.status}; report: {real.report}", ""]
     found = real.findings
     lines += ["| side | kidney volume (ml) | share inside the kidney's box |", "|---|---|---|"]
-    lines += [f"| {row['side']} | {row['kidney_ml']:.0f} | {row['inside_box']:.1%} |" for row in found.rows()]
-    lines += ["", f"Masses reported: {found.masses_text()} (none is known in this scan). Expected: each kidney 100-250 ml, "
-                  f">= 90 % of kidney voxels inside the boxes; met: {'yes' if found.meets_bounds() else 'no'}.",
+    lines += [f"| {row['side']} | {row['kidney_ml']:.0f} | "
+              f"{'no kidney found' if np.isnan(row['inside_box']) else format(row['inside_box'], '.1%')} |"
+              for row in found.rows()]
+    lines += ["", f"Masses reported: {found.masses_text()}. The scan's one renal mass, a simple cyst at the right "
+                  f"kidney's upper pole (not in its README; outlined from its water density): {found.cyst_text()}.",
+              "Expected: each kidney 100-250 ml, >= 90 % of kidney voxels inside the boxes, no mass but that cyst; "
+              f"met: {'yes' if found.meets_bounds() else 'no'}.",
               f"Report picture: {real.report}", ""]
     return lines
 

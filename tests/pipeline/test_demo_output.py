@@ -78,3 +78,30 @@ def test_minutes_pick_a_named_training_length():
     assert demo_length(DemoConfig(minutes=12.0, folds=(0, 1))).minutes == 2.0, "the budget is shared by the folds"
     with pytest.raises(ValueError, match="12min .* 2min"):
         DemoConfig(minutes=1.0)
+
+
+def test_an_ablation_fixes_one_randomisation_for_every_case(tmp_path):
+    """``--phase`` / ``--field-of-view`` give every case of the demo's cohorts that phase and scan range
+    (the generator's own draw, not a look-alike), the first line says so, and unknown names are refused."""
+    import SimpleITK as sitk
+
+    from renal_nnunet.dataset_conversion.kits import find_kits_cases
+    from renal_nnunet.pipeline.demo import DemoConfig, _shapes_phrase, _write_cohort
+    from renal_nnunet.synthetic.layouts import SYNTHETIC_SUBTYPE_CYCLE
+    from renal_nnunet.synthetic.randomised import make_randomised_phantom
+
+    config = DemoConfig(phase="non-contrast", field_of_view="chest")
+    src = _write_cohort(config, tmp_path / "chest", 3, seed=0, shapes=None)
+    cases = find_kits_cases(src)
+    assert len(cases) == 3 and not any(sitk.GetArrayFromImage(sitk.ReadImage(str(case.label_path))).any()
+                                       for case in cases), "chest-only scans hold no kidney"
+    src = _write_cohort(DemoConfig(phase="non-contrast", field_of_view="abdomen"), tmp_path / "abdomen", 1, 0, None)
+    written = sitk.GetArrayFromImage(sitk.ReadImage(str(find_kits_cases(src)[0].image_path)))
+    expected = make_randomised_phantom(0, subtype=SYNTHETIC_SUBTYPE_CYCLE[0], phase="non-contrast",
+                                       field_of_view="abdomen")
+    assert expected.phase == "non-contrast" and (written == sitk.GetArrayFromImage(expected.ct)).all()
+    assert "every case in the non-contrast phase; every scan range chest" in _shapes_phrase(config, None)
+    with pytest.raises(ValueError, match="nephrographic"):
+        DemoConfig(phase="portal")
+    with pytest.raises(ValueError, match="randomised generator only"):
+        DemoConfig(generator="ellipsoid", field_of_view="abdomen")
