@@ -5,7 +5,7 @@ What it measures, with one models folder (e.g. the demo's ``demo_output/models``
    volume per side, the share of each side's predicted kidney voxels inside the box drawn by eye
    around that kidney (its README), the masses reported, and the report PNG to look at. The scan's
    README knows no renal mass, but the right kidney's upper pole holds a simple cyst (water density,
-   about 85 ml, a claw of parenchyma around it): each mass is marked when it lies on that cyst's
+   about 87 ml, a claw of parenchyma around it): each mass is marked when it lies on that cyst's
    outline (:func:`renal_nnunet.evaluation.transfer.simple_cyst_outline`), the masses on it are
    scored by Dice against the outline, and ``WORK/real_ct_cyst.png`` shows the cyst, its outline and
    the model's labels in three planes. Bounds of issue 24: >= 90 % inside the boxes, each kidney
@@ -17,7 +17,8 @@ What it measures, with one models folder (e.g. the demo's ``demo_output/models``
 3. with ``--held-out N``: the same scores on N held-out torsos of the demo's default generator
    (seed 1, so the demo's own 4 held-out torsos are the first 4; real KiTS23 shapes where found),
    the synthetic side of the comparison, e.g. for models of an ablation (``renal-nnunet demo
-   --phase nephrographic``) scored on the same torsos as the default's.
+   --phase nephrographic``) scored on the same torsos as the default's. A demo run with ``seed=1``
+   trained on these very torsos: do not score its models here.
 
 Prints one table and writes ``--json`` (default ``WORK/bench_sim2real.json``) with the CPU's model
 and flags beside wall times.
@@ -150,7 +151,7 @@ def main() -> int:
                              "demo's generator takes no shape from)")
     parser.add_argument("--held-out", type=int, default=0,
                         help="also score this many held-out torsos of the demo's default generator (seed 1, as "
-                             "the demo's held-out cohort; 0: none)")
+                             "the demo's held-out cohort; 0: none; models of a demo run with seed 1 trained on them)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if not 0 <= args.painted <= CONTROL_CASES:
